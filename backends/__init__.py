@@ -1,0 +1,1 @@
+"""fastcnn's built-in backends, each found through the ``fastcnn.backends`` entry points."""

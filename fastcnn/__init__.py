@@ -1,0 +1,68 @@
+"""fastcnn: 2-D convolution and pooling on NumPy arrays, over interchangeable backends.
+
+Importing fastcnn loads NumPy only; backends (and SciPy, Numba) load on first use.
+"""
+
+from fastcnn.api import (
+    conv2d,
+    conv2d_backward,
+    max_pool2d,
+    max_pool2d_backward,
+    mean_pool2d,
+    mean_pool2d_backward,
+    min_pool2d,
+    min_pool2d_backward,
+)
+from fastcnn.config import (
+    get_num_threads,
+    get_workspace_limit,
+    set_num_threads,
+    set_workspace_limit,
+)
+from fastcnn.registry import (
+    Backend,
+    BackendBase,
+    BackendInfo,
+    BackendUnsupported,
+    ConvGrads,
+    GradNeed,
+    get_default_backend,
+    list_backends,
+    register_backend,
+    set_default_backend,
+    unregister_backend,
+    use_backend,
+)
+from fastcnn.spec import ConvSpec, PoolSpec
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Backend",
+    "BackendBase",
+    "BackendInfo",
+    "BackendUnsupported",
+    "ConvGrads",
+    "ConvSpec",
+    "GradNeed",
+    "PoolSpec",
+    "__version__",
+    "conv2d",
+    "conv2d_backward",
+    "get_default_backend",
+    "get_num_threads",
+    "get_workspace_limit",
+    "list_backends",
+    "max_pool2d",
+    "max_pool2d_backward",
+    "mean_pool2d",
+    "mean_pool2d_backward",
+    "min_pool2d",
+    "min_pool2d_backward",
+    "register_backend",
+    "set_default_backend",
+    "set_num_threads",
+    "set_workspace_limit",
+    "unregister_backend",
+    "use_backend",
+]

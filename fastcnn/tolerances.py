@@ -1,0 +1,58 @@
+"""Every tolerance the audit uses, in one place. Never widen one to make a backend pass.
+
+Forward and backward results are compared with the normwise relative error
+``max|y - ref| / max(max|ref|, tiny)`` against the naive backend computed in float64.
+The bound for a dtype covers summation-order rounding over the reductions our cases use
+(up to a few thousand terms): float32 rounding (6e-8) times sqrt(terms) with a margin.
+An algorithm whose error grows faster than direct summation (an FFT's error scales with
+the whole signal's norm rather than the window's) declares ``error_factor`` on the
+backend object; the audit multiplies the dtype bound by it and prints both.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+#: Normwise relative error allowed against the float64 reference, per compute dtype.
+FORWARD_TOLERANCE: dict[str, float] = {"float32": 5e-5, "float64": 1e-11}
+
+#: Central finite differences in float64: step, and the error allowed relative to the
+#: Cauchy-Schwarz scale |grad| * |direction|. Convolution is bilinear and pooling is
+#: piecewise linear, so the differences are exact up to rounding (about eps*|L|/step).
+FD_STEP = 1e-3
+FD_TOLERANCE = 1e-6
+
+#: Max/min pooling inputs are drawn with distinct values at least this far apart, so a
+#: finite-difference step (scaled to at most FD_STEP per cell) never swaps the winner.
+NO_TIE_SPACING = 1e-2
+
+#: Denominator floor of the relative error, so an all-zero reference does not divide by 0.
+TINY = 1e-30
+
+
+def forward_tolerance(dtype: str, backend: Any = None) -> float:
+    """The allowed normwise relative error for ``backend`` computing in ``dtype``."""
+    factor = float(getattr(backend, "error_factor", 1.0)) if backend is not None else 1.0
+    return FORWARD_TOLERANCE[dtype] * max(factor, 1.0)
+
+
+def relative_error(actual: Any, reference: Any) -> float:
+    """Normwise relative error ``max|a - r| / max(max|r|, TINY)`` (inf on shape mismatch)."""
+    import numpy as np
+
+    a = np.asarray(actual, dtype=np.float64)
+    r = np.asarray(reference, dtype=np.float64)
+    if a.shape != r.shape:
+        return float("inf")
+    if r.size == 0:
+        return 0.0
+    diff = np.abs(a - r)
+    # NaN where the reference has NaN at the same place counts as agreement.
+    both_nan = np.isnan(a) & np.isnan(r)
+    same_inf = np.isinf(r) & (a == r)
+    diff = np.where(both_nan | same_inf, 0.0, diff)
+    if np.isnan(diff).any():
+        return float("inf")
+    finite_ref = np.abs(r[np.isfinite(r)])
+    scale = max(float(finite_ref.max()) if finite_ref.size else 0.0, TINY)
+    return float(diff.max()) / scale
