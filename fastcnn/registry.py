@@ -212,6 +212,17 @@ def unregister_backend(name: str) -> None:
         _discovered = False  # let an entry point of that name come back
 
 
+def rediscover() -> None:
+    """Scan the entry points again, e.g. after installing a plugin in a running process.
+
+    Backends already registered or loaded are kept; new entry points are added.
+    """
+    global _discovered
+    with _lock:
+        _discovered = False
+    _ensure_discovered()
+
+
 def backend_names() -> tuple[str, ...]:
     """Names of every registered backend, available or not, sorted."""
     _ensure_discovered()
