@@ -1,0 +1,113 @@
+"""im2col against the naive reference, finite differences, chunking and bounded memory."""
+
+from __future__ import annotations
+
+import tracemalloc
+
+import numpy as np
+import pytest
+
+import fastcnn
+from fastcnn.registry import get_backend
+from fastcnn.spec import make_conv_spec
+from tests.helpers import (
+    CONV_SWEEP,
+    POOL_SWEEP,
+    case_id,
+    check_conv,
+    check_conv_fd,
+    check_pool,
+    check_pool_fd,
+    conv_inputs,
+)
+
+DTYPES = ["float32", "float64"]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", CONV_SWEEP, ids=case_id)
+def test_conv_matches_naive(case, dtype):
+    check_conv("im2col", case, dtype)
+
+
+@pytest.mark.parametrize("case", CONV_SWEEP, ids=case_id)
+def test_conv_gradients_match_finite_differences(case):
+    check_conv_fd("im2col", case)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("mode", ["max", "min", "mean"])
+@pytest.mark.parametrize("case", POOL_SWEEP, ids=case_id)
+def test_pool_matches_naive(case, mode, dtype):
+    check_pool("im2col", mode, case, dtype)
+
+
+@pytest.mark.parametrize("mode", ["max", "min", "mean"])
+@pytest.mark.parametrize("case", POOL_SWEEP, ids=case_id)
+def test_pool_gradients_match_finite_differences(case, mode):
+    check_pool_fd("im2col", mode, case)
+
+
+@pytest.fixture
+def workspace_limit():
+    """Set a workspace limit for one test, restoring the previous one afterwards."""
+    before = fastcnn.get_workspace_limit()
+    yield fastcnn.set_workspace_limit
+    fastcnn.set_workspace_limit(before)
+
+
+@pytest.mark.parametrize("limit", [1, 4000, 40_000])
+def test_chunking_by_batch_and_by_rows_gives_the_same_result(workspace_limit, limit):
+    case = dict(n=3, cin=4, h=9, w=8, cout=6, k=(3, 3), groups=2, stride=(2, 1), padding=1)
+    x, w, b, params = conv_inputs(case)
+    gy = np.random.default_rng(5).standard_normal((3, 6, 5, 8))
+    whole = fastcnn.conv2d(x, w, b, backend="im2col", **params)
+    whole_grads = fastcnn.conv2d_backward(gy, x, w, backend="im2col", **params)
+    pools = [fastcnn.max_pool2d(x, 3, stride=2, padding=1, ceil_mode=True, backend="im2col")]
+    workspace_limit(limit)  # 1 byte: one output row of one image at a time
+    np.testing.assert_allclose(fastcnn.conv2d(x, w, b, backend="im2col", **params), whole)
+    chunked = fastcnn.conv2d_backward(gy, x, w, backend="im2col", **params)
+    for got, want in zip(chunked, whole_grads, strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+    np.testing.assert_array_equal(
+        fastcnn.max_pool2d(x, 3, stride=2, padding=1, ceil_mode=True, backend="im2col"), pools[0]
+    )
+    check_conv("im2col", case, "float64")
+    check_pool("im2col", "max", dict(n=2, c=2, h=7, w=7, k=3, stride=2, ceil_mode=True), "float32")
+
+
+def test_peak_memory_stays_near_the_workspace_limit(workspace_limit):
+    # 64 images of 64 channels at 64x64, 3x3: the whole lowered matrix would be
+    # 64 * 576 * 4096 * 8 bytes = 1.2 GiB in float64.
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((64, 64, 64, 64))
+    w = rng.standard_normal((8, 64, 3, 3))
+    spec = make_conv_spec(x, w, bias=False, padding=1, dtype=np.dtype("float64"))
+    whole = spec.batch * spec.in_channels * 9 * spec.out_height * spec.out_width * 8
+    assert whole > 2**30
+    limit = 64 * 2**20
+    workspace_limit(limit)
+    assert get_backend("im2col").workspace_bytes("conv2d", spec) <= limit
+    tracemalloc.start()
+    try:
+        y = fastcnn.conv2d(x, w, padding=1, backend="im2col")
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    # Allowed: the limit (lowered columns), the output, and a quarter of the limit for the
+    # padded input slab and GEMM results of a chunk; far below the 1.2 GiB of no chunking.
+    assert peak <= 1.25 * limit + y.nbytes, f"peak {peak / 2**20:.0f} MiB"
+    # The result is right: compare two images with the reference.
+    ref = fastcnn.conv2d(x[[0, 63]], w, padding=1, backend="naive")
+    np.testing.assert_allclose(y[[0, 63]], ref, rtol=1e-10, atol=1e-10)
+
+
+def test_repeated_calls_are_bit_identical():
+    x, w, b, params = conv_inputs(CONV_SWEEP[2])
+    first = fastcnn.conv2d(
+        x.astype(np.float32), w.astype(np.float32), b, backend="im2col", **params
+    )
+    again = fastcnn.conv2d(
+        x.astype(np.float32), w.astype(np.float32), b, backend="im2col", **params
+    )
+    np.testing.assert_array_equal(first, again)
