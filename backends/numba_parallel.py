@@ -1,0 +1,515 @@
+"""Direct convolution and pooling as JIT-compiled parallel loops (Numba).
+
+No lowered matrix: each kernel reads the input in place, handling padding by clipping
+every kernel tap's range of output columns instead of copying a padded input, so the only
+extra memory is a row accumulator per task. Work is split over flattened
+(image x output-channel block) or (image x channel) indices, so both cores are busy even
+at batch 1. Every output cell is written by exactly one task in a fixed order, so results
+are deterministic and the backward pass has no races: dX is owned per (image, channel),
+dW per (output channel, input channel).
+
+Threading: Numba's default OpenMP layer kills a child process forked after a parallel
+call, so this module selects the ``workqueue`` layer (unless the user chose one with
+NUMBA_THREADING_LAYER), which survives fork but must not be entered by two Python threads
+at once; a module-level lock serialises kernel launches. Kernels are compiled on first use
+and cached on disk (``cache=True``; Numba falls back to a per-user cache directory when
+the package directory is read-only).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+
+import numba
+import numpy as np
+from numba import njit, prange
+
+from fastcnn.config import get_num_threads
+from fastcnn.registry import BackendBase, ConvGrads, GradNeed
+from fastcnn.spec import ConvSpec, PoolSpec
+
+if "NUMBA_THREADING_LAYER" not in os.environ:
+    numba.config.THREADING_LAYER = "workqueue"
+
+_launch_lock = threading.Lock()
+
+#: Output channels computed together, so each input value loaded is used this many times.
+_OUT_BLOCK = 4
+#: Wide-grid cells per stride-1 tile and channel: 4 accumulator rows of this many float32
+#: stay within a 32 KiB L1 data cache.
+_TILE_CELLS = 1024
+#: Inner loops are rounded up to a multiple of this many elements (two AVX2 vectors of
+#: float32) so that no scalar remainder loop runs.
+_VECTOR_PAD = 16
+#: Reassociation lets LLVM vectorise the dot products of dW; contraction allows FMA. Both
+#: keep NaN/Inf semantics (no "nnan"/"ninf"), and a compiled kernel is deterministic.
+_FASTMATH = {"reassoc", "contract"}
+
+_POOL_MODE = {"max": 0, "min": 1, "mean": 2}
+
+# Cost model for backend="auto", fitted on a 2-core AVX2 machine with `fastcnn bench`
+# (float32, 2 threads, ResNet-18 / VGG-16 / MobileNet layers at N=8): sustained GFLOP/s of
+# the direct loops, by case, plus a per-call launch overhead.
+_CONV_FLOPS_PER_SECOND = {"float32": 60e9, "float64": 30e9}
+_STRIDED_CONV_FLOPS_PER_SECOND = {"float32": 15e9, "float64": 10e9}
+_DEPTHWISE_FLOPS_PER_SECOND = {"float32": 12e9, "float64": 8e9}
+_POOL_TAPS_PER_SECOND = 1.5e9
+_LAUNCH_SECONDS = 30e-6
+
+
+def _column_range(off: int, stride: int, width: int, out_width: int) -> tuple[int, int]:
+    """Output columns ``ow`` whose tap column ``ow*stride + off`` lies inside ``[0, width)``."""
+    lo = max(0, -(off // stride))
+    hi = min(out_width, (width - 1 - off) // stride + 1)
+    return lo, hi
+
+
+_column_range_jit = njit(inline="always", cache=True)(_column_range)
+
+
+@njit(parallel=True, cache=True, fastmath=_FASTMATH)
+def _conv_forward_unit(x, w, b, y, dh, dw, top, left, groups):  # pragma: no cover
+    """Stride-1 convolution on a "wide grid": taps become contiguous flat offsets.
+
+    A tile of output rows is computed on rows of width ``wp = OW + dw*(KW-1)`` (the extra
+    columns are discarded), so kernel tap (i, j) reads the padded input tile at the flat
+    offset ``i*dh*wp + j*dw`` and every inner loop is one long contiguous run that LLVM
+    vectorises. Three taps of a kernel row and four output channels are fused per pass
+    (12 FMAs per 4 stores) for 3-wide kernels, the common case.
+    """
+    n_img, _, height, width = x.shape
+    n_out, cin_g, kh, kw = w.shape
+    out_h, out_w = y.shape[2], y.shape[3]
+    out_g = n_out // groups
+    blocks = (out_g + _OUT_BLOCK - 1) // _OUT_BLOCK
+    wp = out_w + dw * (kw - 1)
+    rows = max(1, min(out_h, _TILE_CELLS // wp))
+    tiles = (out_h + rows - 1) // rows
+    span = rows - 1 + dh * (kh - 1) + 1
+    padded_len = (rows * wp + _VECTOR_PAD - 1) // _VECTOR_PAD * _VECTOR_PAD
+    for task in prange(n_img * groups * blocks * tiles):
+        tile = task % tiles
+        blk = (task // tiles) % blocks
+        g = (task // (tiles * blocks)) % groups
+        n = task // (tiles * blocks * groups)
+        o0 = g * out_g + blk * _OUT_BLOCK
+        nb = min(_OUT_BLOCK, (g + 1) * out_g - o0)
+        r_lo = tile * rows
+        nr = min(rows, out_h - r_lo)
+        # Rounded up to whole vectors: the tail computes discarded cells instead of
+        # falling back to scalar code.
+        length = (nr * wp + _VECTOR_PAD - 1) // _VECTOR_PAD * _VECTOR_PAD
+        acc = np.empty((_OUT_BLOCK, padded_len), dtype=y.dtype)
+        tile_in = np.zeros(span * wp + dw * (kw - 1) + _VECTOR_PAD, dtype=x.dtype)
+        for k in range(nb):
+            acc[k, :] = b[o0 + k]
+        for ci in range(cin_g):
+            c = g * cin_g + ci
+            for s in range(span):
+                r = r_lo + s - top
+                dst = tile_in[s * wp : (s + 1) * wp]
+                if r < 0 or r >= height:
+                    dst[:] = 0
+                    continue
+                src = x[n, c, r]
+                for t in range(wp):
+                    col = t - left
+                    dst[t] = src[col] if 0 <= col < width else 0
+            for i in range(kh):
+                base = i * dh * wp
+                if kw == 3 and nb == _OUT_BLOCK:
+                    x0 = tile_in[base : base + length]
+                    x1 = tile_in[base + dw : base + dw + length]
+                    x2 = tile_in[base + 2 * dw : base + 2 * dw + length]
+                    a0, a1, a2, a3 = acc[0], acc[1], acc[2], acc[3]
+                    w00, w01, w02 = w[o0, ci, i, 0], w[o0, ci, i, 1], w[o0, ci, i, 2]
+                    w10, w11, w12 = w[o0 + 1, ci, i, 0], w[o0 + 1, ci, i, 1], w[o0 + 1, ci, i, 2]
+                    w20, w21, w22 = w[o0 + 2, ci, i, 0], w[o0 + 2, ci, i, 1], w[o0 + 2, ci, i, 2]
+                    w30, w31, w32 = w[o0 + 3, ci, i, 0], w[o0 + 3, ci, i, 1], w[o0 + 3, ci, i, 2]
+                    for q in range(length):
+                        p, u, v = x0[q], x1[q], x2[q]
+                        a0[q] += w00 * p + w01 * u + w02 * v
+                        a1[q] += w10 * p + w11 * u + w12 * v
+                        a2[q] += w20 * p + w21 * u + w22 * v
+                        a3[q] += w30 * p + w31 * u + w32 * v
+                else:
+                    for k in range(nb):
+                        a = acc[k]
+                        for j in range(kw):
+                            wv = w[o0 + k, ci, i, j]
+                            xs = tile_in[base + j * dw : base + j * dw + length]
+                            for q in range(length):
+                                a[q] += wv * xs[q]
+        for k in range(nb):
+            for rr in range(nr):
+                y[n, o0 + k, r_lo + rr, :] = acc[k, rr * wp : rr * wp + out_w]
+
+
+@njit(parallel=True, cache=True, fastmath=_FASTMATH)
+def _conv_forward_strided(x, w, b, y, sh, sw, dh, dw, top, left, groups):  # pragma: no cover
+    """Any stride: one output row at a time, each tap's valid column range clipped."""
+    n_img, _, height, width = x.shape
+    n_out, cin_g, kh, kw = w.shape
+    out_h, out_w = y.shape[2], y.shape[3]
+    out_g = n_out // groups
+    blocks = (out_g + _OUT_BLOCK - 1) // _OUT_BLOCK
+    for task in prange(n_img * groups * blocks):
+        n = task // (groups * blocks)
+        g = (task // blocks) % groups
+        o0 = g * out_g + (task % blocks) * _OUT_BLOCK
+        nb = min(_OUT_BLOCK, (g + 1) * out_g - o0)
+        acc = np.empty((_OUT_BLOCK, out_w), dtype=y.dtype)
+        for oh in range(out_h):
+            for k in range(nb):
+                acc[k, :] = b[o0 + k]
+            for ci in range(cin_g):
+                c = g * cin_g + ci
+                for i in range(kh):
+                    r = oh * sh + i * dh - top
+                    if r < 0 or r >= height:
+                        continue
+                    row = x[n, c, r]
+                    for j in range(kw):
+                        off = j * dw - left
+                        lo, hi = _column_range_jit(off, sw, width, out_w)
+                        if hi <= lo:
+                            continue
+                        # Slices indexed from 0 spare Numba's negative-index checks,
+                        # which would otherwise stop vectorisation.
+                        xs = row[lo * sw + off : (hi - 1) * sw + off + 1 : sw]
+                        for k in range(nb):
+                            wv = w[o0 + k, ci, i, j]
+                            a = acc[k, lo:hi]
+                            for t in range(hi - lo):
+                                a[t] += wv * xs[t]
+            for k in range(nb):
+                y[n, o0 + k, oh, :] = acc[k, :]
+
+
+@njit(parallel=True, cache=True, fastmath=_FASTMATH)
+def _conv_grad_x(gy, w, dx, sh, sw, dh, dw, top, left, groups):  # pragma: no cover
+    """dX by scattering each output's gradient through its window (any stride).
+
+    Each task owns one (image, input channel) plane, so there are no races.
+    """
+    n_img, n_in, height, width = dx.shape
+    n_out, cin_g, kh, kw = w.shape
+    out_h, out_w = gy.shape[2], gy.shape[3]
+    out_g = n_out // groups
+    for task in prange(n_img * n_in):
+        n = task // n_in
+        c = task % n_in
+        g = c // cin_g
+        ci = c % cin_g
+        plane = dx[n, c]
+        plane[:, :] = 0
+        for o in range(g * out_g, (g + 1) * out_g):
+            for oh in range(out_h):
+                grow = gy[n, o, oh]
+                for i in range(kh):
+                    r = oh * sh + i * dh - top
+                    if r < 0 or r >= height:
+                        continue
+                    for j in range(kw):
+                        off = j * dw - left
+                        lo, hi = _column_range_jit(off, sw, width, out_w)
+                        if hi <= lo:
+                            continue
+                        wv = w[o, ci, i, j]
+                        dst = plane[r, lo * sw + off : (hi - 1) * sw + off + 1 : sw]
+                        gs = grow[lo:hi]
+                        for t in range(hi - lo):
+                            dst[t] += wv * gs[t]
+
+
+@njit(parallel=True, cache=True, fastmath=_FASTMATH)
+def _conv_grad_w(gy, x, dwt, sh, sw, dh, dw, top, left, groups):  # pragma: no cover
+    """dW as dot products of output-gradient rows with input rows; a task per (o, ci)."""
+    n_img, _, height, width = x.shape
+    n_out, cin_g, kh, kw = dwt.shape
+    out_h, out_w = gy.shape[2], gy.shape[3]
+    out_g = n_out // groups
+    for task in prange(n_out * cin_g):
+        o = task // cin_g
+        ci = task % cin_g
+        c = (o // out_g) * cin_g + ci
+        for i in range(kh):
+            for j in range(kw):
+                off = j * dw - left
+                lo, hi = _column_range_jit(off, sw, width, out_w)
+                total = dwt.dtype.type(0)
+                if hi > lo:
+                    for n in range(n_img):
+                        for oh in range(out_h):
+                            r = oh * sh + i * dh - top
+                            if r < 0 or r >= height:
+                                continue
+                            xs = x[n, c, r, lo * sw + off : (hi - 1) * sw + off + 1 : sw]
+                            gs = gy[n, o, oh, lo:hi]
+                            for t in range(hi - lo):
+                                total += gs[t] * xs[t]
+                dwt[o, ci, i, j] = total
+
+
+@njit(inline="always", cache=True)
+def _mean_divisors(
+    oh, out, kh, kw, sh, sw, top, left, height, width, include_pad
+):  # pragma: no cover
+    """avg_pool2d's divisor for each window of output row ``oh``, into ``out``."""
+    r0 = oh * sh - top
+    r1 = min(r0 + kh, height + top)
+    rows = r1 - r0 if include_pad else min(r1, height) - max(r0, 0)
+    for ow in range(out.shape[0]):
+        c0 = ow * sw - left
+        c1 = min(c0 + kw, width + left)
+        cols = c1 - c0 if include_pad else min(c1, width) - max(c0, 0)
+        out[ow] = rows * cols
+
+
+@njit(parallel=True, cache=True, fastmath={"contract"})
+def _pool_forward(x, y, mode, kh, kw, sh, sw, dh, dw, top, left, include_pad):  # pragma: no cover
+    """Pooling a whole output row at a time, one kernel tap per vectorised pass."""
+    n_img, n_ch, height, width = x.shape
+    out_h, out_w = y.shape[2], y.shape[3]
+    fill = -np.inf if mode == 0 else (np.inf if mode == 1 else 0.0)
+    for task in prange(n_img * n_ch):
+        n = task // n_ch
+        c = task % n_ch
+        divisor = np.empty(out_w, dtype=y.dtype)
+        for oh in range(out_h):
+            out = y[n, c, oh]
+            out[:] = fill
+            for i in range(kh):
+                r = oh * sh + i * dh - top
+                if r < 0 or r >= height:
+                    continue
+                row = x[n, c, r]
+                for j in range(kw):
+                    off = j * dw - left
+                    lo, hi = _column_range_jit(off, sw, width, out_w)
+                    if hi <= lo:
+                        continue
+                    xs = row[lo * sw + off : (hi - 1) * sw + off + 1 : sw]
+                    dst = out[lo:hi]
+                    if mode == 2:
+                        for t in range(hi - lo):
+                            dst[t] += xs[t]
+                    elif mode == 0:
+                        for t in range(hi - lo):
+                            v = xs[t]
+                            # A NaN replaces anything and is never replaced: NaN wins.
+                            dst[t] = v if (v > dst[t] or v != v) else dst[t]
+                    else:
+                        for t in range(hi - lo):
+                            v = xs[t]
+                            dst[t] = v if (v < dst[t] or v != v) else dst[t]
+            if mode == 2:
+                _mean_divisors(oh, divisor, kh, kw, sh, sw, top, left, height, width, include_pad)
+                for t in range(out_w):
+                    out[t] = out[t] / divisor[t]
+
+
+_NOTHING_YET = -2  # no cell of the window seen yet
+_PAD_CELL = -1  # the window's first extreme is a padding cell: its gradient is dropped
+
+
+@njit(inline="always", cache=True)
+def _visit_pad(best, where, lo, hi, fill):  # pragma: no cover
+    """Padding cells at columns outside ``[lo, hi)``: they win only if seen first."""
+    for t in range(best.shape[0]):
+        if (t < lo or t >= hi) and where[t] == _NOTHING_YET:
+            best[t] = fill
+            where[t] = _PAD_CELL
+
+
+@njit(parallel=True, cache=True)
+def _pool_backward(
+    gy, x, dx, mode, kh, kw, sh, sw, dh, dw, top, left, include_pad
+):  # pragma: no cover
+    """Routes each output gradient back: to the first extreme (max/min) or evenly (mean).
+
+    Windows are scanned tap by tap in row-major order, padding included (it holds -inf
+    or +inf), so the winner is exactly np.argmax/np.argmin's over the padded window.
+    Each task owns one (image, channel) plane of dx.
+    """
+    n_img, n_ch, height, width = x.shape
+    out_h, out_w = gy.shape[2], gy.shape[3]
+    fill = -np.inf if mode == 0 else np.inf
+    for task in prange(n_img * n_ch):
+        n = task // n_ch
+        c = task % n_ch
+        plane = dx[n, c]
+        plane[:, :] = 0
+        best = np.empty(out_w, dtype=x.dtype)
+        where = np.empty(out_w, dtype=np.int64)
+        share = np.empty(out_w, dtype=x.dtype)
+        for oh in range(out_h):
+            grow = gy[n, c, oh]
+            if mode == 2:
+                _mean_divisors(oh, share, kh, kw, sh, sw, top, left, height, width, include_pad)
+                for t in range(out_w):
+                    share[t] = grow[t] / share[t]
+                for i in range(kh):
+                    r = oh * sh + i - top
+                    if r < 0 or r >= height:
+                        continue
+                    for j in range(kw):
+                        off = j - left
+                        lo, hi = _column_range_jit(off, sw, width, out_w)
+                        if hi <= lo:
+                            continue
+                        dst = plane[r, lo * sw + off : (hi - 1) * sw + off + 1 : sw]
+                        src = share[lo:hi]
+                        for t in range(hi - lo):
+                            dst[t] += src[t]
+                continue
+            where[:] = _NOTHING_YET
+            for i in range(kh):
+                r = oh * sh + i * dh - top
+                for j in range(kw):
+                    off = j * dw - left
+                    if r < 0 or r >= height:
+                        _visit_pad(best, where, 0, 0, fill)
+                        continue
+                    lo, hi = _column_range_jit(off, sw, width, out_w)
+                    _visit_pad(best, where, lo, max(lo, hi), fill)
+                    for t in range(lo, hi):
+                        v = x[n, c, r, t * sw + off]
+                        b = best[t]
+                        first = where[t] == _NOTHING_YET
+                        better = (v > b) if mode == 0 else (v < b)
+                        if first or better or (v != v and b == b):
+                            best[t] = v
+                            where[t] = r * width + t * sw + off
+            for t in range(out_w):
+                if where[t] >= 0:
+                    plane[where[t] // width, where[t] % width] += grow[t]
+
+
+def _launch(kernel, *args) -> None:
+    """Run a parallel kernel: one launch at a time, with the configured thread count."""
+    with _launch_lock:
+        numba.set_num_threads(min(get_num_threads(), numba.config.NUMBA_NUM_THREADS))
+        kernel(*args)
+
+
+def _readonly(array: np.ndarray) -> np.ndarray:
+    """A read-only view, so every call compiles to (and caches) one signature per dtype."""
+    view = array.view()
+    view.flags.writeable = False
+    return view
+
+
+def _forward(x, w, b, y, stride: tuple[int, int], spec: ConvSpec) -> None:
+    """Pick the stride-1 wide-grid kernel where it applies, else the general one."""
+    if stride == (1, 1):
+        _launch(_conv_forward_unit, x, w, b, y, *spec.dilation, *spec.padding[::2], spec.groups)
+    else:
+        _launch(_conv_forward_strided, x, w, b, y, *_geometry(spec), spec.groups)
+
+
+def _transposed_padding(spec: ConvSpec) -> tuple[int, int, int, int]:
+    """Padding of dY that turns dX into a stride-1 correlation (negative: not possible)."""
+    top, bottom, left, right = spec.padding
+    (kh, kw), (dh, dw) = spec.kernel, spec.dilation
+    return (
+        dh * (kh - 1) - top,
+        dh * (kh - 1) - bottom,
+        dw * (kw - 1) - left,
+        dw * (kw - 1) - right,
+    )
+
+
+def _rotated_kernel(w: np.ndarray, groups: int) -> np.ndarray:
+    """``w`` rotated 180 degrees with in/out channels swapped within each group."""
+    out_c, cin_g, kh, kw = w.shape
+    per_group = w.reshape(groups, out_c // groups, cin_g, kh, kw)
+    swapped = per_group.transpose(0, 2, 1, 3, 4)[:, :, :, ::-1, ::-1]
+    return np.ascontiguousarray(swapped).reshape(groups * cin_g, out_c // groups, kh, kw)
+
+
+def _geometry(spec: ConvSpec | PoolSpec) -> tuple[int, ...]:
+    (sh, sw), (dh, dw) = spec.stride, spec.dilation
+    return sh, sw, dh, dw, spec.padding[0], spec.padding[2]
+
+
+class NumbaBackend(BackendBase):
+    """Direct loops compiled by Numba, parallel over images and channels."""
+
+    name = "numba"
+    summary = "direct loops JIT-compiled by Numba, parallel over images and channels"
+    ops = frozenset({"conv2d", "conv2d_backward", "pool2d", "pool2d_backward"})
+
+    def estimate_seconds(self, op: str, spec: ConvSpec | PoolSpec) -> float:
+        if isinstance(spec, PoolSpec):
+            passes = 1 if op == "pool2d" else 2
+            return _LAUNCH_SECONDS + passes * spec.flops / _POOL_TAPS_PER_SECOND
+        if spec.groups == spec.in_channels and spec.groups > 1:
+            rate = _DEPTHWISE_FLOPS_PER_SECOND[spec.dtype]
+        elif spec.stride != (1, 1):
+            rate = _STRIDED_CONV_FLOPS_PER_SECOND[spec.dtype]
+        else:
+            rate = _CONV_FLOPS_PER_SECOND[spec.dtype]
+        passes = 1 if op == "conv2d" else 2
+        return _LAUNCH_SECONDS * passes + passes * spec.flops / rate
+
+    def conv2d(
+        self, x: np.ndarray, w: np.ndarray, b: np.ndarray | None, spec: ConvSpec
+    ) -> np.ndarray:
+        y = np.empty(spec.y_shape, dtype=spec.dtype)
+        bias = b if b is not None else np.zeros(spec.out_channels, dtype=spec.dtype)
+        _forward(_readonly(x), _readonly(w), _readonly(bias), y, spec.stride, spec)
+        return y
+
+    def conv2d_backward(
+        self,
+        grad_y: np.ndarray,
+        x: np.ndarray,
+        w: np.ndarray,
+        spec: ConvSpec,
+        need: GradNeed,
+    ) -> ConvGrads:
+        gy, xs, ws = _readonly(grad_y), _readonly(x), _readonly(w)
+        grad_x = grad_w = None
+        if need.x:
+            grad_x = np.empty(spec.x_shape, dtype=spec.dtype)
+            pads = _transposed_padding(spec)
+            if spec.stride == (1, 1) and min(pads) >= 0:
+                # With stride 1, dX is the "full" correlation of dY with the kernel
+                # rotated 180 degrees and its channel axes swapped: a forward conv.
+                rotated = _rotated_kernel(w, spec.groups)
+                zero_bias = np.zeros(spec.in_channels, dtype=spec.dtype)
+                _launch(
+                    _conv_forward_unit,
+                    gy, _readonly(rotated), _readonly(zero_bias), grad_x,
+                    *spec.dilation, pads[0], pads[2], spec.groups,
+                )  # fmt: skip
+            else:
+                _launch(_conv_grad_x, gy, ws, grad_x, *_geometry(spec), spec.groups)
+        if need.w:
+            grad_w = np.empty(spec.w_shape, dtype=spec.dtype)
+            _launch(_conv_grad_w, gy, xs, grad_w, *_geometry(spec), spec.groups)
+        grad_b = grad_y.sum(axis=(0, 2, 3), dtype=spec.dtype) if need.b else None
+        return ConvGrads(grad_x, grad_w, grad_b)
+
+    def pool2d(self, x: np.ndarray, spec: PoolSpec) -> np.ndarray:
+        y = np.empty(spec.y_shape, dtype=spec.dtype)
+        _launch(
+            _pool_forward,
+            _readonly(x), y, _POOL_MODE[spec.mode], *spec.kernel, *_geometry(spec),
+            spec.count_include_pad,
+        )  # fmt: skip
+        return y
+
+    def pool2d_backward(self, grad_y: np.ndarray, x: np.ndarray, spec: PoolSpec) -> np.ndarray:
+        grad_x = np.empty(spec.x_shape, dtype=spec.dtype)
+        _launch(
+            _pool_backward,
+            _readonly(grad_y), _readonly(x), grad_x, _POOL_MODE[spec.mode], *spec.kernel,
+            *_geometry(spec), spec.count_include_pad,
+        )  # fmt: skip
+        return grad_x
+
+
+backend = NumbaBackend()

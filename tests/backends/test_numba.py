@@ -1,0 +1,134 @@
+"""The Numba backend: agreement with the reference, gradients, threads, fork, NaN."""
+
+from __future__ import annotations
+
+import multiprocessing
+import threading
+
+import numpy as np
+import pytest
+
+import fastcnn
+from tests.helpers import (
+    CONV_SWEEP,
+    POOL_SWEEP,
+    case_id,
+    check_conv,
+    check_conv_fd,
+    check_pool,
+    check_pool_fd,
+)
+
+DTYPES = ["float32", "float64"]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", CONV_SWEEP, ids=case_id)
+def test_conv_matches_naive(case, dtype):
+    check_conv("numba", case, dtype)
+
+
+@pytest.mark.parametrize("case", CONV_SWEEP, ids=case_id)
+def test_conv_gradients_match_finite_differences(case):
+    check_conv_fd("numba", case)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("mode", ["max", "min", "mean"])
+@pytest.mark.parametrize("case", POOL_SWEEP, ids=case_id)
+def test_pool_matches_naive(case, mode, dtype):
+    check_pool("numba", mode, case, dtype)
+
+
+@pytest.mark.parametrize("mode", ["max", "min", "mean"])
+@pytest.mark.parametrize("case", POOL_SWEEP, ids=case_id)
+def test_pool_gradients_match_finite_differences(case, mode):
+    check_pool_fd("numba", mode, case)
+
+
+RNG = np.random.default_rng(7)
+X = RNG.standard_normal((2, 8, 20, 20)).astype(np.float32)
+W = RNG.standard_normal((8, 4, 3, 3)).astype(np.float32)
+
+
+def _work():
+    return (
+        fastcnn.conv2d(X, W, padding=1, groups=2, backend="numba"),
+        fastcnn.max_pool2d(X, 3, stride=2, padding=1, backend="numba"),
+    )
+
+
+def test_eight_threads_at_once_match_a_single_call_bit_for_bit():
+    expected = _work()
+    results: list = [None] * 8
+    barrier = threading.Barrier(8)
+
+    def worker(k: int) -> None:
+        barrier.wait()
+        results[k] = [_work() for _ in range(5)]
+
+    threads = [threading.Thread(target=worker, args=(k,)) for k in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for per_thread in results:
+        for conv, pool in per_thread:
+            np.testing.assert_array_equal(conv, expected[0])
+            np.testing.assert_array_equal(pool, expected[1])
+
+
+def _child(queue) -> None:
+    conv, pool = _work()
+    queue.put((conv, pool))
+
+
+def test_forked_child_after_a_parent_call_computes_and_exits_cleanly():
+    expected = _work()  # the parent has now run parallel kernels
+    ctx = multiprocessing.get_context("fork")
+    queue = ctx.Queue()
+    child = ctx.Process(target=_child, args=(queue,))
+    child.start()
+    conv, pool = queue.get(timeout=120)
+    child.join(timeout=60)
+    assert child.exitcode == 0
+    np.testing.assert_array_equal(conv, expected[0])
+    np.testing.assert_array_equal(pool, expected[1])
+
+
+def test_repeated_calls_are_bit_identical_including_gradients():
+    gy = RNG.standard_normal((2, 8, 20, 20)).astype(np.float32)
+    first = fastcnn.conv2d_backward(gy, X, W, padding=1, groups=2, backend="numba")
+    again = fastcnn.conv2d_backward(gy, X, W, padding=1, groups=2, backend="numba")
+    for a, b in zip(first, again, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_non_finite_values_stay_local_like_the_reference(bad):
+    x = RNG.standard_normal((1, 2, 9, 9))
+    x[0, 1, 4, 5] = bad
+    w = RNG.standard_normal((3, 2, 3, 3))
+    ours = fastcnn.conv2d(x, w, padding=1, backend="numba")
+    ref = fastcnn.conv2d(x, w, padding=1, backend="naive")
+    np.testing.assert_array_equal(np.isnan(ours), np.isnan(ref))
+    np.testing.assert_allclose(ours, ref, rtol=1e-12, atol=1e-12)  # NaN/Inf compare equal
+    assert np.isfinite(ours).sum() == np.isfinite(ref).sum() > 0
+    for pool in (fastcnn.max_pool2d, fastcnn.min_pool2d, fastcnn.mean_pool2d):
+        np.testing.assert_allclose(
+            pool(x, 3, stride=2, padding=1, backend="numba"),
+            pool(x, 3, stride=2, padding=1, backend="naive"),
+            rtol=1e-12,
+        )  # NaN where the reference has NaN, Inf where it has the same Inf
+
+
+def test_set_num_threads_is_honoured():
+    before = fastcnn.get_num_threads()
+    try:
+        fastcnn.set_num_threads(1)
+        one = _work()
+    finally:
+        fastcnn.set_num_threads(None)
+    assert fastcnn.get_num_threads() == before
+    for a, b in zip(one, _work(), strict=True):
+        np.testing.assert_array_equal(a, b)
