@@ -482,9 +482,15 @@ class NumbaBackend(BackendBase):
                 zero_bias = np.zeros(spec.in_channels, dtype=spec.dtype)
                 _launch(
                     _conv_forward_unit,
-                    gy, _readonly(rotated), _readonly(zero_bias), grad_x,
-                    *spec.dilation, pads[0], pads[2], spec.groups,
-                )  # fmt: skip
+                    gy,
+                    _readonly(rotated),
+                    _readonly(zero_bias),
+                    grad_x,
+                    *spec.dilation,
+                    pads[0],
+                    pads[2],
+                    spec.groups,
+                )
             else:
                 _launch(_conv_grad_x, gy, ws, grad_x, *_geometry(spec), spec.groups)
         if need.w:
@@ -497,18 +503,27 @@ class NumbaBackend(BackendBase):
         y = np.empty(spec.y_shape, dtype=spec.dtype)
         _launch(
             _pool_forward,
-            _readonly(x), y, _POOL_MODE[spec.mode], *spec.kernel, *_geometry(spec),
+            _readonly(x),
+            y,
+            _POOL_MODE[spec.mode],
+            *spec.kernel,
+            *_geometry(spec),
             spec.count_include_pad,
-        )  # fmt: skip
+        )
         return y
 
     def pool2d_backward(self, grad_y: np.ndarray, x: np.ndarray, spec: PoolSpec) -> np.ndarray:
         grad_x = np.empty(spec.x_shape, dtype=spec.dtype)
         _launch(
             _pool_backward,
-            _readonly(grad_y), _readonly(x), grad_x, _POOL_MODE[spec.mode], *spec.kernel,
-            *_geometry(spec), spec.count_include_pad,
-        )  # fmt: skip
+            _readonly(grad_y),
+            _readonly(x),
+            grad_x,
+            _POOL_MODE[spec.mode],
+            *spec.kernel,
+            *_geometry(spec),
+            spec.count_include_pad,
+        )
         return grad_x
 
 

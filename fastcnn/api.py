@@ -78,6 +78,7 @@ def _pick_backend(
             b.name
             for b in registry.available_backends()
             if registry.unsupported_reason(b, op, spec) is None
+            and (registry.keeps_nonfinite_local(b) or finite())
         ]
         raise BackendUnsupported(
             f"backend {name!r} cannot run {op} here: {reason}. "

@@ -46,7 +46,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status (0 ok, 1 failures, 2 bad usage)."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    console = Console()
+    # Logs and pipes get a wide table rather than 80 folded columns.
+    console = Console() if sys.stdout.isatty() else Console(width=160)
     try:
         return int(args.run(args, console))
     except (ValueError, TypeError, registry.BackendUnsupported) as exc:

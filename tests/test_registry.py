@@ -152,9 +152,12 @@ def _install_plugin(root, dist: str, name: str, target: str, source: str | None)
 
 def test_entry_point_plugin_is_discovered_lazily_and_broken_ones_are_listed(tmp_path, monkeypatch):
     _install_plugin(
-        tmp_path, "fastcnn_ep_plugin", "ep_plugin", "fastcnn_ep_plugin:backend",
+        tmp_path,
+        "fastcnn_ep_plugin",
+        "ep_plugin",
+        "fastcnn_ep_plugin:backend",
         PLUGIN_SOURCE.format(name="ep_plugin"),
-    )  # fmt: skip
+    )
     _install_plugin(tmp_path, "fastcnn_ep_broken", "ep_broken", "no_such_module:backend", None)
     monkeypatch.syspath_prepend(str(tmp_path))
     try:
