@@ -33,6 +33,14 @@ from fastcnn.registry import (
     unregister_backend,
     use_backend,
 )
+from fastcnn.select import (
+    autotuning,
+    clear_autotune_cache,
+    explain,
+    load_autotune_cache,
+    save_autotune_cache,
+    set_autotune,
+)
 from fastcnn.spec import ConvSpec, PoolSpec
 
 __version__ = "0.1.0"
@@ -47,12 +55,16 @@ __all__ = [
     "GradNeed",
     "PoolSpec",
     "__version__",
+    "autotuning",
+    "clear_autotune_cache",
     "conv2d",
     "conv2d_backward",
+    "explain",
     "get_default_backend",
     "get_num_threads",
     "get_workspace_limit",
     "list_backends",
+    "load_autotune_cache",
     "max_pool2d",
     "max_pool2d_backward",
     "mean_pool2d",
@@ -60,6 +72,8 @@ __all__ = [
     "min_pool2d",
     "min_pool2d_backward",
     "register_backend",
+    "save_autotune_cache",
+    "set_autotune",
     "set_default_backend",
     "set_num_threads",
     "set_workspace_limit",

@@ -59,16 +59,26 @@ def _all_finite(*arrays: np.ndarray) -> bool:
 
 
 def _pick_backend(
-    requested: str | None, op: str, spec: ConvSpec | PoolSpec, arrays: tuple[np.ndarray, ...]
+    requested: str | None,
+    op: str,
+    spec: ConvSpec | PoolSpec,
+    arrays: tuple[np.ndarray, ...],
+    call_args: tuple[Any, ...],
 ) -> Any:
-    """The backend that runs the call; a named one that cannot is refused, never swapped."""
+    """The backend that runs the call; a named one that cannot is refused, never swapped.
+
+    ``arrays`` are the inputs whose finiteness matters; ``call_args`` the backend
+    method's arguments, which autotune uses to time the candidates on the real call.
+    """
     name = registry.current_backend(requested)
 
     def finite() -> bool:
         return _all_finite(*arrays)
 
     if name == registry.AUTO:
-        return select.choose(op, spec, finite=finite)
+        return select.choose(
+            op, spec, finite=finite, run=lambda b: registry.call(b, op, *call_args)
+        )
     backend = registry.get_backend(name)
     reason = registry.unsupported_reason(backend, op, spec)
     if reason is None and not registry.keeps_nonfinite_local(backend) and not finite():
@@ -155,7 +165,8 @@ def conv2d(
         check_bias(b_arr, spec.out_channels)
     xs, ws = _frozen(x4, dtype), _frozen(w_arr, dtype)
     bs = None if b_arr is None else _frozen(b_arr, dtype)
-    chosen = _pick_backend(backend, "conv2d", spec, (xs, ws) if bs is None else (xs, ws, bs))
+    arrays = (xs, ws) if bs is None else (xs, ws, bs)
+    chosen = _pick_backend(backend, "conv2d", spec, arrays, (xs, ws, bs, spec))
     if spec.batch == 0:
         return _unbatch(np.zeros(spec.y_shape, dtype), unbatched)  # type: ignore[return-value]
     y = registry.call(chosen, "conv2d", xs, ws, bs, spec)
@@ -216,7 +227,9 @@ def conv2d_backward(
     check_grad_shape(gy4, spec.y_shape)
     grads_needed = GradNeed(x="x" in wanted, w="w" in wanted, b="b" in wanted and bool(bias))
     gys, xs, ws = _frozen(gy4, dtype), _frozen(x4, dtype), _frozen(w_arr, dtype)
-    chosen = _pick_backend(backend, "conv2d_backward", spec, (gys, xs, ws))
+    chosen = _pick_backend(
+        backend, "conv2d_backward", spec, (gys, xs, ws), (gys, xs, ws, spec, grads_needed)
+    )
     if spec.batch == 0:
         grads = ConvGrads(
             np.zeros(spec.x_shape, dtype) if grads_needed.x else None,
@@ -243,7 +256,7 @@ def _pool(
     dtype = result_dtype("x", x_arr)
     spec = make_pool_spec(x4, mode, kernel_size, dtype=dtype, **params)
     xs = _frozen(x4, dtype)
-    chosen = _pick_backend(backend, "pool2d", spec, (xs,))
+    chosen = _pick_backend(backend, "pool2d", spec, (xs,), (xs, spec))
     if spec.batch == 0:
         return _unbatch(np.zeros(spec.y_shape, dtype), unbatched)  # type: ignore[return-value]
     return _unbatch(registry.call(chosen, "pool2d", xs, spec), unbatched)  # type: ignore[return-value]
@@ -264,7 +277,7 @@ def _pool_backward(
     spec = make_pool_spec(x4, mode, kernel_size, dtype=dtype, **params)
     check_grad_shape(gy4, spec.y_shape)
     gys, xs = _frozen(gy4, dtype), _frozen(x4, dtype)
-    chosen = _pick_backend(backend, "pool2d_backward", spec, (gys, xs))
+    chosen = _pick_backend(backend, "pool2d_backward", spec, (gys, xs), (gys, xs, spec))
     if spec.batch == 0:
         return _unbatch(np.zeros(spec.x_shape, dtype), unbatched)  # type: ignore[return-value]
     gx = registry.call(chosen, "pool2d_backward", gys, xs, spec)

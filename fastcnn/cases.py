@@ -19,11 +19,15 @@ lists (``{"op": "conv2d", "x": [2, 3, 8, 8], "w": [4, 3, 3, 3], "padding": 1}``)
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+import fastcnn
+from fastcnn.gradcheck import tie_free
 
 CONV_OP = "conv2d"
 POOL_OPS: dict[str, str] = {"max_pool2d": "max", "mean_pool2d": "mean", "min_pool2d": "min"}
@@ -210,6 +214,68 @@ def as_case(item: Case | str | dict[str, Any]) -> Case:
     if isinstance(item, str):
         return parse_case(item)
     return case_from_dict(item)
+
+
+# --- running a case ---------------------------------------------------------------------------
+
+_POOL_FORWARD: dict[str, Callable[..., np.ndarray]] = {
+    "max": fastcnn.max_pool2d,
+    "mean": fastcnn.mean_pool2d,
+    "min": fastcnn.min_pool2d,
+}
+_POOL_BACKWARD: dict[str, Callable[..., np.ndarray]] = {
+    "max": fastcnn.max_pool2d_backward,
+    "mean": fastcnn.mean_pool2d_backward,
+    "min": fastcnn.min_pool2d_backward,
+}
+
+
+def make_inputs(case: Case, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """float64 inputs of a case: its fixed ones, or seeded random ones.
+
+    Max/min pooling inputs are tie-free, so that finite differences are valid.
+    """
+    if case.inputs is not None:
+        return {k: np.asarray(v, dtype=np.float64) for k, v in case.inputs.items()}
+    if case.is_conv:
+        arrays = {"x": rng.standard_normal(case.x), "w": rng.standard_normal(case.w)}
+        if case.has_bias:
+            arrays["b"] = rng.standard_normal(case.w[0])
+        return arrays
+    # Max/min pooling gradients are only defined away from ties: distinct, spaced values.
+    x = tie_free(rng, case.x) if case.mode in ("max", "min") else rng.standard_normal(case.x)
+    return {"x": x}
+
+
+def run_forward(case: Case, arrays: dict[str, np.ndarray], backend: str) -> np.ndarray:
+    """The case's forward call through the public API."""
+    if case.is_conv:
+        return fastcnn.conv2d(
+            arrays["x"], arrays["w"], arrays.get("b"), backend=backend, **case.call_params()
+        )
+    return _POOL_FORWARD[case.mode](
+        arrays["x"], case.params["kernel"], backend=backend, **case.call_params()
+    )
+
+
+def run_backward(
+    case: Case, grad_y: np.ndarray, arrays: dict[str, np.ndarray], backend: str
+) -> list[np.ndarray | None]:
+    """The case's backward call through the public API: ``[dx, dw, db]`` or ``[dx]``."""
+    if case.is_conv:
+        grads = fastcnn.conv2d_backward(
+            grad_y,
+            arrays["x"],
+            arrays["w"],
+            bias=case.has_bias,
+            backend=backend,
+            **case.call_params(),
+        )
+        return [grads.x, grads.w, grads.b]
+    gx = _POOL_BACKWARD[case.mode](
+        grad_y, arrays["x"], case.params["kernel"], backend=backend, **case.call_params()
+    )
+    return [gx]
 
 
 # --- the built-in sets -----------------------------------------------------------------------

@@ -25,7 +25,6 @@ from typing import Any
 
 import numpy as np
 
-import fastcnn
 from fastcnn import registry
 from fastcnn.cases import (
     CASE_OPS,
@@ -35,8 +34,11 @@ from fastcnn.cases import (
     default_cases,
     full_cases,
     load_cases,
+    make_inputs,
+    run_backward,
+    run_forward,
 )
-from fastcnn.gradcheck import directional_error, jacobian_error, tie_free
+from fastcnn.gradcheck import directional_error, jacobian_error
 from fastcnn.tolerances import FD_TOLERANCE, FORWARD_TOLERANCE, forward_tolerance, relative_error
 
 REFERENCE = "naive"
@@ -53,17 +55,6 @@ CHECKS: tuple[str, ...] = (
     "deterministic",
     "inputs",
 )
-
-_POOL_FORWARD: dict[str, Callable[..., np.ndarray]] = {
-    "max": fastcnn.max_pool2d,
-    "mean": fastcnn.mean_pool2d,
-    "min": fastcnn.min_pool2d,
-}
-_POOL_BACKWARD: dict[str, Callable[..., np.ndarray]] = {
-    "max": fastcnn.max_pool2d_backward,
-    "mean": fastcnn.mean_pool2d_backward,
-    "min": fastcnn.min_pool2d_backward,
-}
 
 
 def op_labels(case: Case) -> tuple[str, str]:
@@ -225,48 +216,6 @@ class _Inputs:
     grads: list[np.ndarray | None]
 
 
-def _make_arrays(case: Case, rng: np.random.Generator) -> dict[str, np.ndarray]:
-    if case.inputs is not None:
-        return {k: np.asarray(v, dtype=np.float64) for k, v in case.inputs.items()}
-    if case.is_conv:
-        arrays = {"x": rng.standard_normal(case.x), "w": rng.standard_normal(case.w)}
-        if case.has_bias:
-            arrays["b"] = rng.standard_normal(case.w[0])
-        return arrays
-    # Max/min pooling gradients are only defined away from ties: distinct, spaced values.
-    x = tie_free(rng, case.x) if case.mode in ("max", "min") else rng.standard_normal(case.x)
-    return {"x": x}
-
-
-def _forward(case: Case, arrays: dict[str, np.ndarray], backend: str) -> np.ndarray:
-    if case.is_conv:
-        return fastcnn.conv2d(
-            arrays["x"], arrays["w"], arrays.get("b"), backend=backend, **case.call_params()
-        )
-    return _POOL_FORWARD[case.mode](
-        arrays["x"], case.params["kernel"], backend=backend, **case.call_params()
-    )
-
-
-def _backward(
-    case: Case, grad_y: np.ndarray, arrays: dict[str, np.ndarray], backend: str
-) -> list[np.ndarray | None]:
-    if case.is_conv:
-        grads = fastcnn.conv2d_backward(
-            grad_y,
-            arrays["x"],
-            arrays["w"],
-            bias=case.has_bias,
-            backend=backend,
-            **case.call_params(),
-        )
-        return [grads.x, grads.w, grads.b]
-    gx = _POOL_BACKWARD[case.mode](
-        grad_y, arrays["x"], case.params["kernel"], backend=backend, **case.call_params()
-    )
-    return [gx]
-
-
 def _same_bits(a: Any, b: Any) -> bool:
     if a is None or b is None:
         return a is b
@@ -336,11 +285,11 @@ class _Auditor:
         saved = {k: v.copy() for k, v in arrays.items()}
         grad_y = ref.grad_y.astype(self.dtype)
 
-        ok, y = self.guarded(fwd_op, lambda: _forward(case, arrays, self.backend))
+        ok, y = self.guarded(fwd_op, lambda: run_forward(case, arrays, self.backend))
         if ok:
             expected = ref.y if case.expected is None else case.expected
             self.compare(fwd_op, [y], [expected])
-            again = _forward(case, arrays, self.backend)
+            again = run_forward(case, arrays, self.backend)
             same = _same_bits(y, again)
             self.record(
                 fwd_op,
@@ -351,10 +300,10 @@ class _Auditor:
             self._check_inputs(fwd_op, arrays, saved)
         ran_forward = ok
 
-        ok, grads = self.guarded(bwd_op, lambda: _backward(case, grad_y, arrays, self.backend))
+        ok, grads = self.guarded(bwd_op, lambda: run_backward(case, grad_y, arrays, self.backend))
         if ok:
             self.compare(bwd_op, grads, ref.grads)
-            again = _backward(case, grad_y, arrays, self.backend)
+            again = run_backward(case, grad_y, arrays, self.backend)
             same = all(_same_bits(a, b) for a, b in zip(grads, again, strict=True))
             self.record(
                 bwd_op,
@@ -386,7 +335,7 @@ class _Auditor:
             return  # already reported as a reference failure
 
         def forward(values: Sequence[np.ndarray]) -> np.ndarray:
-            return _forward(case, dict(zip(names, values, strict=True)), self.backend)
+            return run_forward(case, dict(zip(names, values, strict=True)), self.backend)
 
         try:
             rng = np.random.default_rng(0)
@@ -404,7 +353,7 @@ class _Auditor:
             if jacobian:
 
                 def backward(grad_y: np.ndarray) -> list[np.ndarray]:
-                    out = _backward(
+                    out = run_backward(
                         case, grad_y, dict(zip(names, inputs, strict=True)), self.backend
                     )
                     return [g for g in out if g is not None]
@@ -425,15 +374,15 @@ class _Auditor:
 def _nonfinite_check(backend: str, dtype: str, case: Case, sink: list) -> None:
     """NaN and Inf must stay in the windows that hold them, as in the reference."""
     rng = np.random.default_rng(1)
-    arrays = _make_arrays(case, rng)
+    arrays = make_inputs(case, rng)
     x = arrays["x"]
     flat = x.reshape(-1)
     flat[flat.size // 3] = np.nan
     flat[(2 * flat.size) // 3] = np.inf
     op = case.op
     try:
-        want = _forward(case, arrays, REFERENCE)
-        got = _forward(case, {k: v.astype(dtype) for k, v in arrays.items()}, backend)
+        want = run_forward(case, arrays, REFERENCE)
+        got = run_forward(case, {k: v.astype(dtype) for k, v in arrays.items()}, backend)
     except registry.BackendUnsupported as exc:
         declared = not registry.keeps_nonfinite_local(registry.get_backend(backend))
         status = PASS if declared else ERROR
@@ -546,10 +495,10 @@ def run(
         if not wanted:
             continue
         rng = np.random.default_rng([seed, index])
-        arrays = _make_arrays(case, rng)
-        y = _forward(case, arrays, REFERENCE)
+        arrays = make_inputs(case, rng)
+        y = run_forward(case, arrays, REFERENCE)
         grad_y = rng.standard_normal(y.shape)
-        ref = _Inputs(arrays, grad_y, y, _backward(case, grad_y, arrays, REFERENCE))
+        ref = _Inputs(arrays, grad_y, y, run_backward(case, grad_y, arrays, REFERENCE))
         cells = sum(a.size for a in arrays.values())
         tiny = cells <= JACOBIAN_MAX_CELLS and y.size <= JACOBIAN_MAX_CELLS
         for name in names:

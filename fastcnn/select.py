@@ -2,16 +2,32 @@
 
 Correctness vetoes come first: a backend that cannot run the call, or that cannot keep
 NaN/Inf local when the input holds them, is never chosen. Among the rest, each backend's
-own ``estimate_seconds(op, spec)`` (its cost model; see each backend's module for the
-fitted constants) decides; a backend without one ranks after every backend that has one,
-and ties go to the name that sorts first, so the choice is deterministic.
+own ``estimate_seconds(op, spec)`` (its cost model; the fitted constants are documented
+in each backend's module) decides; a backend without one ranks after every backend that
+has one, and ties go to the name that sorts first, so the choice is deterministic.
+
+Autotune (off by default, like ``torch.backends.cudnn.benchmark``): the first time a call
+signature (op and spec) is seen, every capable backend is timed on the call's own arrays
+and the fastest is remembered; later calls with that signature use it. The cache can be
+saved to and loaded from a JSON file; a corrupt or foreign file is ignored with a warning.
 """
 
 from __future__ import annotations
 
+import json
 import math
-from collections.abc import Callable
+import os
+import platform
+import threading
+import time
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from fastcnn.registry import (
     BackendUnsupported,
@@ -19,17 +35,28 @@ from fastcnn.registry import (
     keeps_nonfinite_local,
     unsupported_reason,
 )
-from fastcnn.spec import ConvSpec, PoolSpec
+from fastcnn.spec import ConvSpec, PoolSpec, make_conv_spec, make_pool_spec
+
+#: Timed runs per candidate when autotuning (the minimum is kept); the first run of a
+#: backend also pays its one-off costs (JIT compilation), so it is run once untimed.
+AUTOTUNE_REPEATS = 2
+#: Candidates whose estimate is over this many times the best estimate are not timed:
+#: the reference loops would take minutes on a real layer, and the model is never that far off.
+AUTOTUNE_PRUNE_FACTOR = 10.0
+CACHE_FORMAT = "fastcnn-autotune"
+CACHE_VERSION = 1
+
+Spec = ConvSpec | PoolSpec
 
 
-def estimate(backend: Any, op: str, spec: ConvSpec | PoolSpec) -> float:
+def estimate(backend: Any, op: str, spec: Spec) -> float:
     """The backend's predicted seconds for the call, or ``inf`` if it offers none."""
     cost = getattr(backend, "estimate_seconds", None)
     return float(cost(op, spec)) if cost is not None else math.inf
 
 
 def candidates(
-    op: str, spec: ConvSpec | PoolSpec, *, finite: Callable[[], bool]
+    op: str, spec: Spec, *, finite: Callable[[], bool]
 ) -> tuple[list[tuple[Any, float]], dict[str, str]]:
     """Capable backends with their estimates (best first), and why the others were vetoed.
 
@@ -54,10 +81,276 @@ def candidates(
     return capable, vetoed
 
 
-def choose(op: str, spec: ConvSpec | PoolSpec, *, finite: Callable[[], bool]) -> Any:
-    """The backend ``"auto"`` runs for ``op`` on ``spec``."""
+# --- autotune ----------------------------------------------------------------------------------
+
+_lock = threading.Lock()
+_autotune = False
+_tuned: dict[tuple[str, Spec], str] = {}
+_timings: dict[tuple[str, Spec], dict[str, float]] = {}
+
+
+def set_autotune(enabled: bool) -> None:
+    """Turn autotuning on or off for the whole process."""
+    global _autotune
+    _autotune = bool(enabled)
+
+
+def autotune_enabled() -> bool:
+    """Whether ``"auto"`` times backends on first sight of a call signature."""
+    return _autotune
+
+
+@contextmanager
+def autotuning(enabled: bool = True) -> Iterator[None]:
+    """Autotune (or not) inside a block, restoring the previous setting after it."""
+    before = _autotune
+    set_autotune(enabled)
+    try:
+        yield
+    finally:
+        set_autotune(before)
+
+
+def clear_autotune_cache() -> None:
+    """Forget every tuned choice."""
+    with _lock:
+        _tuned.clear()
+        _timings.clear()
+
+
+def autotune_cache() -> dict[tuple[str, Spec], str]:
+    """A copy of the tuned choices: ``(op, spec) -> backend name``."""
+    with _lock:
+        return dict(_tuned)
+
+
+def _time(run: Callable[[Any], Any], backend: Any) -> float:
+    run(backend)  # warm-up: compilation, caches
+    best = math.inf
+    for _ in range(AUTOTUNE_REPEATS):
+        start = time.perf_counter()
+        run(backend)
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def _tune(key: tuple[str, Spec], capable: list[tuple[Any, float]], run: Callable) -> Any:
+    with _lock:
+        name = _tuned.get(key)
+    by_name = {backend.name: backend for backend, _ in capable}
+    if name in by_name:
+        return by_name[name]
+    # Timed outside the lock: other threads keep working; if two threads tune the same
+    # signature at once, both measure and the last writer's (equally valid) choice stays.
+    seconds = {}
+    best_estimate = capable[0][1]
+    for backend, guess in capable:
+        if guess > AUTOTUNE_PRUNE_FACTOR * best_estimate:
+            continue
+        try:
+            seconds[backend.name] = _time(run, backend)
+        except Exception:  # a backend that fails on the real input is simply not chosen
+            seconds[backend.name] = math.inf
+    winner = min(seconds, key=lambda n: (seconds[n], n))
+    with _lock:
+        _tuned[key] = winner
+        _timings[key] = seconds
+    return by_name[winner]
+
+
+def _fingerprint() -> dict[str, Any]:
+    """What makes timings from another machine or setup meaningless here."""
+    return {
+        "machine": platform.machine(),
+        "processor": platform.processor(),
+        "cpus": os.cpu_count(),
+        "numpy": np.__version__,
+    }
+
+
+def save_autotune_cache(path: str | Path) -> int:
+    """Write the tuned choices to a JSON file; returns how many were written."""
+    with _lock:
+        entries = [
+            {
+                "op": op,
+                "kind": type(spec).__name__,
+                "spec": asdict(spec),
+                "backend": name,
+                "seconds": _timings.get((op, spec), {}),
+            }
+            for (op, spec), name in _tuned.items()
+        ]
+    data = {
+        "format": CACHE_FORMAT,
+        "version": CACHE_VERSION,
+        "fingerprint": _fingerprint(),
+        "entries": entries,
+    }
+    Path(path).write_text(json.dumps(data, indent=1, allow_nan=True))
+    return len(entries)
+
+
+def _spec_from(kind: str, fields: dict[str, Any]) -> Spec:
+    cls = {"ConvSpec": ConvSpec, "PoolSpec": PoolSpec}[kind]
+    values = {k: tuple(v) if isinstance(v, list) else v for k, v in fields.items()}
+    return cls(**values)
+
+
+def load_autotune_cache(path: str | Path) -> int:
+    """Load tuned choices saved by :func:`save_autotune_cache`; returns how many.
+
+    A file that cannot be read, is not a fastcnn autotune cache, has another version, or
+    was made on a different machine or NumPy is ignored with a ``UserWarning`` saying
+    why, and 0 is returned: a stale cache must never break a program.
+    """
+    try:
+        data = json.loads(Path(path).read_text())
+        if not isinstance(data, dict) or data.get("format") != CACHE_FORMAT:
+            raise ValueError("it is not a fastcnn autotune cache")
+        if data.get("version") != CACHE_VERSION:
+            raise ValueError(f"version {data.get('version')!r} is not {CACHE_VERSION}")
+        if data.get("fingerprint") != _fingerprint():
+            raise ValueError("it was made on another machine or NumPy version")
+        loaded = {}
+        for entry in data["entries"]:
+            spec = _spec_from(entry["kind"], entry["spec"])
+            loaded[(str(entry["op"]), spec)] = str(entry["backend"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        warnings.warn(f"ignoring autotune cache {path}: {exc}", UserWarning, stacklevel=2)
+        return 0
+    with _lock:
+        _tuned.update(loaded)
+    return len(loaded)
+
+
+# --- the choice --------------------------------------------------------------------------------
+
+
+def choose(
+    op: str,
+    spec: Spec,
+    *,
+    finite: Callable[[], bool],
+    run: Callable[[Any], Any] | None = None,
+) -> Any:
+    """The backend ``"auto"`` runs for ``op`` on ``spec``.
+
+    Parameters
+    ----------
+    finite : callable
+        Says whether the call's inputs are all finite (asked only when it matters).
+    run : callable, optional
+        Runs the call on a given backend; with autotune on, used to time the candidates.
+    """
     capable, vetoed = candidates(op, spec, finite=finite)
     if not capable:
         why = "; ".join(f"{name}: {reason}" for name, reason in sorted(vetoed.items()))
         raise BackendUnsupported(f"no available backend can run {op} on this input ({why})")
+    if _autotune and run is not None and len(capable) > 1:
+        return _tune((op, spec), capable, run)
     return capable[0][0]
+
+
+# --- explain -------------------------------------------------------------------------------
+
+
+@dataclass
+class Explanation:
+    """Why ``"auto"`` picks what it picks for a call.
+
+    ``choice`` is the cost model's pick; ``tuned`` the measured winner when autotune has
+    seen this call signature (auto uses it while autotune is on).
+    """
+
+    op: str
+    spec: Spec
+    choice: str
+    estimates: dict[str, float] = field(default_factory=dict)
+    vetoed: dict[str, str] = field(default_factory=dict)
+    tuned: str | None = None
+
+    def __str__(self) -> str:
+        lines = [
+            f"{self.op} on {self.spec.x_shape} ({self.spec.dtype}): auto picks {self.choice} "
+            "(lowest estimated time)"
+        ]
+        if self.tuned is not None:
+            lines.append(f"  with autotune on: {self.tuned}, measured fastest on this shape")
+        for name, seconds in sorted(self.estimates.items(), key=lambda kv: kv[1]):
+            shown = "no estimate" if math.isinf(seconds) else f"{seconds * 1e3:.3f} ms estimated"
+            lines.append(f"  {name}: {shown}")
+        for name, reason in sorted(self.vetoed.items()):
+            lines.append(f"  {name}: cannot ({reason})")
+        return "\n".join(lines)
+
+
+_EXPLAIN_OPS = {
+    "conv2d": ("conv2d", None),
+    "conv2d_backward": ("conv2d_backward", None),
+    **{f"{m}_pool2d": ("pool2d", m) for m in ("max", "mean", "min")},
+    **{f"{m}_pool2d_backward": ("pool2d_backward", m) for m in ("max", "mean", "min")},
+}
+
+
+def explain(
+    op: str,
+    x_shape: tuple[int, ...],
+    w_shape: tuple[int, ...] | None = None,
+    *,
+    dtype: str = "float32",
+    finite: bool = True,
+    **params: Any,
+) -> Explanation:
+    """Which backend ``"auto"`` picks for a call with these shapes, and why.
+
+    Parameters
+    ----------
+    op : str
+        A public function's name: ``conv2d``, ``conv2d_backward``, ``max_pool2d``,
+        ``mean_pool2d_backward``, ...
+    x_shape, w_shape : tuple of int
+        Input shape (4-D, or 3-D unbatched) and, for convolutions, the filter shape.
+    dtype : {"float32", "float64"}
+        Compute dtype.
+    finite : bool
+        Whether the input is all finite (False vetoes backends that spread NaN/Inf).
+    **params
+        The call's keyword parameters (stride, padding, ..., kernel_size for pooling).
+
+    Returns
+    -------
+    Explanation
+        ``str()`` of it is a readable account: the choice, every candidate's estimate,
+        and why the others cannot run the call.
+    """
+    if op not in _EXPLAIN_OPS:
+        raise ValueError(f"op={op!r} must be one of {', '.join(_EXPLAIN_OPS)}")
+    backend_op, mode = _EXPLAIN_OPS[op]
+    np_dtype = np.dtype(dtype)
+    x = np.broadcast_to(np.zeros((), np_dtype), tuple(x_shape))  # shape only, no memory
+    if x.ndim == 3:
+        x = x[np.newaxis]
+    if mode is None:
+        if w_shape is None:
+            raise ValueError(f"{op} needs w_shape")
+        w = np.broadcast_to(np.zeros((), np_dtype), tuple(w_shape))
+        bias = bool(params.pop("bias", True))
+        spec: Spec = make_conv_spec(x, w, bias=bias, dtype=np_dtype, **params)
+    else:
+        kernel = params.pop("kernel_size")
+        spec = make_pool_spec(x, mode, kernel, dtype=np_dtype, **params)
+    capable, vetoed = candidates(backend_op, spec, finite=lambda: finite)
+    if not capable:
+        raise BackendUnsupported(f"no available backend can run {op} here: {vetoed}")
+    with _lock:
+        tuned = _tuned.get((backend_op, spec))
+    names = [b.name for b, _ in capable]
+    return Explanation(
+        op,
+        spec,
+        capable[0][0].name,
+        {b.name: s for b, s in capable},
+        vetoed,
+        tuned if tuned in names else None,
+    )

@@ -1,0 +1,110 @@
+"""Suites and the bench runner (tiny sizes: correctness of the tables, not speed)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from fastcnn import bench
+from fastcnn.cases import make_inputs
+from fastcnn.cli import main
+from fastcnn.suites import SUITES, suite
+
+
+@pytest.mark.parametrize("name", list(SUITES))
+def test_every_suite_layer_builds_a_valid_spec(name):
+    cases = suite(name, batch=1)
+    assert cases and len({c.name for c in cases}) == len(cases)
+    for case in cases:
+        arrays = make_inputs(case, np.random.default_rng(0))
+        spec = bench.layer_spec(case, arrays, "float32")
+        assert spec.flops > 0 and min(spec.y_shape) >= 1
+
+
+def test_suites_name_the_real_layers():
+    names = {c.name for c in suite("resnet18")}
+    assert "resnet18.stem.7x7s2.64@224" in names and "resnet18.maxpool.3x3s2.64@112" in names
+    assert any(c.params.get("groups", 1) == c.x[1] for c in suite("mobilenet"))
+    assert {c.w[-1] for c in suite("large-kernel")} == {15, 31}
+    with pytest.raises(ValueError, match="suite="):
+        suite("alexnet")
+    with pytest.raises(ValueError, match="batch="):
+        suite("quick", batch=0)
+
+
+def test_bench_json_holds_the_numbers_of_the_table(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(bench, "GEMM_SIZE", 128)
+    path = tmp_path / "bench.json"
+    code = main(
+        [
+            "bench",
+            "--suite",
+            "quick",
+            "--batch",
+            "1",
+            "--budget",
+            "0",
+            "--op",
+            "conv2d",
+            "--op",
+            "max_pool2d",
+            "--backend",
+            "im2col",
+            "--backend",
+            "naive",
+            "--json",
+            str(path),
+            "--peer",
+            "torch",
+        ]
+    )
+    assert code == 0
+    out = capsys.readouterr().out
+    data = json.loads(path.read_text())
+    assert data["context"]["gemm_gflops_float32"] > 0
+    rows = data["rows"]
+    assert {r["op"] for r in rows} == {"conv2d", "max_pool2d"}
+    for row in rows:
+        assert row["layer"] in out
+        for name, timing in row["timings"].items():
+            if timing["seconds"] is not None:
+                assert timing["repeats"] >= bench.MIN_REPEATS
+                assert timing["ratio"] >= 1.0 - 1e-12 or name in ("auto", "torch")
+                assert timing["gflops"] == pytest.approx(row["flops"] / timing["seconds"] / 1e9)
+        fastest = row["fastest"]
+        assert row["timings"][fastest]["ratio"] == 1.0
+        assert row["timings"]["auto"]["picked"] in ("im2col", "naive", "numba", "fft")
+    assert "GEMM" in out
+
+
+def test_plot_writes_a_png(tmp_path, monkeypatch):
+    pytest.importorskip("matplotlib")
+    monkeypatch.setattr(bench, "GEMM_SIZE", 128)
+    result = bench.run_bench(
+        ["quick"],
+        batch=1,
+        backends=["im2col", "numba"],
+        budget=0,
+        ops=["conv2d", "conv2d_backward"],
+    )
+    path = tmp_path / "ratios.png"
+    bench.plot_result(result, path)
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_combined_rows_add_forward_and_backward(monkeypatch):
+    monkeypatch.setattr(bench, "GEMM_SIZE", 128)
+    result = bench.run_bench(
+        ["quick"], batch=1, backends=["im2col"], budget=0, ops=["conv2d", "conv2d_backward"]
+    )
+    rows = bench.with_combined(result)
+    both = [r for r in rows if r.op == "conv2d+backward"]
+    assert len(both) == 4  # the quick suite's convolutions
+    first = both[0]
+    fwd = next(r for r in rows if r.layer == first.layer and r.op == "conv2d")
+    bwd = next(r for r in rows if r.layer == first.layer and r.op == "conv2d_backward")
+    assert first.timings["im2col"].seconds == pytest.approx(
+        fwd.timings["im2col"].seconds + bwd.timings["im2col"].seconds
+    )

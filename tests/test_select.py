@@ -1,0 +1,184 @@
+"""backend="auto": vetoes before speed, estimates, autotune and its cache file, explain."""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import numpy as np
+import pytest
+
+import fastcnn
+from fastcnn import select
+from fastcnn.registry import BackendBase, get_backend
+
+
+class Fake(BackendBase):
+    """Delegates to naive; claims to be absurdly fast, unless it cannot run the call."""
+
+    ops = frozenset({"conv2d", "pool2d"})
+    summary = "a fake for selection tests"
+
+    def __init__(self, name, *, no_dilation=False, spreads_nan=False, estimate=1e-12):
+        self.name = name
+        self.no_dilation = no_dilation
+        self.keeps_nonfinite_local = not spreads_nan
+        self.estimate = estimate
+        self.calls = 0
+
+    def supports(self, op, spec):
+        if self.no_dilation and spec.dilation != (1, 1):
+            return "it has no dilation"
+        return None
+
+    def estimate_seconds(self, op, spec):
+        return self.estimate
+
+    def conv2d(self, x, w, b, spec):
+        self.calls += 1
+        return get_backend("naive").conv2d(x, w, b, spec)
+
+    def pool2d(self, x, spec):
+        self.calls += 1
+        return get_backend("naive").pool2d(x, spec)
+
+
+@pytest.fixture
+def fakes():
+    made = []
+
+    def register(*args, **kwargs):
+        backend = Fake(*args, **kwargs)
+        fastcnn.register_backend(backend)
+        made.append(backend)
+        return backend
+
+    yield register
+    for backend in made:
+        fastcnn.unregister_backend(backend.name)
+    select.clear_autotune_cache()
+    select.set_autotune(False)
+
+
+X = np.random.default_rng(0).standard_normal((1, 2, 9, 9))
+W = np.random.default_rng(1).standard_normal((2, 2, 3, 3))
+
+
+def test_auto_takes_the_lowest_estimate(fakes):
+    fast = fakes("zz_fast")
+    fastcnn.conv2d(X, W, backend="auto")
+    assert fast.calls == 1
+    assert select.explain("conv2d", X.shape, W.shape, dtype="float64").choice == "zz_fast"
+
+
+def test_auto_never_picks_a_backend_that_cannot_run_the_call(fakes):
+    fast = fakes("zz_nodilation", no_dilation=True)
+    y = fastcnn.conv2d(X, W, dilation=2, padding=2, backend="auto")
+    assert fast.calls == 0
+    np.testing.assert_allclose(y, fastcnn.conv2d(X, W, dilation=2, padding=2, backend="naive"))
+    why = select.explain("conv2d", X.shape, W.shape, dilation=2, padding=2)
+    assert why.choice != "zz_nodilation" and "no dilation" in why.vetoed["zz_nodilation"]
+    assert "cannot (it has no dilation)" in str(why)
+
+
+def test_auto_avoids_nan_spreading_backends_only_on_non_finite_input(fakes):
+    fast = fakes("zz_spreads", spreads_nan=True)
+    x = X.copy()
+    fastcnn.conv2d(x, W, backend="auto")
+    assert fast.calls == 1
+    x[0, 0, 4, 4] = np.nan
+    y = fastcnn.conv2d(x, W, backend="auto")
+    assert fast.calls == 1
+    assert np.isnan(y).sum() == 2 * 9  # local, as the reference keeps it
+    assert "NaN" in select.explain("conv2d", X.shape, W.shape, finite=False).vetoed["zz_spreads"]
+
+
+def test_only_incapable_backends_means_a_clear_error():
+    with pytest.raises(fastcnn.BackendUnsupported, match="no available backend"):
+        select.choose("conv3d", None, finite=lambda: True)
+
+
+def test_autotune_measures_then_remembers_and_round_trips(fakes, tmp_path):
+    slow = fakes("zz_liar", estimate=1e-12)  # claims fast, is naive underneath
+    with select.autotuning():
+        y = fastcnn.max_pool2d(X, 3, backend="auto")
+    cache = select.autotune_cache()
+    assert len(cache) == 1
+    (((op, spec), winner),) = cache.items()
+    assert op == "pool2d" and spec.kernel == (3, 3)
+    assert winner in {b.name for b in fastcnn.registry.available_backends()}
+    np.testing.assert_array_equal(y, fastcnn.max_pool2d(X, 3, backend="naive"))
+    calls = slow.calls
+    with select.autotuning():
+        fastcnn.max_pool2d(X, 3, backend="auto")
+    assert slow.calls == calls + (winner == "zz_liar")  # no re-timing the second time
+    path = tmp_path / "tune.json"
+    assert fastcnn.save_autotune_cache(path) == 1
+    select.clear_autotune_cache()
+    assert fastcnn.load_autotune_cache(path) == 1
+    assert select.autotune_cache() == cache
+    assert select.explain("max_pool2d", X.shape, kernel_size=3, dtype="float64").tuned == winner
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        ("{not json", "Expecting"),
+        ('{"format": "something-else"}', "not a fastcnn autotune cache"),
+        ('{"format": "fastcnn-autotune", "version": 99}', "version"),
+        (
+            '{"format": "fastcnn-autotune", "version": 1, "fingerprint": {"machine": "vax"}}',
+            "another machine",
+        ),
+        ("[]", "not a fastcnn autotune cache"),
+    ],
+)
+def test_corrupt_or_foreign_cache_is_rejected_and_ignored(tmp_path, content, reason):
+    path = tmp_path / "tune.json"
+    path.write_text(content)
+    select.clear_autotune_cache()
+    with pytest.warns(UserWarning, match=reason):
+        assert fastcnn.load_autotune_cache(path) == 0
+    assert select.autotune_cache() == {}
+    with pytest.warns(UserWarning, match="ignoring"):
+        assert fastcnn.load_autotune_cache(tmp_path / "missing.json") == 0
+
+
+def test_bad_entries_in_a_right_looking_cache_are_rejected(tmp_path):
+    path = tmp_path / "tune.json"
+    data = {
+        "format": "fastcnn-autotune",
+        "version": 1,
+        "fingerprint": select._fingerprint(),
+        "entries": [{"op": "conv2d", "kind": "ConvSpec", "spec": {"bogus": 1}, "backend": "x"}],
+    }
+    path.write_text(json.dumps(data))
+    with pytest.warns(UserWarning, match="ignoring"):
+        assert fastcnn.load_autotune_cache(path) == 0
+
+
+def test_autotune_from_many_threads_at_once(fakes):
+    results = []
+    barrier = threading.Barrier(6)
+
+    def worker():
+        barrier.wait()
+        with select.autotuning():
+            results.append(fastcnn.conv2d(X, W, padding=1, backend="auto"))
+
+    threads = [threading.Thread(target=worker) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(results) == 6
+    for r in results:
+        np.testing.assert_allclose(r, results[0], rtol=1e-12)
+    assert len(select.autotune_cache()) == 1
+
+
+def test_explain_is_readable():
+    text = str(select.explain("conv2d", (8, 64, 56, 56), (64, 64, 3, 3), padding=1))
+    assert "auto picks" in text and "ms estimated" in text
+    with pytest.raises(ValueError, match="op="):
+        select.explain("conv3d", (1, 1, 4, 4))
