@@ -47,6 +47,9 @@ _VECTOR_PAD = 16
 _FASTMATH = {"reassoc", "contract"}
 
 _POOL_MODE = {"max": 0, "min": 1, "mean": 2}
+#: Pooling work is split into at most this many blocks of (image, channel) planes: enough
+#: to balance two to a few dozen threads, few enough that per-block scratch is negligible.
+_POOL_BLOCKS = 256
 
 # Cost model for backend="auto", fitted on a 2-core AVX2 machine with `fastcnn bench`
 # (float32, 2 threads, ResNet-18 / VGG-16 / MobileNet layers at N=8): sustained GFLOP/s of
@@ -252,6 +255,51 @@ def _conv_grad_w(gy, x, dwt, sh, sw, dh, dw, top, left, groups):  # pragma: no c
                 dwt[o, ci, i, j] = total
 
 
+@njit(parallel=True, cache=True, fastmath=_FASTMATH)
+def _conv_grad_w_unit(gyw, xpw, dwt, wp, dh, dw, groups):  # pragma: no cover
+    """Stride-1 dW as long dot products on the wide grid (see :func:`_conv_forward_unit`).
+
+    ``gyw`` is dY laid on rows of width ``wp`` (zeros past OW) and ``xpw`` the padded
+    input on the same grid, so tap (i, j) of dW is the dot product of dY's plane with the
+    input plane shifted by ``i*dh*wp + j*dw``: one contiguous, vectorised run per image.
+    Three taps of a kernel row share each load of dY. A task per (o, ci) owns its dW.
+    """
+    n_img = gyw.shape[0]
+    n_out, cin_g, kh, kw = dwt.shape
+    out_g = n_out // groups
+    length = gyw.shape[2]
+    for task in prange(n_out * cin_g):
+        o = task // cin_g
+        ci = task % cin_g
+        c = (o // out_g) * cin_g + ci
+        for i in range(kh):
+            base = i * dh * wp
+            if kw == 3:
+                s0 = s1 = s2 = dwt.dtype.type(0)
+                for n in range(n_img):
+                    g = gyw[n, o]
+                    x0 = xpw[n, c, base : base + length]
+                    x1 = xpw[n, c, base + dw : base + dw + length]
+                    x2 = xpw[n, c, base + 2 * dw : base + 2 * dw + length]
+                    for q in range(length):
+                        gv = g[q]
+                        s0 += gv * x0[q]
+                        s1 += gv * x1[q]
+                        s2 += gv * x2[q]
+                dwt[o, ci, i, 0] = s0
+                dwt[o, ci, i, 1] = s1
+                dwt[o, ci, i, 2] = s2
+                continue
+            for j in range(kw):
+                total = dwt.dtype.type(0)
+                for n in range(n_img):
+                    g = gyw[n, o]
+                    xs = xpw[n, c, base + j * dw : base + j * dw + length]
+                    for q in range(length):
+                        total += g[q] * xs[q]
+                dwt[o, ci, i, j] = total
+
+
 @njit(inline="always", cache=True)
 def _mean_divisors(
     oh, out, kh, kw, sh, sw, top, left, height, width, include_pad
@@ -267,60 +315,113 @@ def _mean_divisors(
         out[ow] = rows * cols
 
 
-@njit(parallel=True, cache=True, fastmath={"contract"})
+@njit(parallel=True, cache=True)
 def _pool_forward(x, y, mode, kh, kw, sh, sw, dh, dw, top, left, include_pad):  # pragma: no cover
-    """Pooling a whole output row at a time, one kernel tap per vectorised pass."""
+    """Separable pooling: reduce the window's rows first, then its columns.
+
+    Max, min and sum are associative and commutative, so a window's result is the
+    reduction over its kw columns of each column's reduction over its kh rows. The
+    row pass runs over whole contiguous input rows (vectorised) into a row buffer
+    that already holds the left/right padding, so the column pass needs no bounds checks.
+    """
     n_img, n_ch, height, width = x.shape
     out_h, out_w = y.shape[2], y.shape[3]
     fill = -np.inf if mode == 0 else (np.inf if mode == 1 else 0.0)
-    for task in prange(n_img * n_ch):
-        n = task // n_ch
-        c = task % n_ch
+    span = (out_w - 1) * sw + (kw - 1) * dw + 1
+    inside = max(0, min(width, span - left))
+    planes = n_img * n_ch
+    blocks = min(planes, _POOL_BLOCKS)
+    for block in prange(blocks):
+        # Scratch is allocated once per block of planes, not once per plane.
+        buf = np.empty(span, dtype=x.dtype)
         divisor = np.empty(out_w, dtype=y.dtype)
-        for oh in range(out_h):
-            out = y[n, c, oh]
-            out[:] = fill
-            for i in range(kh):
-                r = oh * sh + i * dh - top
-                if r < 0 or r >= height:
-                    continue
-                row = x[n, c, r]
-                for j in range(kw):
-                    off = j * dw - left
-                    lo, hi = _column_range_jit(off, sw, width, out_w)
-                    if hi <= lo:
-                        continue
-                    xs = row[lo * sw + off : (hi - 1) * sw + off + 1 : sw]
-                    dst = out[lo:hi]
-                    if mode == 2:
-                        for t in range(hi - lo):
-                            dst[t] += xs[t]
-                    elif mode == 0:
-                        for t in range(hi - lo):
-                            v = xs[t]
-                            # A NaN replaces anything and is never replaced: NaN wins.
-                            dst[t] = v if (v > dst[t] or v != v) else dst[t]
-                    else:
-                        for t in range(hi - lo):
-                            v = xs[t]
-                            dst[t] = v if (v < dst[t] or v != v) else dst[t]
-            if mode == 2:
-                _mean_divisors(oh, divisor, kh, kw, sh, sw, top, left, height, width, include_pad)
-                for t in range(out_w):
-                    out[t] = out[t] / divisor[t]
-
-
-_NOTHING_YET = -2  # no cell of the window seen yet
-_PAD_CELL = -1  # the window's first extreme is a padding cell: its gradient is dropped
+        for plane_index in range(block * planes // blocks, (block + 1) * planes // blocks):
+            _pool_plane(
+                x,
+                y,
+                plane_index // n_ch,
+                plane_index % n_ch,
+                buf,
+                divisor,
+                mode,
+                kh,
+                kw,
+                sh,
+                sw,
+                dh,
+                dw,
+                top,
+                left,
+                include_pad,
+                fill,
+                inside,
+            )
 
 
 @njit(inline="always", cache=True)
-def _visit_pad(best, where, lo, hi, fill):  # pragma: no cover
-    """Padding cells at columns outside ``[lo, hi)``: they win only if seen first."""
-    for t in range(best.shape[0]):
-        if (t < lo or t >= hi) and where[t] == _NOTHING_YET:
-            best[t] = fill
-            where[t] = _PAD_CELL
+def _pool_plane(
+    x, y, n, c, buf, divisor, mode, kh, kw, sh, sw, dh, dw, top, left, include_pad, fill, inside
+):  # pragma: no cover
+    """One (image, channel) plane of :func:`_pool_forward`."""
+    height, width = x.shape[2], x.shape[3]
+    out_h, out_w = y.shape[2], y.shape[3]
+    for oh in range(out_h):
+        buf[:] = fill
+        seg = buf[left : left + inside]
+        for i in range(kh):
+            r = oh * sh + i * dh - top
+            if r < 0 or r >= height:
+                continue
+            row = x[n, c, r]
+            # Branch-free selects, one loop per mode, so that LLVM vectorises the pass.
+            if mode == 0:
+                for t in range(inside):
+                    a, b = seg[t], row[t]
+                    seg[t] = b if ((b > a) | (b != b)) & (a == a) else a
+            elif mode == 1:
+                for t in range(inside):
+                    a, b = seg[t], row[t]
+                    seg[t] = b if ((b < a) | (b != b)) & (a == a) else a
+            else:
+                for t in range(inside):
+                    seg[t] += row[t]
+        out = y[n, c, oh]
+        out[:] = buf[0 : (out_w - 1) * sw + 1 : sw]
+        for j in range(1, kw):
+            # One pass per kernel column, over all outputs: a vectorisable select.
+            taps = buf[j * dw : j * dw + (out_w - 1) * sw + 1 : sw]
+            if mode == 0:
+                for t in range(out_w):
+                    a, b = out[t], taps[t]
+                    out[t] = b if ((b > a) | (b != b)) & (a == a) else a
+            elif mode == 1:
+                for t in range(out_w):
+                    a, b = out[t], taps[t]
+                    out[t] = b if ((b < a) | (b != b)) & (a == a) else a
+            else:
+                for t in range(out_w):
+                    out[t] += taps[t]
+        if mode == 2:
+            _mean_divisors(oh, divisor, kh, kw, sh, sw, top, left, height, width, include_pad)
+            for t in range(out_w):
+                out[t] = out[t] / divisor[t]
+
+
+@njit(inline="always", cache=True)
+def _beats(v, row, best, best_row, mode):  # pragma: no cover
+    """Whether cell (v, row) replaces the current extreme (best, best_row).
+
+    Row-major order decides ties: among equal values (or among NaNs, which beat every
+    number) the cell in the earlier row wins; within a row the earlier column, because
+    columns are visited in order and only strictly better cells replace.
+    """
+    if v != v:
+        return best == best or row < best_row
+    if best != best:
+        return False
+    if v == best:
+        return row < best_row
+    return v > best if mode == 0 else v < best
 
 
 @njit(parallel=True, cache=True)
@@ -329,62 +430,118 @@ def _pool_backward(
 ):  # pragma: no cover
     """Routes each output gradient back: to the first extreme (max/min) or evenly (mean).
 
-    Windows are scanned tap by tap in row-major order, padding included (it holds -inf
-    or +inf), so the winner is exactly np.argmax/np.argmin's over the padded window.
-    Each task owns one (image, channel) plane of dx.
+    Max/min find each window's first extreme separably, like the forward pass: per column
+    the best (value, row) over the window's rows, then the best over its columns, with
+    ties broken by row-major order, so the winner is exactly np.argmax/np.argmin's over
+    the padded window (padding holds -inf or +inf and can only win an all-infinite
+    window, whose gradient is then dropped). Each task owns one (image, channel) plane.
     """
     n_img, n_ch, height, width = x.shape
     out_h, out_w = gy.shape[2], gy.shape[3]
     fill = -np.inf if mode == 0 else np.inf
-    for task in prange(n_img * n_ch):
-        n = task // n_ch
-        c = task % n_ch
-        plane = dx[n, c]
-        plane[:, :] = 0
-        best = np.empty(out_w, dtype=x.dtype)
-        where = np.empty(out_w, dtype=np.int64)
+    span = (out_w - 1) * sw + (kw - 1) * dw + 1
+    inside = max(0, min(width, span - left))
+    planes = n_img * n_ch
+    blocks = min(planes, _POOL_BLOCKS)
+    for block in prange(blocks):
+        best = np.empty(span, dtype=x.dtype)
+        best_row = np.empty(span, dtype=np.int64)
         share = np.empty(out_w, dtype=x.dtype)
-        for oh in range(out_h):
-            grow = gy[n, c, oh]
-            if mode == 2:
-                _mean_divisors(oh, share, kh, kw, sh, sw, top, left, height, width, include_pad)
-                for t in range(out_w):
-                    share[t] = grow[t] / share[t]
-                for i in range(kh):
-                    r = oh * sh + i - top
-                    if r < 0 or r >= height:
-                        continue
-                    for j in range(kw):
-                        off = j - left
-                        lo, hi = _column_range_jit(off, sw, width, out_w)
-                        if hi <= lo:
-                            continue
-                        dst = plane[r, lo * sw + off : (hi - 1) * sw + off + 1 : sw]
-                        src = share[lo:hi]
-                        for t in range(hi - lo):
-                            dst[t] += src[t]
-                continue
-            where[:] = _NOTHING_YET
-            for i in range(kh):
-                r = oh * sh + i * dh - top
-                for j in range(kw):
-                    off = j * dw - left
-                    if r < 0 or r >= height:
-                        _visit_pad(best, where, 0, 0, fill)
-                        continue
-                    lo, hi = _column_range_jit(off, sw, width, out_w)
-                    _visit_pad(best, where, lo, max(lo, hi), fill)
-                    for t in range(lo, hi):
-                        v = x[n, c, r, t * sw + off]
-                        b = best[t]
-                        first = where[t] == _NOTHING_YET
-                        better = (v > b) if mode == 0 else (v < b)
-                        if first or better or (v != v and b == b):
-                            best[t] = v
-                            where[t] = r * width + t * sw + off
+        for plane_index in range(block * planes // blocks, (block + 1) * planes // blocks):
+            _pool_plane_backward(
+                gy,
+                x,
+                dx,
+                plane_index // n_ch,
+                plane_index % n_ch,
+                best,
+                best_row,
+                share,
+                mode,
+                kh,
+                kw,
+                sh,
+                sw,
+                dh,
+                dw,
+                top,
+                left,
+                include_pad,
+                fill,
+                inside,
+            )
+
+
+@njit(inline="always", cache=True)
+def _pool_plane_backward(
+    gy,
+    x,
+    dx,
+    n,
+    c,
+    best,
+    best_row,
+    share,
+    mode,
+    kh,
+    kw,
+    sh,
+    sw,
+    dh,
+    dw,
+    top,
+    left,
+    include_pad,
+    fill,
+    inside,
+):  # pragma: no cover
+    """One (image, channel) plane of :func:`_pool_backward`."""
+    height, width = x.shape[2], x.shape[3]
+    out_h, out_w = gy.shape[2], gy.shape[3]
+    plane = dx[n, c]
+    plane[:, :] = 0
+    for oh in range(out_h):
+        grow = gy[n, c, oh]
+        if mode == 2:
+            _mean_divisors(oh, share, kh, kw, sh, sw, top, left, height, width, include_pad)
             for t in range(out_w):
-                if where[t] >= 0:
-                    plane[where[t] // width, where[t] % width] += grow[t]
+                share[t] = grow[t] / share[t]
+            for i in range(kh):
+                r = oh * sh + i - top
+                if r < 0 or r >= height:
+                    continue
+                for j in range(kw):
+                    off = j - left
+                    lo, hi = _column_range_jit(off, sw, width, out_w)
+                    if hi <= lo:
+                        continue
+                    dst = plane[r, lo * sw + off : (hi - 1) * sw + off + 1 : sw]
+                    src = share[lo:hi]
+                    for t in range(hi - lo):
+                        dst[t] += src[t]
+            continue
+        first_row = oh * sh - top
+        best[:] = fill
+        best_row[:] = first_row  # the window's first row, padding or not
+        seg, seg_row = best[left : left + inside], best_row[left : left + inside]
+        for i in range(kh):
+            r = first_row + i * dh
+            if r < 0 or r >= height:
+                continue  # a padding row never beats what came before it
+            row = x[n, c, r]
+            for t in range(inside):
+                if _beats(row[t], r, seg[t], seg_row[t], mode):
+                    seg[t] = row[t]
+                    seg_row[t] = r
+        for ow in range(out_w):
+            at = ow * sw
+            for j in range(1, kw):
+                k = ow * sw + j * dw
+                if _beats(best[k], best_row[k], best[at], best_row[at], mode):
+                    at = k
+            r, col = best_row[at], at - left
+            if 0 <= r < height and 0 <= col < width:
+                plane[r, col] += grow[ow]
 
 
 def _launch(kernel, *args) -> None:
@@ -407,6 +564,32 @@ def _forward(x, w, b, y, stride: tuple[int, int], spec: ConvSpec) -> None:
         _launch(_conv_forward_unit, x, w, b, y, *spec.dilation, *spec.padding[::2], spec.groups)
     else:
         _launch(_conv_forward_strided, x, w, b, y, *_geometry(spec), spec.groups)
+
+
+def _wide_grid(
+    grad_y: np.ndarray, x: np.ndarray, spec: ConvSpec
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """dY and the padded input laid on rows of ``wp = OW + dw*(kw-1)`` cells.
+
+    Costs one copy of the input and of dY, in exchange for dW's inner loops running over
+    whole planes without bounds checks.
+    """
+    (kh, kw), (dh, dw) = spec.kernel, spec.dilation
+    top, _, left, _ = spec.padding
+    oh, ow = spec.out_height, spec.out_width
+    wp = ow + dw * (kw - 1)
+    rows = oh + dh * (kh - 1)
+    gyw = np.zeros((spec.batch, spec.out_channels, oh, wp), dtype=spec.dtype)
+    gyw[:, :, :, :ow] = grad_y
+    # The last taps' runs reach dw*(kw-1) cells past the grid (multiplying dY's zeros).
+    tail = dw * (kw - 1)
+    xpw = np.zeros((spec.batch, spec.in_channels, rows * wp + tail), dtype=spec.dtype)
+    grid = xpw[:, :, : rows * wp].reshape(spec.batch, spec.in_channels, rows, wp)
+    r0, r1 = max(0, top), min(rows, top + spec.height)
+    c0, c1 = max(0, left), min(wp, left + spec.width)
+    if r1 > r0 and c1 > c0:
+        grid[:, :, r0:r1, c0:c1] = x[:, :, r0 - top : r1 - top, c0 - left : c1 - left]
+    return gyw.reshape(spec.batch, spec.out_channels, oh * wp), xpw, wp
 
 
 def _transposed_padding(spec: ConvSpec) -> tuple[int, int, int, int]:
@@ -495,7 +678,11 @@ class NumbaBackend(BackendBase):
                 _launch(_conv_grad_x, gy, ws, grad_x, *_geometry(spec), spec.groups)
         if need.w:
             grad_w = np.empty(spec.w_shape, dtype=spec.dtype)
-            _launch(_conv_grad_w, gy, xs, grad_w, *_geometry(spec), spec.groups)
+            if spec.stride == (1, 1):
+                gyw, xpw, wp = _wide_grid(grad_y, x, spec)
+                _launch(_conv_grad_w_unit, gyw, xpw, grad_w, wp, *spec.dilation, spec.groups)
+            else:
+                _launch(_conv_grad_w, gy, xs, grad_w, *_geometry(spec), spec.groups)
         grad_b = grad_y.sum(axis=(0, 2, 3), dtype=spec.dtype) if need.b else None
         return ConvGrads(grad_x, grad_w, grad_b)
 
