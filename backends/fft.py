@@ -24,13 +24,16 @@ from fastcnn.config import get_num_threads, get_workspace_limit
 from fastcnn.registry import BackendBase, ConvGrads, GradNeed
 from fastcnn.spec import ConvSpec, PoolSpec
 
-# Cost model for backend="auto", fitted with `fastcnn bench` on a 2-core AVX2 machine
-# (float32, 2 threads; ResNet-18 3x3, 7x7 stem and 15x15 / 31x31 layers): seconds per
-# (real cell x log2 cells) of one 2-D real transform, and the complex GEMM's rate. float64
-# runs at about half the rate.
-_FFT_SECONDS_PER_CELL_LOG = {"float32": 1.2e-9, "float64": 2.0e-9}
-_COMPLEX_GEMM_FLOPS_PER_SECOND = {"float32": 40e9, "float64": 20e9}
-_CALL_OVERHEAD_SECONDS = 150e-6
+# Cost model for backend="auto": seconds = intercept + sum(coefficient * feature), with
+# features (cells x log2 cells of the input and output transforms, of the kernel
+# transforms, and the per-frequency complex GEMM's real FLOPs). Coefficients were
+# fitted by non-negative least squares on relative error to `fastcnn bench` timings of
+# the resnet18, vgg16, mobilenet and large-kernel suites (float32, 2 threads, 2-core AVX2
+# machine); worst fitted error 40 %. float64 doubles everything but the intercept.
+_COST = {
+    "conv2d": (1.93e-3, 1.86e-10, 9.51e-11, 7.85e-11),
+    "conv2d_backward": (3.38e-3, 3.55e-10, 2.66e-10, 2.45e-10),
+}
 
 _COMPLEX = {"float32": np.complex64, "float64": np.complex128}
 
@@ -112,17 +115,18 @@ class FFTBackend(BackendBase):
         return max(1, get_workspace_limit() // self._bytes_per_image(spec))
 
     def estimate_seconds(self, op: str, spec: ConvSpec | PoolSpec) -> float:
+        """Predicted seconds for ``op`` on ``spec`` (the fitted model above)."""
         if isinstance(spec, PoolSpec):
             return math.inf
         fh, fw = self._fft_shape(spec)
-        per_transform = _FFT_SECONDS_PER_CELL_LOG[spec.dtype] * fh * fw * math.log2(fh * fw)
+        cell_log = fh * fw * math.log2(fh * fw)
         cin_g = spec.in_channels // spec.groups
-        transforms = spec.batch * (spec.in_channels + spec.out_channels)
-        transforms += spec.out_channels * cin_g
+        data = spec.batch * (spec.in_channels + spec.out_channels) * cell_log
+        kernels = spec.out_channels * cin_g * cell_log
         gemm_flops = 8 * spec.batch * spec.out_channels * cin_g * fh * (fw // 2 + 1)
-        one = transforms * per_transform + gemm_flops / _COMPLEX_GEMM_FLOPS_PER_SECOND[spec.dtype]
-        passes = 1 if op == "conv2d" else 2.5  # dX and dW reuse the transforms of x and dY
-        return _CALL_OVERHEAD_SECONDS + passes * one
+        base, per_data, per_kernel, per_flop = _COST[op]
+        scale = np.dtype(spec.dtype).itemsize / 4
+        return base + scale * (per_data * data + per_kernel * kernels + per_flop * gemm_flops)
 
     # --- convolution ----------------------------------------------------------------------
 

@@ -23,15 +23,18 @@ from fastcnn.config import get_workspace_limit
 from fastcnn.registry import BackendBase, ConvGrads, GradNeed
 from fastcnn.spec import ConvSpec, PoolSpec
 
-# Cost model for backend="auto", fitted on a 2-core AVX2 machine (float32, N=8, ResNet-18,
-# VGG-16 and MobileNet layers, `fastcnn bench`): seconds = flops / GEMM rate + bytes moved
-# by lowering and col2im / copy bandwidth + a fixed per-call overhead. float64 halves the
-# GEMM rate (half the SIMD lanes).
-_GEMM_FLOPS_PER_SECOND = {"float32": 110e9, "float64": 55e9}
-#: A GEMM whose output has a single row per group (depthwise) runs at memory speed.
-_SKINNY_GEMM_FLOPS_PER_SECOND = 4e9
-_COPY_BYTES_PER_SECOND = 4e9
-_CALL_OVERHEAD_SECONDS = 60e-6
+# Cost model for backend="auto": seconds = intercept + sum(coefficient * feature), with
+# features (dense GEMM FLOPs, depthwise FLOPs, lowered bytes, output bytes) for
+# convolutions and (window-tap bytes) for pooling. Coefficients were fitted by
+# non-negative least squares on relative error to `fastcnn bench` timings of the
+# resnet18, vgg16, mobilenet and large-kernel suites (float32, 2 threads, 2-core AVX2
+# machine); worst fitted error 38 %. 5.8e-12 s/FLOP is 173 GFLOP/s of GEMM. float64
+# doubles the FLOP terms (half the SIMD lanes); byte terms already scale with itemsize.
+_CONV_COST = {
+    "conv2d": (9.1e-5, 5.77e-12, 0.0, 8.68e-11, 1.34e-10),
+    "conv2d_backward": (4.07e-4, 1.08e-11, 3.66e-10, 4.37e-10, 1.21e-10),
+}
+_POOL_COST = {"pool2d": (2.22e-4, 1.74e-10), "pool2d_backward": (3.6e-4, 2.11e-9)}
 #: Lowered columns are built and consumed in chunks of about this size even when the
 #: workspace limit allows more: a chunk that stays in the last-level cache between the
 #: gather and the GEMM made ResNet-18's 64@56 layer 1.6x faster than one 58 MB chunk.
@@ -128,22 +131,23 @@ class Im2colBackend(BackendBase):
         return min(whole, max(budget, row))
 
     def estimate_seconds(self, op: str, spec: ConvSpec | PoolSpec) -> float:
+        """Predicted seconds for ``op`` on ``spec`` (the fitted model above)."""
         item = np.dtype(spec.dtype).itemsize
+        flop_scale = item / 4
         if isinstance(spec, PoolSpec):
-            lowered = spec.flops * item  # one lowered cell per window tap
-            passes = 2 if op == "pool2d" else 4
-            return _CALL_OVERHEAD_SECONDS + passes * lowered / _COPY_BYTES_PER_SECOND
-        lowered = spec.batch * self._conv_row_bytes(spec, "conv2d") * spec.out_height
+            base, per_byte = _POOL_COST[op]
+            return base + per_byte * spec.flops * item
+        base, dense, depthwise, lowered, out = _CONV_COST[op]
+        lowered_bytes = spec.batch * self._conv_row_bytes(spec, "conv2d") * spec.out_height
         out_bytes = spec.batch * spec.out_channels * spec.out_height * spec.out_width * item
-        per_group_rows = spec.out_channels // spec.groups
-        rate = _GEMM_FLOPS_PER_SECOND[spec.dtype]
-        if per_group_rows == 1:
-            rate = _SKINNY_GEMM_FLOPS_PER_SECOND
-        gemms = 1 if op == "conv2d" else 2
-        copies = 2 * lowered + 2 * out_bytes  # gather + read of cols, output transpose
-        if op == "conv2d_backward":
-            copies += 3 * lowered + 2 * out_bytes  # dcols and col2im, grad_y transpose
-        return _CALL_OVERHEAD_SECONDS + gemms * spec.flops / rate + copies / _COPY_BYTES_PER_SECOND
+        is_dense = spec.out_channels // spec.groups > 1
+        flops = spec.flops * flop_scale
+        return (
+            base
+            + (dense if is_dense else depthwise) * flops
+            + lowered * lowered_bytes
+            + out * out_bytes
+        )
 
     # --- convolution ----------------------------------------------------------------------
 

@@ -51,14 +51,22 @@ _POOL_MODE = {"max": 0, "min": 1, "mean": 2}
 #: to balance two to a few dozen threads, few enough that per-block scratch is negligible.
 _POOL_BLOCKS = 256
 
-# Cost model for backend="auto", fitted on a 2-core AVX2 machine with `fastcnn bench`
-# (float32, 2 threads, ResNet-18 / VGG-16 / MobileNet layers at N=8): sustained GFLOP/s of
-# the direct loops, by case, plus a per-call launch overhead.
-_CONV_FLOPS_PER_SECOND = {"float32": 60e9, "float64": 30e9}
-_STRIDED_CONV_FLOPS_PER_SECOND = {"float32": 15e9, "float64": 10e9}
-_DEPTHWISE_FLOPS_PER_SECOND = {"float32": 12e9, "float64": 8e9}
-_POOL_TAPS_PER_SECOND = 1.5e9
-_LAUNCH_SECONDS = 30e-6
+# Cost model for backend="auto": seconds = intercept + sum(coefficient * feature), with
+# convolution features (FLOPs of the stride-1 3-wide fused path, of other stride-1
+# kernels, of strided kernels, of depthwise kernels; input + output bytes) and pooling
+# features (window-tap bytes, output rows). Coefficients were fitted by non-negative
+# least squares on relative error to `fastcnn bench` timings of the resnet18, vgg16,
+# mobilenet and large-kernel suites (float32, 2 threads, 2-core AVX2 machine); worst
+# fitted error 74 % (strided and 1x1 layers, where im2col wins by far more than that).
+# float64 doubles the FLOP terms.
+_CONV_COST = {
+    "conv2d": (4.47e-4, 7.47e-12, 2.14e-11, 1.49e-10, 0.0, 4.14e-11),
+    "conv2d_backward": (1.19e-3, 1.94e-11, 4.58e-11, 3.23e-10, 0.0, 1.84e-10),
+}
+_POOL_COST = {
+    "pool2d": (2.28e-4, 3.33e-11, 8.04e-9),
+    "pool2d_backward": (8.34e-4, 2.66e-10, 1.41e-9),
+}
 
 
 def _column_range(off: int, stride: int, width: int, out_width: int) -> tuple[int, int]:
@@ -324,8 +332,8 @@ def _pool_forward(x, y, mode, kh, kw, sh, sw, dh, dw, top, left, include_pad):  
     row pass runs over whole contiguous input rows (vectorised) into a row buffer
     that already holds the left/right padding, so the column pass needs no bounds checks.
     """
-    n_img, n_ch, height, width = x.shape
-    out_h, out_w = y.shape[2], y.shape[3]
+    n_img, n_ch, width = x.shape[0], x.shape[1], x.shape[3]
+    out_w = y.shape[3]
     fill = -np.inf if mode == 0 else (np.inf if mode == 1 else 0.0)
     span = (out_w - 1) * sw + (kw - 1) * dw + 1
     inside = max(0, min(width, span - left))
@@ -434,10 +442,10 @@ def _pool_backward(
     the best (value, row) over the window's rows, then the best over its columns, with
     ties broken by row-major order, so the winner is exactly np.argmax/np.argmin's over
     the padded window (padding holds -inf or +inf and can only win an all-infinite
-    window, whose gradient is then dropped). Each task owns one (image, channel) plane.
+    window, whose gradient is then dropped). Each block of planes belongs to one task.
     """
-    n_img, n_ch, height, width = x.shape
-    out_h, out_w = gy.shape[2], gy.shape[3]
+    n_img, n_ch, width = x.shape[0], x.shape[1], x.shape[3]
+    out_w = gy.shape[3]
     fill = -np.inf if mode == 0 else np.inf
     span = (out_w - 1) * sw + (kw - 1) * dw + 1
     inside = max(0, min(width, span - left))
@@ -625,17 +633,23 @@ class NumbaBackend(BackendBase):
     ops = frozenset({"conv2d", "conv2d_backward", "pool2d", "pool2d_backward"})
 
     def estimate_seconds(self, op: str, spec: ConvSpec | PoolSpec) -> float:
+        """Predicted seconds for ``op`` on ``spec`` (the fitted model above)."""
+        item = np.dtype(spec.dtype).itemsize
         if isinstance(spec, PoolSpec):
-            passes = 1 if op == "pool2d" else 2
-            return _LAUNCH_SECONDS + passes * spec.flops / _POOL_TAPS_PER_SECOND
+            base, per_byte, per_row = _POOL_COST[op]
+            rows = spec.batch * spec.channels * spec.out_height
+            return base + per_byte * spec.flops * item + per_row * rows
+        base, fused, unit, strided, depthwise, per_byte = _CONV_COST[op]
+        flops = spec.flops * item / 4
         if spec.groups == spec.in_channels and spec.groups > 1:
-            rate = _DEPTHWISE_FLOPS_PER_SECOND[spec.dtype]
+            rate = depthwise
         elif spec.stride != (1, 1):
-            rate = _STRIDED_CONV_FLOPS_PER_SECOND[spec.dtype]
+            rate = strided
         else:
-            rate = _CONV_FLOPS_PER_SECOND[spec.dtype]
-        passes = 1 if op == "conv2d" else 2
-        return _LAUNCH_SECONDS * passes + passes * spec.flops / rate
+            rate = fused if spec.kernel[1] == 3 else unit
+        in_bytes = spec.batch * spec.in_channels * spec.height * spec.width * item
+        out_bytes = spec.batch * spec.out_channels * spec.out_height * spec.out_width * item
+        return base + rate * flops + per_byte * (in_bytes + out_bytes)
 
     def conv2d(
         self, x: np.ndarray, w: np.ndarray, b: np.ndarray | None, spec: ConvSpec

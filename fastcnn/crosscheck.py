@@ -39,7 +39,13 @@ from fastcnn.cases import (
     run_forward,
 )
 from fastcnn.gradcheck import directional_error, jacobian_error
-from fastcnn.tolerances import FD_TOLERANCE, FORWARD_TOLERANCE, forward_tolerance, relative_error
+from fastcnn.tolerances import (
+    FD_TOLERANCE,
+    FORWARD_TOLERANCE,
+    forward_tolerance,
+    product_scale,
+    relative_error,
+)
 
 REFERENCE = "naive"
 DTYPES: tuple[str, ...] = ("float32", "float64")
@@ -254,7 +260,7 @@ class _Auditor:
             self.record(op, "reference", ERROR, message=f"{type(exc).__name__}: {exc}")
         return False, None
 
-    def compare(self, op: str, got: Sequence[Any], want: Sequence[Any]) -> None:
+    def compare(self, op: str, got: Sequence[Any], want: Sequence[Any], floor: float) -> None:
         worst, problems = 0.0, []
         for name, g, r in zip(("x", "w", "b"), got, want, strict=False):
             label = name if len(want) > 1 else "result"
@@ -270,12 +276,27 @@ class _Auditor:
                 continue
             if g.dtype != np.dtype(self.dtype):
                 problems.append(f"{label}: dtype {g.dtype}, expected {self.dtype}")
-            err = relative_error(g, r)
+            err = relative_error(g, r, floor)
             worst = max(worst, err)
             if not err <= self.tol:
                 problems.append(f"{label}: error {err:.3g} > tolerance {self.tol:.3g}")
         status = FAIL if problems else PASS
         self.record(op, "reference", status, worst, self.tol, "; ".join(problems))
+
+    def scale(self, *, forward: bool) -> float:
+        """Size of one product term: the error floor (see tolerances.product_scale)."""
+        arrays = self.ref.arrays
+        if forward:
+            return (
+                product_scale(arrays["x"], arrays["w"])
+                if "w" in arrays
+                else product_scale(arrays["x"])
+            )
+        if "w" not in arrays:
+            return product_scale(self.ref.grad_y)
+        return max(
+            product_scale(self.ref.grad_y, arrays["w"]), product_scale(self.ref.grad_y, arrays["x"])
+        )
 
     def run(self, fd: bool, jacobian: bool) -> bool:
         """Run every check of the case; return whether the backend ran its forward."""
@@ -288,7 +309,7 @@ class _Auditor:
         ok, y = self.guarded(fwd_op, lambda: run_forward(case, arrays, self.backend))
         if ok:
             expected = ref.y if case.expected is None else case.expected
-            self.compare(fwd_op, [y], [expected])
+            self.compare(fwd_op, [y], [expected], self.scale(forward=True))
             again = run_forward(case, arrays, self.backend)
             same = _same_bits(y, again)
             self.record(
@@ -302,7 +323,7 @@ class _Auditor:
 
         ok, grads = self.guarded(bwd_op, lambda: run_backward(case, grad_y, arrays, self.backend))
         if ok:
-            self.compare(bwd_op, grads, ref.grads)
+            self.compare(bwd_op, grads, ref.grads, self.scale(forward=False))
             again = run_backward(case, grad_y, arrays, self.backend)
             same = all(_same_bits(a, b) for a, b in zip(grads, again, strict=True))
             self.record(
@@ -339,7 +360,8 @@ class _Auditor:
 
         try:
             rng = np.random.default_rng(0)
-            err = directional_error(forward, inputs, got, ref.grad_y, rng)
+            floor = self.scale(forward=False)
+            err = directional_error(forward, inputs, got, ref.grad_y, rng, floor=floor)
             self.record(
                 op,
                 "finite-diff",
@@ -358,7 +380,7 @@ class _Auditor:
                     )
                     return [g for g in out if g is not None]
 
-                err = jacobian_error(forward, inputs, backward)
+                err = jacobian_error(forward, inputs, backward, floor=floor)
                 self.record(
                     op,
                     "jacobian",
@@ -411,7 +433,7 @@ def _nonfinite_check(backend: str, dtype: str, case: Case, sink: list) -> None:
                 spread = int(test(got).sum()) - int(test(want).sum())
                 problems.append(f"{name} cells differ from the reference ({spread:+d})")
     tol = forward_tolerance(dtype, registry.get_backend(backend))
-    err = relative_error(got, want) if not problems else math.inf
+    err = relative_error(got, want, product_scale(*arrays.values())) if not problems else math.inf
     if not problems and not err <= tol:
         problems.append(f"finite cells: error {err:.3g} > {tol:.3g}")
     sink.append(

@@ -29,13 +29,15 @@ def directional_error(
     *,
     directions: int = 3,
     step: float = FD_STEP,
+    floor: float = TINY,
 ) -> float:
     """Worst error of directional derivatives along random directions.
 
     For each direction ``v`` (one array per input, scaled so no cell moves more than
     ``step``) the central difference ``(L(x + v) - L(x - v)) / 2`` is compared with
-    ``sum_i <grads_i, v_i>``; the error is relative to ``|grads| * |v|``, the largest
-    that inner product can be.
+    ``sum_i <grads_i, v_i>``; the error is relative to ``max(|grads|, floor) * |v|``,
+    the largest that inner product can be (``floor``, the size of one product term,
+    keeps rounding noise around a gradient that is exactly 0 from counting as error).
     """
     grad_norm = np.sqrt(sum(float(np.sum(np.square(g, dtype=np.float64))) for g in grads))
     worst = 0.0
@@ -48,7 +50,7 @@ def directional_error(
         numeric = (plus - minus) / 2.0
         analytic = sum(float(np.sum(g * d)) for g, d in zip(grads, v, strict=True))
         v_norm = np.sqrt(sum(float(np.sum(d * d)) for d in v))
-        worst = max(worst, abs(numeric - analytic) / max(grad_norm * v_norm, TINY))
+        worst = max(worst, abs(numeric - analytic) / max(max(grad_norm, floor) * v_norm, TINY))
     return worst
 
 
@@ -58,6 +60,7 @@ def jacobian_error(
     backward: Callable[[np.ndarray], Sequence[np.ndarray]],
     *,
     step: float = FD_STEP,
+    floor: float = TINY,
 ) -> float:
     """Normwise relative error of the full Jacobian, for tiny cases.
 
@@ -83,7 +86,7 @@ def jacobian_error(
         basis[k] = 1.0
         grads = backward(basis.reshape(y0.shape))
         analytic[k] = np.concatenate([np.asarray(g, dtype=np.float64).reshape(-1) for g in grads])
-    scale = max(float(np.abs(analytic).max()), TINY)
+    scale = max(float(np.abs(analytic).max()), floor, TINY)
     return float(np.abs(numeric - analytic).max()) / scale
 
 

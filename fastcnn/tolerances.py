@@ -36,8 +36,31 @@ def forward_tolerance(dtype: str, backend: Any = None) -> float:
     return FORWARD_TOLERANCE[dtype] * max(factor, 1.0)
 
 
-def relative_error(actual: Any, reference: Any) -> float:
-    """Normwise relative error ``max|a - r| / max(max|r|, TINY)`` (inf on shape mismatch)."""
+def product_scale(*arrays: Any) -> float:
+    """The size of one term of the computation: the product of the inputs' largest values.
+
+    Used as the floor of :func:`relative_error`'s denominator, so that an output that is
+    exactly 0 in the reference (a window wholly in the padding) is judged against the
+    size of the products the algorithm combined, not against 0: an FFT's rounding noise
+    of 1e-9 there is not an error of 1e21.
+    """
+    import numpy as np
+
+    scale = 1.0
+    for array in arrays:
+        finite = np.abs(np.asarray(array, dtype=np.float64))
+        finite = finite[np.isfinite(finite)]
+        scale *= float(finite.max()) if finite.size else 0.0
+    return scale
+
+
+def relative_error(actual: Any, reference: Any, floor: float = TINY) -> float:
+    """Normwise relative error ``max|a - r| / max(max|r|, floor, TINY)``.
+
+    ``inf`` on a shape mismatch or where one has NaN and the other does not; NaN in both,
+    or the same infinity in both, count as agreement. ``floor`` is usually
+    :func:`product_scale` of the inputs.
+    """
     import numpy as np
 
     a = np.asarray(actual, dtype=np.float64)
@@ -55,5 +78,5 @@ def relative_error(actual: Any, reference: Any) -> float:
     if np.isnan(diff).any():
         return float("inf")
     finite_ref = np.abs(r[np.isfinite(r)])
-    scale = max(float(finite_ref.max()) if finite_ref.size else 0.0, TINY)
+    scale = max(float(finite_ref.max()) if finite_ref.size else 0.0, floor, TINY)
     return float(diff.max()) / scale

@@ -15,7 +15,7 @@ import numpy as np
 import fastcnn
 from fastcnn.gradcheck import directional_error, tie_free
 from fastcnn.registry import get_backend
-from fastcnn.tolerances import FD_TOLERANCE, forward_tolerance, relative_error
+from fastcnn.tolerances import FD_TOLERANCE, forward_tolerance, product_scale, relative_error
 
 #: Convolution cases: shapes plus parameters, each a dict for ``conv_inputs``.
 CONV_SWEEP: list[dict[str, Any]] = [
@@ -97,9 +97,11 @@ def pool_inputs(
     return x, params
 
 
-def _assert_close(name: str, actual: np.ndarray, reference: np.ndarray, tol: float) -> None:
+def _assert_close(
+    name: str, actual: np.ndarray, reference: np.ndarray, tol: float, floor: float
+) -> None:
     assert actual.shape == reference.shape, f"{name}: shape {actual.shape} != {reference.shape}"
-    err = relative_error(actual, reference)
+    err = relative_error(actual, reference, floor)
     assert err <= tol, f"{name}: normwise relative error {err:.3g} > {tol:.3g}"
 
 
@@ -113,7 +115,7 @@ def check_conv(backend: str, case: dict[str, Any], dtype: str, seed: int = 0) ->
     y = fastcnn.conv2d(xd, wd, bd, backend=backend, **params)
     y_ref = fastcnn.conv2d(x, w, b, backend="naive", **params)
     assert y.dtype == np.dtype(dtype), f"forward dtype {y.dtype} != {dtype}"
-    _assert_close("conv2d", y, y_ref, tol)
+    _assert_close("conv2d", y, y_ref, tol, product_scale(x, w))
 
     gy = np.random.default_rng(seed + 1).standard_normal(y_ref.shape)
     grads = fastcnn.conv2d_backward(
@@ -126,7 +128,9 @@ def check_conv(backend: str, case: dict[str, Any], dtype: str, seed: int = 0) ->
             assert got is None, f"grad {name} should be None without a bias"
             continue
         assert got.dtype == np.dtype(dtype), f"grad {name} dtype {got.dtype} != {dtype}"
-        _assert_close(f"grad {name}", got, want, tol)
+        _assert_close(
+            f"grad {name}", got, want, tol, max(product_scale(gy, x), product_scale(gy, w))
+        )
     for before, after in zip(saved, (xd, wd) + (() if bd is None else (bd,)), strict=True):
         np.testing.assert_array_equal(before, after, err_msg="an input was modified")
 
@@ -145,7 +149,8 @@ def check_conv_fd(backend: str, case: dict[str, Any], seed: int = 0) -> None:
         bias = arrays[2] if len(arrays) == 3 else None
         return fastcnn.conv2d(arrays[0], arrays[1], bias, backend=backend, **params)
 
-    err = directional_error(forward, inputs, got, gy, np.random.default_rng(seed + 2))
+    floor = max(product_scale(gy, x), product_scale(gy, w))
+    err = directional_error(forward, inputs, got, gy, np.random.default_rng(seed + 2), floor=floor)
     assert err <= FD_TOLERANCE, f"finite-difference error {err:.3g} > {FD_TOLERANCE:.3g}"
 
 
@@ -162,12 +167,12 @@ def check_pool(backend: str, mode: str, case: dict[str, Any], dtype: str, seed: 
     y = forward(xd, backend=backend, **params)
     y_ref = forward(x, backend="naive", **params)
     assert y.dtype == np.dtype(dtype)
-    _assert_close(f"{mode}_pool2d", y, y_ref, tol)
+    _assert_close(f"{mode}_pool2d", y, y_ref, tol, product_scale(x))
     gy = np.random.default_rng(seed + 1).standard_normal(y_ref.shape)
     gx = backward(gy.astype(dtype), xd, backend=backend, **params)
     gx_ref = backward(gy, x, backend="naive", **params)
     assert gx.dtype == np.dtype(dtype)
-    _assert_close(f"{mode}_pool2d_backward", gx, gx_ref, tol)
+    _assert_close(f"{mode}_pool2d_backward", gx, gx_ref, tol, product_scale(gy))
     np.testing.assert_array_equal(saved, xd, err_msg="the input was modified")
 
 
@@ -188,5 +193,6 @@ def check_pool_fd(backend: str, mode: str, case: dict[str, Any], seed: int = 0) 
         [gx],
         gy,
         np.random.default_rng(seed + 2),
+        floor=product_scale(gy),
     )
     assert err <= FD_TOLERANCE, f"finite-difference error {err:.3g} > {FD_TOLERANCE:.3g}"
