@@ -29,10 +29,10 @@ from fastcnn.spec import ConvSpec, PoolSpec
 # transforms, and the per-frequency complex GEMM's real FLOPs). Coefficients were
 # fitted by non-negative least squares on relative error to `fastcnn bench` timings of
 # the resnet18, vgg16, mobilenet and large-kernel suites (float32, 2 threads, 2-core AVX2
-# machine); worst fitted error 40 %. float64 doubles everything but the intercept.
+# machine); worst fitted error 70 % over two runs. float64 doubles everything but the intercept.
 _COST = {
-    "conv2d": (1.93e-3, 1.86e-10, 9.51e-11, 7.85e-11),
-    "conv2d_backward": (3.38e-3, 3.55e-10, 2.66e-10, 2.45e-10),
+    "conv2d": (1.83e-3, 1.83e-10, 8.86e-11, 8.8e-11),
+    "conv2d_backward": (3.9e-3, 3.25e-10, 2.53e-10, 2.55e-10),
 }
 
 _COMPLEX = {"float32": np.complex64, "float64": np.complex128}

@@ -28,13 +28,13 @@ from fastcnn.spec import ConvSpec, PoolSpec
 # convolutions and (window-tap bytes) for pooling. Coefficients were fitted by
 # non-negative least squares on relative error to `fastcnn bench` timings of the
 # resnet18, vgg16, mobilenet and large-kernel suites (float32, 2 threads, 2-core AVX2
-# machine); worst fitted error 38 %. 5.8e-12 s/FLOP is 173 GFLOP/s of GEMM. float64
+# machine); worst fitted error 49 % (two runs). 5.6e-12 s/FLOP is 180 GFLOP/s of GEMM. float64
 # doubles the FLOP terms (half the SIMD lanes); byte terms already scale with itemsize.
 _CONV_COST = {
-    "conv2d": (9.1e-5, 5.77e-12, 0.0, 8.68e-11, 1.34e-10),
-    "conv2d_backward": (4.07e-4, 1.08e-11, 3.66e-10, 4.37e-10, 1.21e-10),
+    "conv2d": (1.75e-4, 5.57e-12, 0.0, 7.75e-11, 1.59e-10),
+    "conv2d_backward": (5.38e-4, 1.06e-11, 3.91e-10, 4.13e-10, 1.75e-10),
 }
-_POOL_COST = {"pool2d": (2.22e-4, 1.74e-10), "pool2d_backward": (3.6e-4, 2.11e-9)}
+_POOL_COST = {"pool2d": (2.17e-4, 1.75e-10), "pool2d_backward": (3.18e-4, 2.14e-9)}
 #: Lowered columns are built and consumed in chunks of about this size even when the
 #: workspace limit allows more: a chunk that stays in the last-level cache between the
 #: gather and the GEMM made ResNet-18's 64@56 layer 1.6x faster than one 58 MB chunk.

@@ -57,15 +57,15 @@ _POOL_BLOCKS = 256
 # features (window-tap bytes, output rows). Coefficients were fitted by non-negative
 # least squares on relative error to `fastcnn bench` timings of the resnet18, vgg16,
 # mobilenet and large-kernel suites (float32, 2 threads, 2-core AVX2 machine); worst
-# fitted error 74 % (strided and 1x1 layers, where im2col wins by far more than that).
+# fitted error 73 % over two runs (strided and 1x1 layers, where im2col wins by far more than that).
 # float64 doubles the FLOP terms.
 _CONV_COST = {
-    "conv2d": (4.47e-4, 7.47e-12, 2.14e-11, 1.49e-10, 0.0, 4.14e-11),
-    "conv2d_backward": (1.19e-3, 1.94e-11, 4.58e-11, 3.23e-10, 0.0, 1.84e-10),
+    "conv2d": (6.1e-4, 7.46e-12, 2.16e-11, 1.49e-10, 0.0, 3.33e-11),
+    "conv2d_backward": (1.12e-3, 1.89e-11, 4.7e-11, 3.36e-10, 0.0, 2.0e-10),
 }
 _POOL_COST = {
-    "pool2d": (2.28e-4, 3.33e-11, 8.04e-9),
-    "pool2d_backward": (8.34e-4, 2.66e-10, 1.41e-9),
+    "pool2d": (6.89e-5, 3.31e-11, 2.1e-8),
+    "pool2d_backward": (4.22e-5, 2.68e-10, 4.99e-8),
 }
 
 

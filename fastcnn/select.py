@@ -37,9 +37,13 @@ from fastcnn.registry import (
 )
 from fastcnn.spec import ConvSpec, PoolSpec, make_conv_spec, make_pool_spec
 
-#: Timed runs per candidate when autotuning (the minimum is kept); the first run of a
-#: backend also pays its one-off costs (JIT compilation), so it is run once untimed.
-AUTOTUNE_REPEATS = 2
+#: Timed runs per candidate when autotuning (the minimum is kept), and the least time
+#: spent timing each: sub-millisecond calls on a shared machine need many runs before
+#: the minimum means anything. The first run of a backend also pays its one-off costs
+#: (JIT compilation), so it is run once untimed.
+AUTOTUNE_REPEATS = 3
+AUTOTUNE_MIN_SECONDS = 0.05
+AUTOTUNE_MAX_REPEATS = 50
 #: Candidates whose estimate is over this many times the best estimate are not timed:
 #: the reference loops would take minutes on a real layer, and the model is never that far off.
 AUTOTUNE_PRUNE_FACTOR = 10.0
@@ -126,11 +130,12 @@ def autotune_cache() -> dict[tuple[str, Spec], str]:
 
 def _time(run: Callable[[Any], Any], backend: Any) -> float:
     run(backend)  # warm-up: compilation, caches
-    best = math.inf
-    for _ in range(AUTOTUNE_REPEATS):
+    best, spent, runs = math.inf, 0.0, 0
+    while runs < AUTOTUNE_REPEATS or (spent < AUTOTUNE_MIN_SECONDS and runs < AUTOTUNE_MAX_REPEATS):
         start = time.perf_counter()
         run(backend)
-        best = min(best, time.perf_counter() - start)
+        elapsed = time.perf_counter() - start
+        best, spent, runs = min(best, elapsed), spent + elapsed, runs + 1
     return best
 
 
