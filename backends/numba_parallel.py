@@ -80,7 +80,7 @@ _column_range_jit = njit(inline="always", cache=True)(_column_range)
 
 
 @njit(parallel=True, cache=True, fastmath=_FASTMATH)
-def _conv_forward_unit(x, w, b, y, dh, dw, top, left, groups):  # pragma: no cover
+def _conv_forward_unit(x, w, b, y, dh, dw, top, left, groups, accumulate):  # pragma: no cover
     """Stride-1 convolution on a "wide grid": taps become contiguous flat offsets.
 
     A tile of output rows is computed on rows of width ``wp = OW + dw*(KW-1)`` (the extra
@@ -114,7 +114,11 @@ def _conv_forward_unit(x, w, b, y, dh, dw, top, left, groups):  # pragma: no cov
         acc = np.empty((_OUT_BLOCK, padded_len), dtype=y.dtype)
         tile_in = np.zeros(span * wp + dw * (kw - 1) + _VECTOR_PAD, dtype=x.dtype)
         for k in range(nb):
-            acc[k, :] = b[o0 + k]
+            if accumulate:  # add to what y holds (one phase of a strided convolution)
+                for rr in range(nr):
+                    acc[k, rr * wp : rr * wp + out_w] = y[n, o0 + k, r_lo + rr, :]
+            else:
+                acc[k, :] = b[o0 + k]
         for ci in range(cin_g):
             c = g * cin_g + ci
             for s in range(span):
@@ -567,11 +571,39 @@ def _readonly(array: np.ndarray) -> np.ndarray:
 
 
 def _forward(x, w, b, y, stride: tuple[int, int], spec: ConvSpec) -> None:
-    """Pick the stride-1 wide-grid kernel where it applies, else the general one."""
+    """Stride 1: the wide-grid kernel. Other strides: its polyphase form, else the general one."""
     if stride == (1, 1):
-        _launch(_conv_forward_unit, x, w, b, y, *spec.dilation, *spec.padding[::2], spec.groups)
+        _launch(
+            _conv_forward_unit, x, w, b, y, *spec.dilation, *spec.padding[::2], spec.groups, False
+        )
+    elif spec.dilation == (1, 1) and spec.out_channels // spec.groups > 1:
+        # Not for depthwise: one output channel per group leaves the phases too little
+        # work per launch, and the direct strided loops measured faster there.
+        _polyphase_forward(x, w, b, y, spec)
     else:
         _launch(_conv_forward_strided, x, w, b, y, *_geometry(spec), spec.groups)
+
+
+def _polyphase_forward(x, w, b, y, spec: ConvSpec) -> None:
+    """A strided convolution as a sum of stride-1 convolutions, one per stride phase.
+
+    With stride (s, t), output (i, j) reads padded input cells (s*i + p, t*j + q); split
+    by (p mod s, q mod t) those are stride-1 windows over the phase image
+    ``xp[a::s, b::t]`` with the kernel taps ``w[a::s, b::t]``, so every tap still runs
+    in the vectorised wide-grid kernel and no work is wasted (stride 2 with a 3x3 kernel:
+    four phases with 2x2, 2x1, 1x2 and 1x1 taps). Costs one copy of the padded input.
+    """
+    (sh, sw), (kh, kw) = spec.stride, spec.kernel
+    top, bottom, left, right = spec.padding
+    xp = np.zeros((*x.shape[:2], spec.height + top + bottom, spec.width + left + right), x.dtype)
+    xp[:, :, top : top + spec.height, left : left + spec.width] = x
+    first = True
+    for a in range(min(sh, kh)):
+        for c in range(min(sw, kw)):
+            phase = _readonly(np.ascontiguousarray(xp[:, :, a::sh, c::sw]))
+            taps = _readonly(np.ascontiguousarray(w[:, :, a::sh, c::sw]))
+            _launch(_conv_forward_unit, phase, taps, b, y, 1, 1, 0, 0, spec.groups, not first)
+            first = False
 
 
 def _wide_grid(
@@ -687,6 +719,7 @@ class NumbaBackend(BackendBase):
                     pads[0],
                     pads[2],
                     spec.groups,
+                    False,
                 )
             else:
                 _launch(_conv_grad_x, gy, ws, grad_x, *_geometry(spec), spec.groups)
