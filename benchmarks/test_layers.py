@@ -1,16 +1,32 @@
-"""One benchmark per backend per layer and pass, grouped by layer (see conftest.py)."""
+"""pytest-benchmark suites over the layers of fastcnn.suites.
+
+Run with ``pytest benchmarks/ --benchmark-only`` (or ``tox -e bench``). Each layer and
+pass is one benchmark group with one benchmark per backend, so pytest-benchmark's table
+compares backends directly; the "numpy GEMM" group is the machine's yardstick measured in
+the same run. ``FASTCNN_BENCH_BATCH`` overrides every suite's batch size and
+``FASTCNN_BENCH_SUITES`` (comma-separated) picks suites.
+"""
 
 from __future__ import annotations
+
+import os
 
 import numpy as np
 import pytest
 
 from fastcnn.bench import GEMM_SIZE, layer_spec
 from fastcnn.cases import make_inputs, run_backward, run_forward
-from fastcnn.registry import BackendUnsupported
+from fastcnn.registry import BackendUnsupported, list_backends
 from fastcnn.suites import suite
 
-from .conftest import BACKENDS, BATCH, SUITE_NAMES
+#: Left out: the reference loops would take minutes per layer.
+EXCLUDED = {"naive"}
+
+SUITE_NAMES = os.environ.get(
+    "FASTCNN_BENCH_SUITES", "lenet,resnet18,vgg16,mobilenet,large-kernel"
+).split(",")
+BATCH = int(os.environ["FASTCNN_BENCH_BATCH"]) if "FASTCNN_BENCH_BATCH" in os.environ else None
+BACKENDS = [info.name for info in list_backends() if info.available and info.name not in EXCLUDED]
 
 CASES = [case for name in SUITE_NAMES for case in suite(name.strip(), BATCH)]
 DTYPE = "float32"

@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+from broken_backends import BROKEN, MissingTapGradient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -13,7 +14,6 @@ import fastcnn
 from fastcnn import crosscheck
 from fastcnn.cases import Case, case_from_dict, default_cases, parse_case
 from fastcnn.cli import main
-from tests.broken_backends import BROKEN, MissingTapGradient
 
 SMALL = [
     "conv2d x=2x3x7x6 w=4x3x3x3 padding=1",

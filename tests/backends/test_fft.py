@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from helpers import CONV_SWEEP, case_id, check_conv, check_conv_fd
 
 import fastcnn
 from fastcnn import crosscheck
-from tests.helpers import CONV_SWEEP, case_id, check_conv, check_conv_fd
 
 DTYPES = ["float32", "float64"]
 

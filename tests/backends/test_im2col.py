@@ -6,11 +6,7 @@ import tracemalloc
 
 import numpy as np
 import pytest
-
-import fastcnn
-from fastcnn.registry import get_backend
-from fastcnn.spec import make_conv_spec
-from tests.helpers import (
+from helpers import (
     CONV_SWEEP,
     POOL_SWEEP,
     case_id,
@@ -20,6 +16,10 @@ from tests.helpers import (
     check_pool_fd,
     conv_inputs,
 )
+
+import fastcnn
+from fastcnn.registry import get_backend
+from fastcnn.spec import make_conv_spec
 
 DTYPES = ["float32", "float64"]
 

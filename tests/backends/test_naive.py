@@ -4,11 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-import fastcnn
-from fastcnn.gradcheck import jacobian_error, tie_free
-from fastcnn.tolerances import FD_TOLERANCE
-from tests.helpers import (
+from helpers import (
     CONV_SWEEP,
     POOL_FUNCS,
     POOL_SWEEP,
@@ -17,6 +13,10 @@ from tests.helpers import (
     check_pool_fd,
     conv_inputs,
 )
+
+import fastcnn
+from fastcnn.gradcheck import jacobian_error, tie_free
+from fastcnn.tolerances import FD_TOLERANCE
 
 
 @pytest.mark.parametrize("case", CONV_SWEEP, ids=case_id)

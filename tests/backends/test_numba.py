@@ -7,9 +7,7 @@ import threading
 
 import numpy as np
 import pytest
-
-import fastcnn
-from tests.helpers import (
+from helpers import (
     CONV_SWEEP,
     POOL_SWEEP,
     case_id,
@@ -18,6 +16,8 @@ from tests.helpers import (
     check_pool,
     check_pool_fd,
 )
+
+import fastcnn
 
 DTYPES = ["float32", "float64"]
 
