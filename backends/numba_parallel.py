@@ -34,6 +34,15 @@ if "NUMBA_THREADING_LAYER" not in os.environ:
 
 _launch_lock = threading.Lock()
 
+
+def _fresh_lock_after_fork() -> None:
+    # A child forked while another thread held the lock would inherit it locked forever.
+    global _launch_lock
+    _launch_lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_fresh_lock_after_fork)
+
 #: Output channels computed together, so each input value loaded is used this many times.
 _OUT_BLOCK = 4
 #: Wide-grid cells per stride-1 tile and channel: 4 accumulator rows of this many float32

@@ -27,6 +27,7 @@ import numpy as np
 from fastcnn import registry, select
 from fastcnn.cases import Case, make_inputs, run_backward, run_forward
 from fastcnn.config import get_num_threads
+from fastcnn.crosscheck import ALL_OPS
 from fastcnn.spec import ConvSpec, PoolSpec, make_conv_spec, make_pool_spec
 from fastcnn.suites import SUITES, suite
 
@@ -515,7 +516,7 @@ def add_command(sub: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--batch", type=int, help="images per layer (default: per suite)")
     parser.add_argument("--backend", action="append", help="only this backend (repeatable)")
-    parser.add_argument("--op", action="append", help="only this op, e.g. conv2d_backward")
+    parser.add_argument("--op", action="append", choices=ALL_OPS, help="only this op (repeatable)")
     parser.add_argument("--dtype", action="append", choices=["float32", "float64"])
     parser.add_argument("--peer", choices=[PEER], help="add torch.nn.functional as a column")
     parser.add_argument("--autotune", action="store_true", help="add autotuned auto as a column")
