@@ -2,7 +2,8 @@
 
 Semantics follow ``torch.nn.functional`` (NCHW cross-correlation, ``avg_pool2d`` as
 mean pooling). Arrays are converted once to the compute dtype, made C-contiguous and
-handed to backends as read-only views, so no backend can write into a caller's array.
+handed to backends as read-only views: a backend that writes into its input fails
+loudly instead of silently changing the caller's array (and the audit checks it).
 """
 
 from __future__ import annotations
@@ -97,8 +98,9 @@ def _pick_backend(
     return backend
 
 
-def _unbatch(array: np.ndarray | None, added: bool) -> np.ndarray | None:
-    return array[0] if added and array is not None else array
+def _unbatch(array: np.ndarray, added: bool) -> np.ndarray:
+    """Drop the batch axis that :func:`_batched` added."""
+    return array[0] if added else array
 
 
 # --- convolution -----------------------------------------------------------------------------
@@ -168,9 +170,9 @@ def conv2d(
     arrays = (xs, ws) if bs is None else (xs, ws, bs)
     chosen = _pick_backend(backend, "conv2d", spec, arrays, (xs, ws, bs, spec))
     if spec.batch == 0:
-        return _unbatch(np.zeros(spec.y_shape, dtype), unbatched)  # type: ignore[return-value]
+        return _unbatch(np.zeros(spec.y_shape, dtype), unbatched)
     y = registry.call(chosen, "conv2d", xs, ws, bs, spec)
-    return _unbatch(y, unbatched)  # type: ignore[return-value]
+    return _unbatch(y, unbatched)
 
 
 def conv2d_backward(
@@ -238,7 +240,8 @@ def conv2d_backward(
         )
     else:
         grads = registry.call(chosen, "conv2d_backward", gys, xs, ws, spec, grads_needed)
-    return ConvGrads(_unbatch(grads.x, unbatched), grads.w, grads.b)
+    grad_x = None if grads.x is None else _unbatch(grads.x, unbatched)
+    return ConvGrads(grad_x, grads.w, grads.b)
 
 
 # --- pooling -----------------------------------------------------------------------------------
@@ -258,8 +261,8 @@ def _pool(
     xs = _frozen(x4, dtype)
     chosen = _pick_backend(backend, "pool2d", spec, (xs,), (xs, spec))
     if spec.batch == 0:
-        return _unbatch(np.zeros(spec.y_shape, dtype), unbatched)  # type: ignore[return-value]
-    return _unbatch(registry.call(chosen, "pool2d", xs, spec), unbatched)  # type: ignore[return-value]
+        return _unbatch(np.zeros(spec.y_shape, dtype), unbatched)
+    return _unbatch(registry.call(chosen, "pool2d", xs, spec), unbatched)
 
 
 def _pool_backward(
@@ -279,9 +282,9 @@ def _pool_backward(
     gys, xs = _frozen(gy4, dtype), _frozen(x4, dtype)
     chosen = _pick_backend(backend, "pool2d_backward", spec, (gys, xs), (gys, xs, spec))
     if spec.batch == 0:
-        return _unbatch(np.zeros(spec.x_shape, dtype), unbatched)  # type: ignore[return-value]
+        return _unbatch(np.zeros(spec.x_shape, dtype), unbatched)
     gx = registry.call(chosen, "pool2d_backward", gys, xs, spec)
-    return _unbatch(gx, unbatched)  # type: ignore[return-value]
+    return _unbatch(gx, unbatched)
 
 
 _POOL_DOC = """{title} pooling over 2-D windows, per channel (the channel count is kept).
