@@ -244,6 +244,11 @@ def pool_output_size(
 def _shape4(name: str, array: np.ndarray) -> tuple[int, int, int, int]:
     if array.ndim != 4:
         raise ValueError(f"{name} must be 4-D (N, C, H, W), got {array.ndim}-D shape {array.shape}")
+    if min(array.shape[2:]) < 1:
+        raise ValueError(
+            f"{name} has spatial size {array.shape[2:]}; height and width must be >= 1 "
+            "(only the batch may be empty, as in PyTorch)"
+        )
     return array.shape  # type: ignore[return-value]
 
 

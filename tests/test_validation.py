@@ -36,6 +36,7 @@ def conv(**kw):
         (lambda: conv(stride=(1, -2)), ValueError, ["stride=(1, -2)", ">= 1"]),
         (lambda: conv(dilation=0), ValueError, ["dilation=0", ">= 1"]),
         (lambda: conv(padding=-1), ValueError, ["padding=-1", ">= 0"]),
+        (lambda: conv(x=np.zeros((2, 4, 0, 8)), padding=2), ValueError, ["x", "height and width"]),
         (lambda: conv(padding=(0, 0, -1, 0)), ValueError, ["padding", ">= 0"]),
         (lambda: conv(padding="full"), ValueError, ["padding='full'", "'same'"]),
         (lambda: conv(padding="same", stride=2), ValueError, ["padding='same'", "stride=1"]),
@@ -85,6 +86,7 @@ def pool(mode="max", **kw):
     [
         (lambda: pool(x=np.zeros(5)), ValueError, ["x", "1-D"]),
         (lambda: pool(kernel_size=0), ValueError, ["kernel_size=0", ">= 1"]),
+        (lambda: pool(x=np.zeros((1, 2, 3, 0)), padding=1), ValueError, ["x", "height and width"]),
         (lambda: pool(kernel_size=3, padding=2), ValueError, ["padding=2", "half the kernel"]),
         (lambda: pool("mean", kernel_size=(4, 2), padding=(1, 2)), ValueError, ["padding", "half"]),
         (lambda: pool(stride=0), ValueError, ["stride=0"]),
