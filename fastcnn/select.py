@@ -23,6 +23,7 @@ import time
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -93,26 +94,29 @@ _tuned: dict[tuple[str, Spec], str] = {}
 _timings: dict[tuple[str, Spec], dict[str, float]] = {}
 
 
+_autotune_block: ContextVar[bool | None] = ContextVar("fastcnn_autotune", default=None)
+
+
 def set_autotune(enabled: bool) -> None:
-    """Turn autotuning on or off for the whole process."""
+    """Turn autotuning on or off for the whole process (outside ``autotuning`` blocks)."""
     global _autotune
     _autotune = bool(enabled)
 
 
 def autotune_enabled() -> bool:
     """Whether ``"auto"`` times backends on first sight of a call signature."""
-    return _autotune
+    block = _autotune_block.get()
+    return _autotune if block is None else block
 
 
 @contextmanager
 def autotuning(enabled: bool = True) -> Iterator[None]:
-    """Autotune (or not) inside a block, restoring the previous setting after it."""
-    before = _autotune
-    set_autotune(enabled)
+    """Autotune (or not) inside a block; like ``use_backend``, local to the thread or task."""
+    token = _autotune_block.set(bool(enabled))
     try:
         yield
     finally:
-        set_autotune(before)
+        _autotune_block.reset(token)
 
 
 def clear_autotune_cache() -> None:
@@ -252,7 +256,7 @@ def choose(
     if not capable:
         why = "; ".join(f"{name}: {reason}" for name, reason in sorted(vetoed.items()))
         raise BackendUnsupported(f"no available backend can run {op} on this input ({why})")
-    if _autotune and run is not None and len(capable) > 1:
+    if autotune_enabled() and run is not None and len(capable) > 1:
         return _tune((op, spec), capable, run)
     return capable[0][0]
 

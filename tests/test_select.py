@@ -182,3 +182,20 @@ def test_explain_is_readable():
     assert "auto picks" in text and "ms estimated" in text
     with pytest.raises(ValueError, match="op="):
         select.explain("conv3d", (1, 1, 4, 4))
+
+
+def test_autotuning_blocks_are_local_to_their_thread():
+    seen = []
+    with select.autotuning():
+        worker = threading.Thread(target=lambda: seen.append(select.autotune_enabled()))
+        worker.start()
+        worker.join()
+        assert select.autotune_enabled()
+    assert seen == [False] and not select.autotune_enabled()
+    select.set_autotune(True)
+    try:
+        with select.autotuning(False):
+            assert not select.autotune_enabled()
+        assert select.autotune_enabled()
+    finally:
+        select.set_autotune(False)
