@@ -60,24 +60,27 @@ def estimate(backend: Any, op: str, spec: Spec) -> float:
     return float(cost(op, spec)) if cost is not None else math.inf
 
 
+_SPREADS = "the input holds NaN or Inf and it would spread them"
+
+
 def candidates(
-    op: str, spec: Spec, *, finite: Callable[[], bool]
+    op: str, spec: Spec, *, finite: Callable[[], bool] | None
 ) -> tuple[list[tuple[Any, float]], dict[str, str]]:
     """Capable backends with their estimates (best first), and why the others were vetoed.
 
     ``finite`` is called at most once, and only if some capable backend would spread
-    non-finite values, so finite inputs to local-only backends cost no extra pass.
+    non-finite values. ``None`` skips that veto (the caller applies it lazily).
     """
     capable: list[tuple[Any, float]] = []
     vetoed: dict[str, str] = {}
     is_finite: bool | None = None
     for backend in available_backends():
         reason = unsupported_reason(backend, op, spec)
-        if reason is None and not keeps_nonfinite_local(backend):
+        if reason is None and finite is not None and not keeps_nonfinite_local(backend):
             if is_finite is None:
                 is_finite = finite()
             if not is_finite:
-                reason = "the input holds NaN or Inf and it would spread them"
+                reason = _SPREADS
         if reason is not None:
             vetoed[backend.name] = reason
         else:
@@ -252,11 +255,18 @@ def choose(
     run : callable, optional
         Runs the call on a given backend; with autotune on, used to time the candidates.
     """
-    capable, vetoed = candidates(op, spec, finite=finite)
+    capable, vetoed = candidates(op, spec, finite=None)
+    # The finiteness pass over the inputs costs as much as a small layer, so it runs only
+    # when a backend that would spread NaN/Inf is about to be used or timed.
+    tuning = autotune_enabled() and run is not None and len(capable) > 1
+    if tuning or (capable and not keeps_nonfinite_local(capable[0][0])):
+        if any(not keeps_nonfinite_local(b) for b, _ in capable) and not finite():
+            vetoed.update({b.name: _SPREADS for b, _ in capable if not keeps_nonfinite_local(b)})
+            capable = [(b, s) for b, s in capable if keeps_nonfinite_local(b)]
     if not capable:
         why = "; ".join(f"{name}: {reason}" for name, reason in sorted(vetoed.items()))
         raise BackendUnsupported(f"no available backend can run {op} on this input ({why})")
-    if autotune_enabled() and run is not None and len(capable) > 1:
+    if tuning and len(capable) > 1:
         return _tune((op, spec), capable, run)
     return capable[0][0]
 
