@@ -38,10 +38,9 @@ from fastcnn.registry import (
 )
 from fastcnn.spec import ConvSpec, PoolSpec, make_conv_spec, make_pool_spec
 
-#: Timed runs per candidate when autotuning (the minimum is kept), and the least time
-#: spent timing each: sub-millisecond calls on a shared machine need many runs before
-#: the minimum means anything. The first run of a backend also pays its one-off costs
-#: (JIT compilation), so it is run once untimed.
+#: Timed rounds when autotuning (each round runs every candidate once; the minimum is
+#: kept), and the least time spent per candidate: sub-millisecond calls on a shared
+#: machine need many runs before the minimum means anything.
 AUTOTUNE_REPEATS = 3
 AUTOTUNE_MIN_SECONDS = 0.05
 AUTOTUNE_MAX_REPEATS = 50
@@ -135,15 +134,40 @@ def autotune_cache() -> dict[tuple[str, Spec], str]:
         return dict(_tuned)
 
 
-def _time(run: Callable[[Any], Any], backend: Any) -> float:
-    run(backend)  # warm-up: compilation, caches
-    best, spent, runs = math.inf, 0.0, 0
-    while runs < AUTOTUNE_REPEATS or (spent < AUTOTUNE_MIN_SECONDS and runs < AUTOTUNE_MAX_REPEATS):
-        start = time.perf_counter()
-        run(backend)
-        elapsed = time.perf_counter() - start
-        best, spent, runs = min(best, elapsed), spent + elapsed, runs + 1
-    return best
+def _time_all(run: Callable[[Any], Any], backends: list[Any]) -> dict[str, float]:
+    """Each backend's minimum time on the call, measured in interleaved rounds.
+
+    Interleaving makes a burst of load on a shared machine hit every candidate alike
+    instead of whichever was being timed. Each backend first runs once untimed (JIT
+    compilation, caches); one that raises on the real input gets an infinite time.
+    """
+    seconds: dict[str, float] = {}
+    live = []
+    for backend in backends:
+        seconds[backend.name] = math.inf
+        try:
+            run(backend)
+            live.append(backend)
+        except Exception:  # a backend that fails on the real input is simply not chosen
+            pass
+    spent, rounds = 0.0, 0
+    while live and (
+        rounds < AUTOTUNE_REPEATS
+        or (spent < AUTOTUNE_MIN_SECONDS * len(live) and rounds < AUTOTUNE_MAX_REPEATS)
+    ):
+        for backend in list(live):
+            start = time.perf_counter()
+            try:
+                run(backend)
+            except Exception:
+                live.remove(backend)
+                seconds[backend.name] = math.inf
+                continue
+            elapsed = time.perf_counter() - start
+            seconds[backend.name] = min(seconds[backend.name], elapsed)
+            spent += elapsed
+        rounds += 1
+    return seconds
 
 
 def _tune(key: tuple[str, Spec], capable: list[tuple[Any, float]], run: Callable) -> Any:
@@ -154,15 +178,9 @@ def _tune(key: tuple[str, Spec], capable: list[tuple[Any, float]], run: Callable
         return by_name[name]
     # Timed outside the lock: other threads keep working; if two threads tune the same
     # signature at once, both measure and the last writer's (equally valid) choice stays.
-    seconds = {}
     best_estimate = capable[0][1]
-    for backend, guess in capable:
-        if guess > AUTOTUNE_PRUNE_FACTOR * best_estimate:
-            continue
-        try:
-            seconds[backend.name] = _time(run, backend)
-        except Exception:  # a backend that fails on the real input is simply not chosen
-            seconds[backend.name] = math.inf
+    timed = [b for b, guess in capable if guess <= AUTOTUNE_PRUNE_FACTOR * best_estimate]
+    seconds = _time_all(run, timed)
     winner = min(seconds, key=lambda n: (seconds[n], n))
     with _lock:
         _tuned[key] = winner
