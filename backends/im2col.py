@@ -262,10 +262,6 @@ class Im2colBackend(BackendBase):
         return _chunks(spec.batch, spec.out_height, row)
 
     @staticmethod
-    def _fill(spec: PoolSpec) -> float:
-        return {"max": -np.inf, "min": np.inf, "mean": 0.0}[spec.mode]
-
-    @staticmethod
     def _divisor(spec: PoolSpec) -> np.ndarray:
         """avg_pool2d's divisor per output position, as an ``(OH, OW)`` array."""
         counts = []
@@ -284,7 +280,7 @@ class Im2colBackend(BackendBase):
     def _pool_windows(self, x: np.ndarray, spec: PoolSpec, chunk: Chunk) -> np.ndarray:
         """Lowered windows ``(nb, C, kh*kw, rows, OW)`` of a chunk."""
         n0, n1, r0, r1 = chunk
-        slab, _ = _slab(x, spec, chunk, self._fill(spec))
+        slab, _ = _slab(x, spec, chunk, spec.pad_value)
         windows = _windows(slab, spec, r1 - r0)
         return windows.reshape(n1 - n0, spec.channels, -1, r1 - r0, spec.out_width)
 
@@ -312,7 +308,7 @@ class Im2colBackend(BackendBase):
         for chunk in self._pool_chunks(spec):
             n0, n1, r0, r1 = chunk
             rows = r1 - r0
-            slab, first = _slab(x, spec, chunk, self._fill(spec))
+            slab, first = _slab(x, spec, chunk, spec.pad_value)
             grad_slab = np.zeros_like(slab)
             if spec.mode == "mean":
                 share = share_all[n0:n1, :, r0:r1]

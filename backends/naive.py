@@ -143,8 +143,7 @@ class NaiveBackend(BackendBase):
     # --- pooling -------------------------------------------------------------------------
 
     def pool2d(self, x: np.ndarray, spec: PoolSpec) -> np.ndarray:
-        fill = {"max": -np.inf, "min": np.inf, "mean": 0.0}[spec.mode]
-        xp = _padded(x, spec, fill)
+        xp = _padded(x, spec, spec.pad_value)
         y = np.empty(spec.y_shape, dtype=spec.dtype)
         for i in range(spec.out_height):
             for j in range(spec.out_width):
@@ -161,8 +160,7 @@ class NaiveBackend(BackendBase):
         return y
 
     def pool2d_backward(self, grad_y: np.ndarray, x: np.ndarray, spec: PoolSpec) -> np.ndarray:
-        fill = {"max": -np.inf, "min": np.inf, "mean": 0.0}[spec.mode]
-        xp = _padded(x, spec, fill)
+        xp = _padded(x, spec, spec.pad_value)
         grad_xp = np.zeros(xp.shape, dtype=spec.dtype)
         kw = spec.kernel[1]
         n_idx, c_idx = np.indices((spec.batch, spec.channels))

@@ -337,7 +337,9 @@ def _mean_divisors(
 
 
 @njit(parallel=True, cache=True)
-def _pool_forward(x, y, mode, kh, kw, sh, sw, dh, dw, top, left, include_pad):  # pragma: no cover
+def _pool_forward(
+    x, y, mode, fill, kh, kw, sh, sw, dh, dw, top, left, include_pad
+):  # pragma: no cover
     """Separable pooling: reduce the window's rows first, then its columns.
 
     Max, min and sum are associative and commutative, so a window's result is the
@@ -347,7 +349,6 @@ def _pool_forward(x, y, mode, kh, kw, sh, sw, dh, dw, top, left, include_pad):  
     """
     n_img, n_ch, width = x.shape[0], x.shape[1], x.shape[3]
     out_w = y.shape[3]
-    fill = -np.inf if mode == 0 else (np.inf if mode == 1 else 0.0)
     span = (out_w - 1) * sw + (kw - 1) * dw + 1
     inside = max(0, min(width, span - left))
     planes = n_img * n_ch
@@ -447,7 +448,7 @@ def _beats(v, row, best, best_row, mode):  # pragma: no cover
 
 @njit(parallel=True, cache=True)
 def _pool_backward(
-    gy, x, dx, mode, kh, kw, sh, sw, dh, dw, top, left, include_pad
+    gy, x, dx, mode, fill, kh, kw, sh, sw, dh, dw, top, left, include_pad
 ):  # pragma: no cover
     """Routes each output gradient back: to the first extreme (max/min) or evenly (mean).
 
@@ -459,7 +460,6 @@ def _pool_backward(
     """
     n_img, n_ch, width = x.shape[0], x.shape[1], x.shape[3]
     out_w = gy.shape[3]
-    fill = -np.inf if mode == 0 else np.inf
     span = (out_w - 1) * sw + (kw - 1) * dw + 1
     inside = max(0, min(width, span - left))
     planes = n_img * n_ch
@@ -749,6 +749,7 @@ class NumbaBackend(BackendBase):
             _readonly(x),
             y,
             _POOL_MODE[spec.mode],
+            spec.pad_value,
             *spec.kernel,
             *_geometry(spec),
             spec.count_include_pad,
@@ -763,6 +764,7 @@ class NumbaBackend(BackendBase):
             _readonly(x),
             grad_x,
             _POOL_MODE[spec.mode],
+            spec.pad_value,
             *spec.kernel,
             *_geometry(spec),
             spec.count_include_pad,

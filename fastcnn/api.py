@@ -8,6 +8,7 @@ loudly instead of silently changing the caller's array (and the audit checks it)
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Collection
 from typing import Any
 
@@ -73,6 +74,7 @@ def _pick_backend(
     """
     name = registry.current_backend(requested)
 
+    @functools.cache  # a pass over the inputs, done at most once and only if asked
     def finite() -> bool:
         return _all_finite(*arrays)
 
@@ -81,15 +83,12 @@ def _pick_backend(
             op, spec, finite=finite, run=lambda b: registry.call(b, op, *call_args)
         )
     backend = registry.get_backend(name)
-    reason = registry.unsupported_reason(backend, op, spec)
-    if reason is None and not registry.keeps_nonfinite_local(backend) and not finite():
-        reason = "the input holds NaN or Inf, which it would spread over the whole output"
+    reason = select.refusal(backend, op, spec, finite)
     if reason is not None:
         able = [
             b.name
             for b in registry.available_backends()
-            if registry.unsupported_reason(b, op, spec) is None
-            and (registry.keeps_nonfinite_local(b) or finite())
+            if select.refusal(b, op, spec, finite) is None
         ]
         raise BackendUnsupported(
             f"backend {name!r} cannot run {op} here: {reason}. "

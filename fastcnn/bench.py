@@ -27,7 +27,7 @@ import numpy as np
 from fastcnn import registry, select
 from fastcnn.cases import Case, make_inputs, run_backward, run_forward
 from fastcnn.config import get_num_threads
-from fastcnn.crosscheck import ALL_OPS
+from fastcnn.crosscheck import ALL_OPS, op_labels
 from fastcnn.spec import ConvSpec, PoolSpec, make_conv_spec, make_pool_spec
 from fastcnn.suites import SUITES, suite
 
@@ -140,10 +140,6 @@ def machine_context(peer: str | None) -> dict[str, Any]:
 
 
 # --- ops per layer -----------------------------------------------------------------------------
-
-
-def _ops_for(case: Case) -> tuple[str, str]:
-    return case.op, f"{case.op}_backward"
 
 
 def _call(case: Case, op: str, arrays: dict, grad_y: np.ndarray, backend: str) -> Callable:
@@ -284,7 +280,7 @@ def run_bench(
                 spec_flops = spec.flops
                 y_shape = spec.y_shape if len(case.x) == 4 else spec.y_shape[1:]
                 grad_y = rng.standard_normal(y_shape).astype(dtype)
-                for op in _ops_for(case):
+                for op in op_labels(case):
                     if ops is not None and op not in ops:
                         continue
                     row = BenchRow(suite_name, case.name, op, dtype, _flops(case, op, spec_flops))
@@ -330,14 +326,19 @@ def _peer_timing(case: Case, op: str, arrays: dict, grad_y: np.ndarray, budget: 
     return timing
 
 
-def _finish(row: BenchRow, case: Case, op: str, arrays: dict) -> None:
-    """Fill in GFLOP/s, ratios to the fastest, and which backend auto picked."""
+def _add_rates(row: BenchRow) -> None:
+    """Each timing's GFLOP/s and its ratio to the row's fastest backend."""
     fastest = row.fastest
     best = row.timings[fastest].seconds if fastest else None
     for timing in row.timings.values():
         if timing.seconds is not None:
             timing.gflops = row.flops / timing.seconds / 1e9
             timing.ratio = timing.seconds / best if best else None
+
+
+def _finish(row: BenchRow, case: Case, op: str, arrays: dict) -> None:
+    """Fill in GFLOP/s, ratios to the fastest, and which backend auto picked."""
+    _add_rates(row)
     params = dict(case.call_params())
     x_shape = arrays["x"].shape
     try:
@@ -374,11 +375,7 @@ def with_combined(result: BenchResult) -> list[BenchRow]:
                 both.timings[column] = Timing(a.seconds + b.seconds, picked=a.picked)
             else:
                 both.timings[column] = Timing(note=(b.note if b else "") or (a.note if a else ""))
-        fastest = both.fastest
-        for timing in both.timings.values():
-            if timing.seconds is not None:
-                timing.gflops = both.flops / timing.seconds / 1e9
-                timing.ratio = timing.seconds / both.timings[fastest].seconds if fastest else None
+        _add_rates(both)
         out.append(both)
     return out
 

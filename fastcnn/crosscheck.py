@@ -52,15 +52,6 @@ DTYPES: tuple[str, ...] = ("float32", "float64")
 REPORT_VERSION = 1
 
 PASS, FAIL, UNSUPPORTED, ERROR = "pass", "FAIL", "unsupported", "error"
-#: Checks recorded per (backend, op, dtype); each row shows the worst error of each.
-CHECKS: tuple[str, ...] = (
-    "reference",
-    "finite-diff",
-    "jacobian",
-    "non-finite",
-    "deterministic",
-    "inputs",
-)
 
 
 def op_labels(case: Case) -> tuple[str, str]:

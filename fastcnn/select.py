@@ -14,6 +14,7 @@ saved to and loaded from a JSON file; a corrupt or foreign file is ignored with 
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -59,7 +60,17 @@ def estimate(backend: Any, op: str, spec: Spec) -> float:
     return float(cost(op, spec)) if cost is not None else math.inf
 
 
-_SPREADS = "the input holds NaN or Inf and it would spread them"
+SPREADS_NONFINITE = "the input holds NaN or Inf, which it would spread beyond their windows"
+
+
+def refusal(backend: Any, op: str, spec: Spec, finite: Callable[[], bool]) -> str | None:
+    """Why ``backend`` cannot run this call (a missing op or parameter, or NaN/Inf input
+    it would spread), or None. ``finite`` is asked only for a backend that spreads them.
+    """
+    reason = unsupported_reason(backend, op, spec)
+    if reason is None and not keeps_nonfinite_local(backend) and not finite():
+        return SPREADS_NONFINITE
+    return reason
 
 
 def candidates(
@@ -72,14 +83,10 @@ def candidates(
     """
     capable: list[tuple[Any, float]] = []
     vetoed: dict[str, str] = {}
-    is_finite: bool | None = None
+    # A pass over the inputs is not free: ask at most once.
+    finite_once = functools.cache(finite) if finite is not None else lambda: True
     for backend in available_backends():
-        reason = unsupported_reason(backend, op, spec)
-        if reason is None and finite is not None and not keeps_nonfinite_local(backend):
-            if is_finite is None:
-                is_finite = finite()
-            if not is_finite:
-                reason = _SPREADS
+        reason = refusal(backend, op, spec, finite_once)
         if reason is not None:
             vetoed[backend.name] = reason
         else:
@@ -279,7 +286,9 @@ def choose(
     tuning = autotune_enabled() and run is not None and len(capable) > 1
     if tuning or (capable and not keeps_nonfinite_local(capable[0][0])):
         if any(not keeps_nonfinite_local(b) for b, _ in capable) and not finite():
-            vetoed.update({b.name: _SPREADS for b, _ in capable if not keeps_nonfinite_local(b)})
+            vetoed.update(
+                {b.name: SPREADS_NONFINITE for b, _ in capable if not keeps_nonfinite_local(b)}
+            )
             capable = [(b, s) for b, s in capable if keeps_nonfinite_local(b)]
     if not capable:
         why = "; ".join(f"{name}: {reason}" for name, reason in sorted(vetoed.items()))

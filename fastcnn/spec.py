@@ -137,6 +137,11 @@ class PoolSpec:
         return (self.batch, self.channels, self.out_height, self.out_width)
 
     @property
+    def pad_value(self) -> float:
+        """What a padded cell holds: -inf (max), +inf (min) or 0 (mean)."""
+        return {"max": -np.inf, "min": np.inf, "mean": 0.0}[self.mode]
+
+    @property
     def flops(self) -> int:
         """One comparison or addition per window element."""
         kh, kw = self.kernel
@@ -408,17 +413,11 @@ def check_bias(b: np.ndarray, out_channels: int) -> None:
         )
 
 
-def ceil_div(a: int, b: int) -> int:
-    """Integer ceiling division, for backends sizing chunks."""
-    return -(-a // b)
-
-
 __all__ = [
     "POOL_MODES",
     "ConvSpec",
     "PoolSpec",
     "as_pair",
-    "ceil_div",
     "check_bias",
     "check_grad_shape",
     "conv_output_size",

@@ -1,26 +1,15 @@
-"""The FFT backend against the reference, finite differences, refusals and NaN policy."""
+"""The FFT backend beyond the sweep (test_sweep.py): large kernels, refusals, NaN policy."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
-from helpers import CONV_SWEEP, case_id, check_conv, check_conv_fd
+from helpers import case_id, check_conv
 
 import fastcnn
 from fastcnn import crosscheck
 
 DTYPES = ["float32", "float64"]
-
-
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("case", CONV_SWEEP, ids=case_id)
-def test_conv_matches_naive(case, dtype):
-    check_conv("fft", case, dtype)
-
-
-@pytest.mark.parametrize("case", CONV_SWEEP, ids=case_id)
-def test_conv_gradients_match_finite_differences(case):
-    check_conv_fd("fft", case)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

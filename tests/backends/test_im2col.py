@@ -1,4 +1,4 @@
-"""im2col against the naive reference, finite differences, chunking and bounded memory."""
+"""im2col beyond the sweep (test_sweep.py): chunking, bounded memory, determinism."""
 
 from __future__ import annotations
 
@@ -8,44 +8,14 @@ import numpy as np
 import pytest
 from helpers import (
     CONV_SWEEP,
-    POOL_SWEEP,
-    case_id,
     check_conv,
-    check_conv_fd,
     check_pool,
-    check_pool_fd,
     conv_inputs,
 )
 
 import fastcnn
 from fastcnn.registry import get_backend
 from fastcnn.spec import make_conv_spec
-
-DTYPES = ["float32", "float64"]
-
-
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("case", CONV_SWEEP, ids=case_id)
-def test_conv_matches_naive(case, dtype):
-    check_conv("im2col", case, dtype)
-
-
-@pytest.mark.parametrize("case", CONV_SWEEP, ids=case_id)
-def test_conv_gradients_match_finite_differences(case):
-    check_conv_fd("im2col", case)
-
-
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("mode", ["max", "min", "mean"])
-@pytest.mark.parametrize("case", POOL_SWEEP, ids=case_id)
-def test_pool_matches_naive(case, mode, dtype):
-    check_pool("im2col", mode, case, dtype)
-
-
-@pytest.mark.parametrize("mode", ["max", "min", "mean"])
-@pytest.mark.parametrize("case", POOL_SWEEP, ids=case_id)
-def test_pool_gradients_match_finite_differences(case, mode):
-    check_pool_fd("im2col", mode, case)
 
 
 @pytest.fixture

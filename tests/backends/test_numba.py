@@ -1,4 +1,4 @@
-"""The Numba backend: agreement with the reference, gradients, threads, fork, NaN."""
+"""The Numba backend beyond the sweep (test_sweep.py): threads, fork, determinism, NaN."""
 
 from __future__ import annotations
 
@@ -7,44 +7,8 @@ import threading
 
 import numpy as np
 import pytest
-from helpers import (
-    CONV_SWEEP,
-    POOL_SWEEP,
-    case_id,
-    check_conv,
-    check_conv_fd,
-    check_pool,
-    check_pool_fd,
-)
 
 import fastcnn
-
-DTYPES = ["float32", "float64"]
-
-
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("case", CONV_SWEEP, ids=case_id)
-def test_conv_matches_naive(case, dtype):
-    check_conv("numba", case, dtype)
-
-
-@pytest.mark.parametrize("case", CONV_SWEEP, ids=case_id)
-def test_conv_gradients_match_finite_differences(case):
-    check_conv_fd("numba", case)
-
-
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("mode", ["max", "min", "mean"])
-@pytest.mark.parametrize("case", POOL_SWEEP, ids=case_id)
-def test_pool_matches_naive(case, mode, dtype):
-    check_pool("numba", mode, case, dtype)
-
-
-@pytest.mark.parametrize("mode", ["max", "min", "mean"])
-@pytest.mark.parametrize("case", POOL_SWEEP, ids=case_id)
-def test_pool_gradients_match_finite_differences(case, mode):
-    check_pool_fd("numba", mode, case)
-
 
 RNG = np.random.default_rng(7)
 X = RNG.standard_normal((2, 8, 20, 20)).astype(np.float32)
