@@ -1,12 +1,14 @@
 """Direct convolution and pooling as JIT-compiled parallel loops (Numba).
 
-No lowered matrix: each kernel reads the input in place, handling padding by clipping
-every kernel tap's range of output columns instead of copying a padded input, so the only
-extra memory is a row accumulator per task. Work is split over flattened
-(image x output-channel block) or (image x channel) indices, so both cores are busy even
-at batch 1. Every output cell is written by exactly one task in a fixed order, so results
-are deterministic and the backward pass has no races: dX is owned per (image, channel),
-dW per (output channel, input channel).
+No lowered matrix. The forward convolution (and dX at stride 1, which is one) first lays
+the zero-padded input out by stride phase on rows just wider than the output, so that every
+kernel tap becomes one contiguous, vectorised run; that copy is made in chunks of images
+and channels no larger than the output. Pooling and the strided backward read the input in
+place, clipping each tap's range of columns at the padding. Work is split over output
+tiles and channel blocks, or over (image x channel) planes, so both cores are busy even at
+batch 1. Every output cell is written by exactly one task in a fixed order, so results are
+deterministic and the backward pass has no races: dX is owned per (image, channel), dW per
+(output channel, input channel).
 
 Threading: Numba's default OpenMP layer kills a child process forked after a parallel
 call, so this module selects the ``workqueue`` layer (unless the user chose one with
@@ -45,9 +47,12 @@ os.register_at_fork(after_in_child=_fresh_lock_after_fork)
 
 #: Output channels computed together, so each input value loaded is used this many times.
 _OUT_BLOCK = 4
-#: Wide-grid cells per stride-1 tile and channel: 4 accumulator rows of this many float32
-#: stay within a 32 KiB L1 data cache.
+#: Wide-grid cells per convolution tile: 4 accumulator rows of this many float32 (16 KiB)
+#: leave room in a 32 KiB L1 data cache for the input runs they read.
 _TILE_CELLS = 1024
+#: Accumulator rows are this many bytes past a multiple of 4 KiB apart: rows a multiple of
+#: 4 KiB apart alias in the store buffer (measured: 2.4x slower at 1024 float32 cells).
+_ROW_SKEW = 1088
 #: Inner loops are rounded up to a multiple of this many elements (two AVX2 vectors of
 #: float32) so that no scalar remainder loop runs.
 _VECTOR_PAD = 16
@@ -88,69 +93,103 @@ def _column_range(off: int, stride: int, width: int, out_width: int) -> tuple[in
 _column_range_jit = njit(inline="always", cache=True)(_column_range)
 
 
-@njit(parallel=True, cache=True, fastmath=_FASTMATH)
-def _conv_forward_unit(x, w, b, y, dh, dw, top, left, groups, accumulate):  # pragma: no cover
-    """Stride-1 convolution on a "wide grid": taps become contiguous flat offsets.
+@njit(parallel=True, cache=True)
+def _phase_grid(x, xt, sh, sw, top, left, groups, c0, wp, prows, plane):  # pragma: no cover
+    """Lay out in-group input channels ``c0 ..`` of each group as padded stride phases.
 
-    A tile of output rows is computed on rows of width ``wp = OW + dw*(KW-1)`` (the extra
-    columns are discarded), so kernel tap (i, j) reads the padded input tile at the flat
-    offset ``i*dh*wp + j*dw`` and every inner loop is one long contiguous run that LLVM
-    vectorises. Three taps of a kernel row and four output channels are fused per pass
-    (12 FMAs per 4 stores) for 3-wide kernels, the common case.
+    Row ``s`` of phase (a, b) in ``xt[g*chunk + k]`` is row ``s % prows`` of
+    ``xpad[a::sh, b::sw]`` (the zero-padded input, cut to ``wp`` columns) for image
+    ``s // prows`` and channel ``g*cin_g + c0 + k``: the images are stacked, so a tile of
+    output rows may span several small images. A zeroed tail follows each phase, for the
+    last vector of a run to read.
     """
-    n_img, _, height, width = x.shape
-    n_out, cin_g, kh, kw = w.shape
+    n_img, n_ch, height, width = x.shape
+    chunk = xt.shape[0] // groups
+    cin_g = n_ch // groups
+    for j in prange(xt.shape[0]):
+        c = (j // chunk) * cin_g + c0 + j % chunk
+        out = xt[j]
+        for a in range(sh):
+            for bb in range(sw):
+                base = (a * sw + bb) * plane
+                off = bb - left
+                for s in range(n_img * prows):
+                    n = s // prows
+                    r = (s % prows) * sh + a - top
+                    dst = out[base + s * wp : base + (s + 1) * wp]
+                    if r < 0 or r >= height:
+                        dst[:] = 0
+                        continue
+                    src = x[n, c, r]
+                    for t in range(wp):
+                        col = t * sw + off
+                        dst[t] = src[col] if 0 <= col < width else 0
+                out[base + n_img * prows * wp : base + plane] = 0
+
+
+@njit(parallel=True, cache=True, fastmath=_FASTMATH)
+def _conv_forward_grid(
+    xt, w, b, y, sh, sw, dh, dw, groups, c0, wp, prows, plane, accumulate
+):  # pragma: no cover
+    """Convolution on the "wide grid" of :func:`_phase_grid`: every tap is a flat offset.
+
+    With the input split into stride phases on rows of ``wp = OW + dw*(kw-1)//sw`` cells,
+    kernel tap (i, j) of output cell (r, c) reads phase ``(i*dh % sh, j*dw % sw)`` at row
+    ``r + i*dh//sh`` and column ``c + j*dw//sw``: the same flat offset for every output cell
+    of a tile, so each tap is one long contiguous run that LLVM vectorises. The extra
+    ``wp - OW`` columns, and the ``prows - OH`` rows between stacked images, are computed
+    and discarded. Three taps of a kernel row and four output channels are fused per pass
+    (12 FMAs per 4 stores) for 3-wide kernels, the common case. ``xt`` holds in-group input
+    channels ``c0 ..`` of each group; with ``accumulate`` the sums are added to what ``y``
+    holds instead of to the bias.
+    """
+    n_out, _, kh, kw = w.shape
+    chunk = xt.shape[0] // groups
     out_h, out_w = y.shape[2], y.shape[3]
+    grid_h = y.shape[0] * prows - (prows - out_h)  # stacked rows, the last image's tail cut
     out_g = n_out // groups
     blocks = (out_g + _OUT_BLOCK - 1) // _OUT_BLOCK
-    wp = out_w + dw * (kw - 1)
-    rows = max(1, min(out_h, _TILE_CELLS // wp))
-    tiles = (out_h + rows - 1) // rows
-    span = rows - 1 + dh * (kh - 1) + 1
+    rows = max(1, min(grid_h, _TILE_CELLS // wp))
+    tiles = (grid_h + rows - 1) // rows
     padded_len = (rows * wp + _VECTOR_PAD - 1) // _VECTOR_PAD * _VECTOR_PAD
-    for task in prange(n_img * groups * blocks * tiles):
-        tile = task % tiles
-        blk = (task // tiles) % blocks
-        g = (task // (tiles * blocks)) % groups
-        n = task // (tiles * blocks * groups)
+    row_bytes = (padded_len * y.itemsize + 4095) // 4096 * 4096 + _ROW_SKEW
+    for task in prange(groups * tiles * blocks):
+        # Output blocks vary fastest, so consecutive tasks read the same input tile.
+        blk = task % blocks
+        tile = (task // blocks) % tiles
+        g = task // (blocks * tiles)
         o0 = g * out_g + blk * _OUT_BLOCK
         nb = min(_OUT_BLOCK, (g + 1) * out_g - o0)
         r_lo = tile * rows
-        nr = min(rows, out_h - r_lo)
+        nr = min(rows, grid_h - r_lo)
         # Rounded up to whole vectors: the tail computes discarded cells instead of
         # falling back to scalar code.
         length = (nr * wp + _VECTOR_PAD - 1) // _VECTOR_PAD * _VECTOR_PAD
-        acc = np.empty((_OUT_BLOCK, padded_len), dtype=y.dtype)
-        tile_in = np.zeros(span * wp + dw * (kw - 1) + _VECTOR_PAD, dtype=x.dtype)
+        acc = np.empty((_OUT_BLOCK, row_bytes // y.itemsize), dtype=y.dtype)
         for k in range(nb):
-            if accumulate:  # add to what y holds (one phase of a strided convolution)
+            if accumulate:
                 for rr in range(nr):
-                    acc[k, rr * wp : rr * wp + out_w] = y[n, o0 + k, r_lo + rr, :]
+                    n, r = divmod(r_lo + rr, prows)
+                    if r < out_h:
+                        acc[k, rr * wp : rr * wp + out_w] = y[n, o0 + k, r, :]
             else:
                 acc[k, :] = b[o0 + k]
-        for ci in range(cin_g):
-            c = g * cin_g + ci
-            for s in range(span):
-                r = r_lo + s - top
-                dst = tile_in[s * wp : (s + 1) * wp]
-                if r < 0 or r >= height:
-                    dst[:] = 0
-                    continue
-                src = x[n, c, r]
-                for t in range(wp):
-                    col = t - left
-                    dst[t] = src[col] if 0 <= col < width else 0
+        for ci in range(chunk):
+            src = xt[g * chunk + ci]
+            wc = c0 + ci
             for i in range(kh):
-                base = i * dh * wp
+                row0 = (i * dh) % sh * sw * plane + (r_lo + (i * dh) // sh) * wp
                 if kw == 3 and nb == _OUT_BLOCK:
-                    x0 = tile_in[base : base + length]
-                    x1 = tile_in[base + dw : base + dw + length]
-                    x2 = tile_in[base + 2 * dw : base + 2 * dw + length]
+                    s1 = row0 + dw % sw * plane + dw // sw
+                    s2 = row0 + (2 * dw) % sw * plane + (2 * dw) // sw
+                    x0 = src[row0 : row0 + length]
+                    x1 = src[s1 : s1 + length]
+                    x2 = src[s2 : s2 + length]
                     a0, a1, a2, a3 = acc[0], acc[1], acc[2], acc[3]
-                    w00, w01, w02 = w[o0, ci, i, 0], w[o0, ci, i, 1], w[o0, ci, i, 2]
-                    w10, w11, w12 = w[o0 + 1, ci, i, 0], w[o0 + 1, ci, i, 1], w[o0 + 1, ci, i, 2]
-                    w20, w21, w22 = w[o0 + 2, ci, i, 0], w[o0 + 2, ci, i, 1], w[o0 + 2, ci, i, 2]
-                    w30, w31, w32 = w[o0 + 3, ci, i, 0], w[o0 + 3, ci, i, 1], w[o0 + 3, ci, i, 2]
+                    w00, w01, w02 = w[o0, wc, i, 0], w[o0, wc, i, 1], w[o0, wc, i, 2]
+                    w10, w11, w12 = w[o0 + 1, wc, i, 0], w[o0 + 1, wc, i, 1], w[o0 + 1, wc, i, 2]
+                    w20, w21, w22 = w[o0 + 2, wc, i, 0], w[o0 + 2, wc, i, 1], w[o0 + 2, wc, i, 2]
+                    w30, w31, w32 = w[o0 + 3, wc, i, 0], w[o0 + 3, wc, i, 1], w[o0 + 3, wc, i, 2]
                     for q in range(length):
                         p, u, v = x0[q], x1[q], x2[q]
                         a0[q] += w00 * p + w01 * u + w02 * v
@@ -161,54 +200,16 @@ def _conv_forward_unit(x, w, b, y, dh, dw, top, left, groups, accumulate):  # pr
                     for k in range(nb):
                         a = acc[k]
                         for j in range(kw):
-                            wv = w[o0 + k, ci, i, j]
-                            xs = tile_in[base + j * dw : base + j * dw + length]
+                            wv = w[o0 + k, wc, i, j]
+                            start = row0 + (j * dw) % sw * plane + (j * dw) // sw
+                            xs = src[start : start + length]
                             for q in range(length):
                                 a[q] += wv * xs[q]
-        for k in range(nb):
-            for rr in range(nr):
-                y[n, o0 + k, r_lo + rr, :] = acc[k, rr * wp : rr * wp + out_w]
-
-
-@njit(parallel=True, cache=True, fastmath=_FASTMATH)
-def _conv_forward_strided(x, w, b, y, sh, sw, dh, dw, top, left, groups):  # pragma: no cover
-    """Any stride: one output row at a time, each tap's valid column range clipped."""
-    n_img, _, height, width = x.shape
-    n_out, cin_g, kh, kw = w.shape
-    out_h, out_w = y.shape[2], y.shape[3]
-    out_g = n_out // groups
-    blocks = (out_g + _OUT_BLOCK - 1) // _OUT_BLOCK
-    for task in prange(n_img * groups * blocks):
-        n = task // (groups * blocks)
-        g = (task // blocks) % groups
-        o0 = g * out_g + (task % blocks) * _OUT_BLOCK
-        nb = min(_OUT_BLOCK, (g + 1) * out_g - o0)
-        acc = np.empty((_OUT_BLOCK, out_w), dtype=y.dtype)
-        for oh in range(out_h):
-            for k in range(nb):
-                acc[k, :] = b[o0 + k]
-            for ci in range(cin_g):
-                c = g * cin_g + ci
-                for i in range(kh):
-                    r = oh * sh + i * dh - top
-                    if r < 0 or r >= height:
-                        continue
-                    row = x[n, c, r]
-                    for j in range(kw):
-                        off = j * dw - left
-                        lo, hi = _column_range_jit(off, sw, width, out_w)
-                        if hi <= lo:
-                            continue
-                        # Slices indexed from 0 spare Numba's negative-index checks,
-                        # which would otherwise stop vectorisation.
-                        xs = row[lo * sw + off : (hi - 1) * sw + off + 1 : sw]
-                        for k in range(nb):
-                            wv = w[o0 + k, ci, i, j]
-                            a = acc[k, lo:hi]
-                            for t in range(hi - lo):
-                                a[t] += wv * xs[t]
-            for k in range(nb):
-                y[n, o0 + k, oh, :] = acc[k, :]
+        for rr in range(nr):
+            n, r = divmod(r_lo + rr, prows)
+            if r < out_h:
+                for k in range(nb):
+                    y[n, o0 + k, r, :] = acc[k, rr * wp : rr * wp + out_w]
 
 
 @njit(parallel=True, cache=True, fastmath=_FASTMATH)
@@ -278,7 +279,7 @@ def _conv_grad_w(gy, x, dwt, sh, sw, dh, dw, top, left, groups):  # pragma: no c
 
 @njit(parallel=True, cache=True, fastmath=_FASTMATH)
 def _conv_grad_w_unit(gyw, xpw, dwt, wp, dh, dw, groups):  # pragma: no cover
-    """Stride-1 dW as long dot products on the wide grid (see :func:`_conv_forward_unit`).
+    """Stride-1 dW as long dot products on the wide grid (see :func:`_conv_forward_grid`).
 
     ``gyw`` is dY laid on rows of width ``wp`` (zeros past OW) and ``xpw`` the padded
     input on the same grid, so tap (i, j) of dW is the dot product of dY's plane with the
@@ -579,40 +580,56 @@ def _readonly(array: np.ndarray) -> np.ndarray:
     return view
 
 
-def _forward(x, w, b, y, stride: tuple[int, int], spec: ConvSpec) -> None:
-    """Stride 1: the wide-grid kernel. Other strides: its polyphase form, else the general one."""
-    if stride == (1, 1):
-        _launch(
-            _conv_forward_unit, x, w, b, y, *spec.dilation, *spec.padding[::2], spec.groups, False
-        )
-    elif spec.dilation == (1, 1) and spec.out_channels // spec.groups > 1:
-        # Not for depthwise: one output channel per group leaves the phases too little
-        # work per launch, and the direct strided loops measured faster there.
-        _polyphase_forward(x, w, b, y, spec)
-    else:
-        _launch(_conv_forward_strided, x, w, b, y, *_geometry(spec), spec.groups)
+def _grid_forward(
+    x: np.ndarray,
+    w: np.ndarray,
+    b: np.ndarray,
+    y: np.ndarray,
+    stride: tuple[int, int],
+    dilation: tuple[int, int],
+    top: int,
+    left: int,
+    groups: int,
+) -> None:
+    """Convolve through :func:`_phase_grid` and :func:`_conv_forward_grid`.
 
-
-def _polyphase_forward(x, w, b, y, spec: ConvSpec) -> None:
-    """A strided convolution as a sum of stride-1 convolutions, one per stride phase.
-
-    With stride (s, t), output (i, j) reads padded input cells (s*i + p, t*j + q); split
-    by (p mod s, q mod t) those are stride-1 windows over the phase image
-    ``xp[a::s, b::t]`` with the kernel taps ``w[a::s, b::t]``, so every tap still runs
-    in the vectorised wide-grid kernel and no work is wasted (stride 2 with a 3x3 kernel:
-    four phases with 2x2, 2x1, 1x2 and 1x1 taps). Costs one copy of the padded input.
+    The phase layout is a padded copy of the input; it is built in chunks of images and of
+    in-group input channels (later channel chunks add to ``y``) so that it never takes
+    more memory than the output does, unless a single image and channel needs more.
     """
-    (sh, sw), (kh, kw) = spec.stride, spec.kernel
-    top, bottom, left, right = spec.padding
-    xp = np.zeros((*x.shape[:2], spec.height + top + bottom, spec.width + left + right), x.dtype)
-    xp[:, :, top : top + spec.height, left : left + spec.width] = x
-    first = True
-    for a in range(min(sh, kh)):
-        for c in range(min(sw, kw)):
-            phase = _readonly(np.ascontiguousarray(xp[:, :, a::sh, c::sw]))
-            taps = _readonly(np.ascontiguousarray(w[:, :, a::sh, c::sw]))
-            _launch(_conv_forward_unit, phase, taps, b, y, 1, 1, 0, 0, spec.groups, not first)
-            first = False
+    (sh, sw), (dh, dw) = stride, dilation
+    n_img, _, out_h, out_w = y.shape
+    _, cin_g, kh, kw = w.shape
+    wp = out_w + dw * (kw - 1) // sw
+    prows = out_h + dh * (kh - 1) // sh
+    # Bytes of the phase layout per image and in-group channel (all groups, all phases).
+    per_channel = groups * sh * sw * prows * wp * y.itemsize
+    chunk = min(cin_g, max(1, y.nbytes // (per_channel * n_img)))
+    images = min(n_img, max(1, y.nbytes // (per_channel * chunk)))
+    for n0 in range(0, n_img, images):
+        n1 = min(n_img, n0 + images)
+        plane = (n1 - n0) * prows * wp + wp + _VECTOR_PAD
+        for c0 in range(0, cin_g, chunk):
+            size = min(chunk, cin_g - c0)
+            xt = np.empty((groups * size, sh * sw * plane), dtype=y.dtype)
+            _launch(_phase_grid, x[n0:n1], xt, sh, sw, top, left, groups, c0, wp, prows, plane)
+            _launch(
+                _conv_forward_grid,
+                _readonly(xt),
+                w,
+                b,
+                y[n0:n1],
+                sh,
+                sw,
+                dh,
+                dw,
+                groups,
+                c0,
+                wp,
+                prows,
+                plane,
+                c0 > 0,
+            )
 
 
 def _wide_grid(
@@ -697,7 +714,18 @@ class NumbaBackend(BackendBase):
     ) -> np.ndarray:
         y = np.empty(spec.y_shape, dtype=spec.dtype)
         bias = b if b is not None else np.zeros(spec.out_channels, dtype=spec.dtype)
-        _forward(_readonly(x), _readonly(w), _readonly(bias), y, spec.stride, spec)
+        top, left = spec.padding[0], spec.padding[2]
+        _grid_forward(
+            _readonly(x),
+            _readonly(w),
+            _readonly(bias),
+            y,
+            spec.stride,
+            spec.dilation,
+            top,
+            left,
+            spec.groups,
+        )
         return y
 
     def conv2d_backward(
@@ -718,17 +746,16 @@ class NumbaBackend(BackendBase):
                 # rotated 180 degrees and its channel axes swapped: a forward conv.
                 rotated = _rotated_kernel(w, spec.groups)
                 zero_bias = np.zeros(spec.in_channels, dtype=spec.dtype)
-                _launch(
-                    _conv_forward_unit,
+                _grid_forward(
                     gy,
                     _readonly(rotated),
                     _readonly(zero_bias),
                     grad_x,
-                    *spec.dilation,
+                    (1, 1),
+                    spec.dilation,
                     pads[0],
                     pads[2],
                     spec.groups,
-                    False,
                 )
             else:
                 _launch(_conv_grad_x, gy, ws, grad_x, *_geometry(spec), spec.groups)

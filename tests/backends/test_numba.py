@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import multiprocessing
+import sys
 import threading
 
 import numpy as np
 import pytest
+from helpers import check_conv
 
 import fastcnn
+from fastcnn.registry import get_backend
 
 RNG = np.random.default_rng(7)
 X = RNG.standard_normal((2, 8, 20, 20)).astype(np.float32)
@@ -96,3 +99,23 @@ def test_set_num_threads_is_honoured():
     assert fastcnn.get_num_threads() == before
     for a, b in zip(one, _work(), strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("stride", [1, 2])
+def test_forward_in_image_and_channel_chunks_matches_the_reference(monkeypatch, dtype, stride):
+    # Eight input channels per group and one output channel: the padded phase copy of the
+    # input is far larger than the output, so the forward runs in chunks of images and of
+    # in-group channels (later chunks adding to the output), bias added once.
+    module = sys.modules[type(get_backend("numba")).__module__]
+    launches = []
+    real_launch = module._launch
+    monkeypatch.setattr(
+        module,
+        "_launch",
+        lambda kernel, *args: (launches.append(kernel), real_launch(kernel, *args)),
+    )
+    case = {"n": 3, "cin": 16, "h": 9, "w": 9, "cout": 2, "k": (3, 3), "stride": stride}
+    check_conv("numba", {**case, "groups": 2, "padding": 1}, dtype)
+    grid_launches = [k for k in launches if k is module._conv_forward_grid]
+    assert len(grid_launches) >= 2 * 8  # two or more chunks of images, each in 8 of channels
