@@ -18,7 +18,7 @@ import os
 import statistics
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -272,7 +272,7 @@ def run_bench(
     context = machine_context(peer)
     rows = []
     for suite_name in suites:
-        for case in suite(suite_name, batch):
+        for case in _with_requested_pool_modes(suite(suite_name, batch), ops):
             for dtype in dtypes:
                 rng = np.random.default_rng(0)
                 arrays = {k: v.astype(dtype) for k, v in make_inputs(case, rng).items()}
@@ -296,6 +296,30 @@ def run_bench(
                     _finish(row, case, op, arrays)
                     rows.append(row)
     return BenchResult(context, rows)
+
+
+def _with_requested_pool_modes(cases: list[Case], ops: Sequence[str] | None) -> list[Case]:
+    """The cases, plus each pooling layer in the other pooling modes that ``ops`` names.
+
+    A suite's pooling layer has one mode (VGG-16 pools by max); naming ``--op
+    min_pool2d`` times min pooling on the same shapes instead of skipping them.
+    """
+    out = []
+    for case in cases:
+        out.append(case)
+        if case.is_conv or ops is None:
+            continue
+        for mode in ("max", "mean", "min"):
+            op = f"{mode}_pool2d"
+            if op == case.op or not {op, f"{op}_backward"} & set(ops):
+                continue
+            params = dict(case.params)
+            if mode == "mean" and params.get("dilation", 1) not in (1, (1, 1)):
+                continue  # mean pooling has no dilation
+            if mode != "mean":
+                params.pop("count_include_pad", None)
+            out.append(replace(case, op=op, params=params))
+    return out
 
 
 def _timed(fn: Callable[[], Any], budget: float, tuned: bool) -> Timing:
@@ -513,7 +537,12 @@ def add_command(sub: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--batch", type=int, help="images per layer (default: per suite)")
     parser.add_argument("--backend", action="append", help="only this backend (repeatable)")
-    parser.add_argument("--op", action="append", choices=ALL_OPS, help="only this op (repeatable)")
+    parser.add_argument(
+        "--op",
+        action="append",
+        choices=ALL_OPS,
+        help="only this op (repeatable); a pooling op also runs on pooling layers of another mode",
+    )
     parser.add_argument("--dtype", action="append", choices=["float32", "float64"])
     parser.add_argument("--peer", choices=[PEER], help="add torch.nn.functional as a column")
     parser.add_argument("--autotune", action="store_true", help="add autotuned auto as a column")

@@ -108,3 +108,17 @@ def test_combined_rows_add_forward_and_backward(monkeypatch):
     assert first.timings["im2col"].seconds == pytest.approx(
         fwd.timings["im2col"].seconds + bwd.timings["im2col"].seconds
     )
+
+
+def test_a_named_pooling_mode_runs_on_the_pooling_layers_of_other_modes(monkeypatch):
+    monkeypatch.setattr(bench, "GEMM_SIZE", 128)
+    result = bench.run_bench(
+        ["quick"], batch=1, backends=["im2col"], budget=0, ops=["min_pool2d_backward"]
+    )
+    pools = [c for c in suite("quick", 1) if not c.is_conv]
+    assert len(pools) == 2  # a max and a mean pooling layer
+    assert sorted(r.layer for r in result.rows) == sorted(c.name for c in pools)
+    assert {r.op for r in result.rows} == {"min_pool2d_backward"}
+    for row in result.rows:
+        assert row.timings["im2col"].seconds > 0
+        assert row.timings["auto"].picked in ("im2col", "numba")
