@@ -6,6 +6,7 @@ import multiprocessing
 import sys
 import threading
 
+import numba
 import numpy as np
 import pytest
 from helpers import check_conv
@@ -47,7 +48,11 @@ def test_eight_threads_at_once_match_a_single_call_bit_for_bit():
 
 def _child(queue) -> None:
     conv, pool = _work()
-    queue.put((conv, pool))
+    queue.put((conv, pool, sorted(kernel.__name__ for kernel in _module()._serial_twins)))
+
+
+def _module():
+    return sys.modules[type(get_backend("numba")).__module__]
 
 
 def test_forked_child_after_a_parent_call_computes_and_exits_cleanly():
@@ -56,11 +61,16 @@ def test_forked_child_after_a_parent_call_computes_and_exits_cleanly():
     queue = ctx.Queue()
     child = ctx.Process(target=_child, args=(queue,))
     child.start()
-    conv, pool = queue.get(timeout=120)
+    conv, pool, twins = queue.get(timeout=300)
     child.join(timeout=60)
     assert child.exitcode == 0
     np.testing.assert_array_equal(conv, expected[0])
     np.testing.assert_array_equal(pool, expected[1])
+    if numba.threading_layer() == "omp":
+        # OpenMP would kill the child at its first parallel launch: serial twins ran.
+        assert {"_conv_forward_grid", "_pool_forward"} <= set(twins)
+    else:
+        assert twins == []
 
 
 def test_repeated_calls_are_bit_identical_including_gradients():
@@ -107,7 +117,7 @@ def test_forward_in_image_and_channel_chunks_matches_the_reference(monkeypatch, 
     # Eight input channels per group and one output channel: the padded phase copy of the
     # input is far larger than the output, so the forward runs in chunks of images and of
     # in-group channels (later chunks adding to the output), bias added once.
-    module = sys.modules[type(get_backend("numba")).__module__]
+    module = _module()
     launches = []
     real_launch = module._launch
     monkeypatch.setattr(
