@@ -16,9 +16,9 @@ workqueue. Two hazards are guarded here: workqueue aborts the process when two P
 threads launch at once, so a lock serialises launches; and GNU OpenMP kills a child forked
 after the parent started its threads as soon as the child launches a kernel, so in such a
 child every kernel runs its serial twin (the same function compiled without
-``parallel=True``: the same arithmetic, on one core). Kernels are compiled on first use and cached on
-disk (``cache=True``; Numba falls back to a per-user cache directory when the package
-directory is read-only).
+``parallel=True``: the same arithmetic, on one core). Kernels are compiled on first use
+and cached on disk (``cache=True``; Numba falls back to a per-user cache directory when
+the package directory is read-only).
 """
 
 from __future__ import annotations
