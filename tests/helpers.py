@@ -47,6 +47,8 @@ CONV_SWEEP: list[dict[str, Any]] = [
 #: Pooling cases; ``dilation`` applies to max/min only, ``count_include_pad`` to mean only.
 POOL_SWEEP: list[dict[str, Any]] = [
     dict(n=2, c=3, h=6, w=6, k=2),
+    dict(n=2, c=2, h=7, w=9, k=2),  # the odd last row and column are in no window
+    dict(n=1, c=2, h=7, w=5, k=2, ceil_mode=True),
     dict(n=1, c=2, h=7, w=8, k=3, stride=2, padding=1),
     dict(n=2, c=2, h=7, w=7, k=3, stride=2, ceil_mode=True),
     dict(n=1, c=3, h=9, w=8, k=(3, 2), stride=(2, 1), padding=(1, 1), ceil_mode=True),

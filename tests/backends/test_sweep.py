@@ -5,6 +5,7 @@ Backend-specific behaviour (memory, threads, refusals) lives in each backend's o
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from helpers import (
     CONV_SWEEP,
@@ -16,6 +17,7 @@ from helpers import (
     check_pool_fd,
 )
 
+import fastcnn
 from fastcnn.registry import get_backend
 
 BACKENDS = ["naive", "im2col", "fft", "numba"]
@@ -50,3 +52,24 @@ def test_pool_matches_naive(backend, case, mode, dtype):
 @pytest.mark.parametrize("backend", POOLING_BACKENDS)
 def test_pool_gradients_match_finite_differences(backend, case, mode):
     check_pool_fd(backend, mode, case)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("params", [dict(kernel_size=2), dict(kernel_size=3, stride=2, padding=1)])
+@pytest.mark.parametrize("backend", POOLING_BACKENDS)
+def test_pool_ties_and_nan_follow_the_reference_exactly(backend, params, dtype):
+    # Small integers make ties everywhere; the NaNs sit in some windows only.
+    rng = np.random.default_rng(3)
+    x = rng.integers(0, 3, size=(2, 3, 8, 9)).astype(dtype)
+    x[0, 1, 2, 3] = x[1, 2, 5, 0] = x[1, 2, 5, 1] = np.nan
+    for mode in ("max", "min"):
+        forward = getattr(fastcnn, f"{mode}_pool2d")
+        backward = getattr(fastcnn, f"{mode}_pool2d_backward")
+        y = forward(x, backend=backend, **params)
+        np.testing.assert_array_equal(y, forward(x, backend="naive", **params))
+        assert np.isnan(y).any() and not np.isnan(y).all()
+        gy = rng.integers(-9, 10, size=y.shape).astype(dtype)  # exact sums in any order
+        np.testing.assert_array_equal(
+            backward(gy, x, backend=backend, **params),
+            backward(gy, x, backend="naive", **params),
+        )
