@@ -14,7 +14,6 @@ Pooling uses the same lowering, reducing over the tap axis.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 
 import numpy as np
@@ -22,6 +21,7 @@ from numpy.lib.stride_tricks import as_strided
 
 from fastcnn.config import get_workspace_limit
 from fastcnn.registry import BackendBase, ConvGrads, GradNeed
+from fastcnn.scratch import scratch
 from fastcnn.spec import ConvSpec, PoolSpec
 
 # Cost model for backend="auto": seconds = intercept + sum(coefficient * feature), with
@@ -42,26 +42,6 @@ _POOL_COST = {"pool2d": (2.17e-4, 1.75e-10), "pool2d_backward": (3.18e-4, 2.14e-
 _CACHE_FRIENDLY_CHUNK_BYTES = 8 * 2**20
 
 Chunk = tuple[int, int, int, int]
-
-_scratch = threading.local()
-
-
-def _buffer(slot: str, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
-    """A scratch array of this thread, reused from call to call.
-
-    Fresh multi-megabyte allocations come back from the OS as untouched pages, and the
-    page faults of filling them made the same layer up to 2x slower from one process to
-    the next. Each thread keeps one buffer per slot, as large as its largest chunk so far
-    (bounded by the workspace chunking); nothing returned to callers ever points into it.
-    """
-    nbytes = int(np.prod(shape)) * np.dtype(dtype).itemsize
-    buf = getattr(_scratch, slot, None)
-    if buf is None or buf.nbytes < nbytes:
-        buf = np.empty(nbytes, dtype=np.uint8)
-        setattr(_scratch, slot, buf)
-    return (
-        buf[:nbytes].view(dtype).reshape(shape)
-    )  # (first image, last image + 1, first row, last row + 1)
 
 
 def _chunks(batch: int, out_rows: int, bytes_per_row: int) -> Iterator[Chunk]:
@@ -94,7 +74,7 @@ def _slab(
     height = (r1 - 1 - r0) * sh + dh * (kh - 1) + 1
     width = (spec.out_width - 1) * sw + dw * (kw - 1) + 1
     width = max(width, left + spec.width)
-    slab = _buffer("slab", (n1 - n0, x.shape[1], height, width), x.dtype)
+    slab = scratch("slab", (n1 - n0, x.shape[1], height, width), x.dtype)
     slab.fill(fill)
     # Rows of x that fall inside the slab: padded row p holds x row p - top.
     src0, src1 = max(first - top, 0), min(first + height - top, spec.height)
@@ -178,7 +158,7 @@ class Im2colBackend(BackendBase):
         n0, n1, r0, r1 = chunk
         slab, first = _slab(x, spec, chunk, 0.0)
         windows = _windows(slab, spec, r1 - r0)  # (nb, C, kh, kw, rows, OW)
-        cols = _buffer(
+        cols = scratch(
             "cols", (spec.in_channels, *spec.kernel, n1 - n0, r1 - r0, spec.out_width), x.dtype
         )
         np.copyto(cols, windows.transpose(1, 2, 3, 0, 4, 5))
@@ -193,7 +173,7 @@ class Im2colBackend(BackendBase):
         for chunk in _chunks(spec.batch, spec.out_height, row_bytes):
             n0, n1, r0, r1 = chunk
             cols, _ = self._lower(x, spec, chunk)
-            gemm = _buffer("gemm", (*w_g.shape[:2], cols.shape[2]), x.dtype)
+            gemm = scratch("gemm", (*w_g.shape[:2], cols.shape[2]), x.dtype)
             out = np.matmul(w_g, cols, out=gemm)  # (G, Og, nb*rows*OW)
             del cols  # free before the next chunk is lowered, so only one is ever alive
             out = out.reshape(spec.out_channels, n1 - n0, r1 - r0, spec.out_width)
@@ -230,11 +210,11 @@ class Im2colBackend(BackendBase):
                     del cols
                 if grad_x is None:
                     continue
-                dcols = _buffer("dcols", (groups, w_g.shape[2], gy.shape[2]), x.dtype)
+                dcols = scratch("dcols", (groups, w_g.shape[2], gy.shape[2]), x.dtype)
                 np.matmul(w_g.transpose(0, 2, 1), gy, out=dcols)  # (G, Kg, nb*rows*OW)
                 dcols = dcols.reshape(spec.in_channels, kh, kw, n1 - n0, rows, spec.out_width)
                 slab, first = _slab(x, spec, chunk, 0.0)
-                grad_slab = _buffer("grad_slab", slab.shape, slab.dtype)
+                grad_slab = scratch("grad_slab", slab.shape, slab.dtype)
                 grad_slab.fill(0)
                 for i in range(kh):
                     for j in range(kw):

@@ -33,6 +33,7 @@ from numba import njit, prange
 
 from fastcnn.config import get_num_threads
 from fastcnn.registry import BackendBase, ConvGrads, GradNeed
+from fastcnn.scratch import scratch
 from fastcnn.spec import ConvSpec, PoolSpec
 
 _launch_lock = threading.Lock()
@@ -725,7 +726,7 @@ def _grid_forward(
         plane = (n1 - n0) * prows * wp + wp + _VECTOR_PAD
         for c0 in range(0, cin_g, chunk):
             size = min(chunk, cin_g - c0)
-            xt = np.empty((groups * size, sh * sw * plane), dtype=y.dtype)
+            xt = scratch("numba.phases", (groups * size, sh * sw * plane), y.dtype)
             _launch(_phase_grid, x[n0:n1], xt, sh, sw, top, left, groups, c0, wp, prows, plane)
             _launch(
                 _conv_forward_grid,
@@ -751,19 +752,21 @@ def _wide_grid(
 ) -> tuple[np.ndarray, np.ndarray, int]:
     """dY and the padded input laid on rows of ``wp = OW + dw*(kw-1)`` cells.
 
-    Costs one copy of the input and of dY, in exchange for dW's inner loops running over
-    whole planes without bounds checks.
+    Costs one copy of the input and of dY (in this thread's scratch buffers), in exchange
+    for dW's inner loops running over whole planes without bounds checks.
     """
     (kh, kw), (dh, dw) = spec.kernel, spec.dilation
     top, _, left, _ = spec.padding
     oh, ow = spec.out_height, spec.out_width
     wp = ow + dw * (kw - 1)
     rows = oh + dh * (kh - 1)
-    gyw = np.zeros((spec.batch, spec.out_channels, oh, wp), dtype=spec.dtype)
+    gyw = scratch("numba.grad_grid", (spec.batch, spec.out_channels, oh, wp), spec.dtype)
     gyw[:, :, :, :ow] = grad_y
+    gyw[:, :, :, ow:] = 0
     # The last taps' runs reach dw*(kw-1) cells past the grid (multiplying dY's zeros).
     tail = dw * (kw - 1)
-    xpw = np.zeros((spec.batch, spec.in_channels, rows * wp + tail), dtype=spec.dtype)
+    xpw = scratch("numba.input_grid", (spec.batch, spec.in_channels, rows * wp + tail), spec.dtype)
+    xpw.fill(0)
     grid = xpw[:, :, : rows * wp].reshape(spec.batch, spec.in_channels, rows, wp)
     r0, r1 = max(0, top), min(rows, top + spec.height)
     c0, c1 = max(0, left), min(wp, left + spec.width)
