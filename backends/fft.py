@@ -24,12 +24,11 @@ from fastcnn.config import get_num_threads, get_workspace_limit
 from fastcnn.registry import BackendBase, ConvGrads, GradNeed
 from fastcnn.spec import ConvSpec, PoolSpec
 
-# Cost model for backend="auto": seconds = intercept + sum(coefficient * feature), with
-# features (cells x log2 cells of the input and output transforms, of the kernel
-# transforms, and the per-frequency complex GEMM's real FLOPs). Coefficients were
-# fitted by non-negative least squares on relative error to `fastcnn bench` timings of
-# the resnet18, vgg16, mobilenet and large-kernel suites (float32, 2 threads, 2-core AVX2
-# machine); worst fitted error 70 % over two runs. float64 doubles everything but the intercept.
+# Cost model for backend="auto": seconds = the coefficients below . the features of
+# FftBackend.cost_features: an intercept, cells x log2(cells) of the input and output
+# transforms and of the kernel transforms, and the per-frequency complex GEMM's real
+# FLOPs. Fitted by non-negative least squares on relative error to `fastcnn bench`
+# timings (benchmarks/fit_cost_models.py). float64 doubles all but the intercept.
 _COST = {
     "conv2d": (1.83e-3, 1.83e-10, 8.86e-11, 8.8e-11),
     "conv2d_backward": (3.9e-3, 3.25e-10, 2.53e-10, 2.55e-10),
@@ -118,15 +117,18 @@ class FFTBackend(BackendBase):
         """Predicted seconds for ``op`` on ``spec`` (the fitted model above)."""
         if isinstance(spec, PoolSpec):
             return math.inf
+        return float(np.dot(_COST[op], self.cost_features(op, spec)))
+
+    def cost_features(self, op: str, spec: ConvSpec) -> tuple[float, ...]:
+        """The cost model's features for ``op`` on ``spec`` (see ``_COST``)."""
         fh, fw = self._fft_shape(spec)
         cell_log = fh * fw * math.log2(fh * fw)
         cin_g = spec.in_channels // spec.groups
+        scale = np.dtype(spec.dtype).itemsize / 4
         data = spec.batch * (spec.in_channels + spec.out_channels) * cell_log
         kernels = spec.out_channels * cin_g * cell_log
         gemm_flops = 8 * spec.batch * spec.out_channels * cin_g * fh * (fw // 2 + 1)
-        base, per_data, per_kernel, per_flop = _COST[op]
-        scale = np.dtype(spec.dtype).itemsize / 4
-        return base + scale * (per_data * data + per_kernel * kernels + per_flop * gemm_flops)
+        return (1.0, scale * data, scale * kernels, scale * gemm_flops)
 
     # --- convolution ----------------------------------------------------------------------
 

@@ -24,18 +24,19 @@ from fastcnn.registry import BackendBase, ConvGrads, GradNeed
 from fastcnn.scratch import scratch
 from fastcnn.spec import ConvSpec, PoolSpec
 
-# Cost model for backend="auto": seconds = intercept + sum(coefficient * feature), with
-# features (dense GEMM FLOPs, depthwise FLOPs, lowered bytes, output bytes) for
-# convolutions and (window-tap bytes) for pooling. Coefficients were fitted by
-# non-negative least squares on relative error to `fastcnn bench` timings of the
-# resnet18, vgg16, mobilenet and large-kernel suites (float32, 2 threads, 2-core AVX2
-# machine); worst fitted error 49 % (two runs). 5.6e-12 s/FLOP is 180 GFLOP/s of GEMM. float64
-# doubles the FLOP terms (half the SIMD lanes); byte terms already scale with itemsize.
-_CONV_COST = {
+# Cost model for backend="auto": seconds = the coefficients below . the features of
+# Im2colBackend.cost_features: for convolutions an intercept, dense GEMM FLOPs,
+# depthwise FLOPs, lowered bytes and output bytes; for pooling an intercept and
+# window-tap bytes. Fitted by non-negative least squares on relative error to
+# `fastcnn bench` timings (benchmarks/fit_cost_models.py); 5.6e-12 s/FLOP is 180 GFLOP/s
+# of GEMM. float64 doubles the FLOP terms (half the SIMD lanes); byte terms already scale
+# with the itemsize.
+_COST = {
     "conv2d": (1.75e-4, 5.57e-12, 0.0, 7.75e-11, 1.59e-10),
     "conv2d_backward": (5.38e-4, 1.06e-11, 3.91e-10, 4.13e-10, 1.75e-10),
+    "pool2d": (2.17e-4, 1.75e-10),
+    "pool2d_backward": (3.18e-4, 2.14e-9),
 }
-_POOL_COST = {"pool2d": (2.17e-4, 1.75e-10), "pool2d_backward": (3.18e-4, 2.14e-9)}
 #: Lowered columns are built and consumed in chunks of about this size even when the
 #: workspace limit allows more: a chunk that stays in the last-level cache between the
 #: gather and the GEMM made ResNet-18's 64@56 layer 1.6x faster than one 58 MB chunk.
@@ -134,22 +135,19 @@ class Im2colBackend(BackendBase):
 
     def estimate_seconds(self, op: str, spec: ConvSpec | PoolSpec) -> float:
         """Predicted seconds for ``op`` on ``spec`` (the fitted model above)."""
+        return float(np.dot(_COST[op], self.cost_features(op, spec)))
+
+    def cost_features(self, op: str, spec: ConvSpec | PoolSpec) -> tuple[float, ...]:
+        """The cost model's features for ``op`` on ``spec`` (see ``_COST``)."""
         item = np.dtype(spec.dtype).itemsize
-        flop_scale = item / 4
         if isinstance(spec, PoolSpec):
-            base, per_byte = _POOL_COST[op]
-            return base + per_byte * spec.flops * item
-        base, dense, depthwise, lowered, out = _CONV_COST[op]
+            return (1.0, float(spec.flops * item))
         lowered_bytes = spec.batch * self._conv_row_bytes(spec, "conv2d") * spec.out_height
         out_bytes = spec.batch * spec.out_channels * spec.out_height * spec.out_width * item
+        flops = spec.flops * item / 4
         is_dense = spec.out_channels // spec.groups > 1
-        flops = spec.flops * flop_scale
-        return (
-            base
-            + (dense if is_dense else depthwise) * flops
-            + lowered * lowered_bytes
-            + out * out_bytes
-        )
+        dense, depthwise = (flops, 0.0) if is_dense else (0.0, flops)
+        return (1.0, dense, depthwise, float(lowered_bytes), float(out_bytes))
 
     # --- convolution ----------------------------------------------------------------------
 

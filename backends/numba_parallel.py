@@ -70,21 +70,21 @@ _POOL_MODE = {"max": 0, "min": 1, "mean": 2}
 #: to balance two to a few dozen threads, few enough that per-block scratch is negligible.
 _POOL_BLOCKS = 256
 
-# Cost model for backend="auto": seconds = intercept + sum(coefficient * feature), with
-# convolution features (FLOPs of the stride-1 3-wide fused path, of other stride-1
-# kernels, of strided kernels, of depthwise kernels; input + output bytes) and pooling
-# features (window-tap bytes, output rows). Coefficients were fitted by non-negative
-# least squares on relative error to `fastcnn bench` timings of the resnet18, vgg16,
-# mobilenet and large-kernel suites (float32, 2 threads, 2-core AVX2 machine); worst
-# fitted error 73 % over two runs (strided and 1x1 layers, where im2col wins by far more than that).
-# float64 doubles the FLOP terms.
-_CONV_COST = {
-    "conv2d": (6.1e-4, 7.46e-12, 2.16e-11, 1.49e-10, 0.0, 3.33e-11),
-    "conv2d_backward": (1.12e-3, 1.89e-11, 4.7e-11, 3.36e-10, 0.0, 2.0e-10),
-}
-_POOL_COST = {
-    "pool2d": (6.89e-5, 3.31e-11, 2.1e-8),
-    "pool2d_backward": (4.22e-5, 2.68e-10, 4.99e-8),
+# Cost model for backend="auto": seconds = the coefficients below . the features of
+# NumbaBackend.cost_features. Convolution: an intercept; FLOPs the wide grid computes
+# (discarded cells included) in the fused 3-wide kernel, in the general kernel with
+# output-channel blocks, and with one output channel per group (depthwise); bytes of the
+# input, its phase copy and the output. The backward adds dX's grid FLOPs (stride 1) or
+# scatter FLOPs (other strides) and dW's FLOPs at stride 1 or not. Pooling: an intercept,
+# window-tap bytes and output rows of the general kernel, input bytes of the 2x2 one.
+# Fitted by non-negative least squares on relative error to `fastcnn bench` timings
+# (benchmarks/fit_cost_models.py); see there for the suites, machine and fit quality.
+# FLOP and byte features scale with the itemsize (float64 has half the SIMD lanes).
+_COST = {
+    "conv2d": (6.1e-4, 7.46e-12, 2.16e-11, 1.49e-10, 3.33e-11),
+    "conv2d_backward": (1.12e-3, 1.89e-11, 4.7e-11, 3.36e-10, 1e-10, 1e-10, 1e-10, 2.0e-10),
+    "pool2d": (6.89e-5, 3.31e-11, 2.1e-8, 1e-10),
+    "pool2d_backward": (4.22e-5, 2.68e-10, 4.99e-8, 1e-10),
 }
 
 
@@ -795,6 +795,15 @@ def _rotated_kernel(w: np.ndarray, groups: int) -> np.ndarray:
     return np.ascontiguousarray(swapped).reshape(groups * cin_g, out_c // groups, kh, kw)
 
 
+def _grid_paths(work: float, kw: int, out_per_group: int) -> tuple[float, float, float]:
+    """``work`` split by the wide-grid kernel's path: fused 3-wide, blocked, one channel."""
+    if out_per_group == 1:
+        return 0.0, 0.0, work
+    if kw == 3 and out_per_group >= _OUT_BLOCK:
+        return work, 0.0, 0.0
+    return 0.0, work, 0.0
+
+
 def _plain_2x2(spec: PoolSpec) -> bool:
     """2x2 windows at stride 2, undilated, unpadded, all inside the input."""
     return (
@@ -820,22 +829,46 @@ class NumbaBackend(BackendBase):
 
     def estimate_seconds(self, op: str, spec: ConvSpec | PoolSpec) -> float:
         """Predicted seconds for ``op`` on ``spec`` (the fitted model above)."""
+        return float(np.dot(_COST[op], self.cost_features(op, spec)))
+
+    def cost_features(self, op: str, spec: ConvSpec | PoolSpec) -> tuple[float, ...]:
+        """The cost model's features for ``op`` on ``spec`` (see ``_COST``)."""
         item = np.dtype(spec.dtype).itemsize
         if isinstance(spec, PoolSpec):
-            base, per_byte, per_row = _POOL_COST[op]
+            x_bytes = spec.batch * spec.channels * spec.height * spec.width * item
+            if _plain_2x2(spec):
+                return (1.0, 0.0, 0.0, float(x_bytes))
             rows = spec.batch * spec.channels * spec.out_height
-            return base + per_byte * spec.flops * item + per_row * rows
-        base, fused, unit, strided, depthwise, per_byte = _CONV_COST[op]
-        flops = spec.flops * item / 4
-        if spec.groups == spec.in_channels and spec.groups > 1:
-            rate = depthwise
-        elif spec.stride != (1, 1):
-            rate = strided
+            return (1.0, float(spec.flops * item), float(rows), 0.0)
+        scale = item / 4
+        (kh, kw), (sh, sw), (dh, dw) = spec.kernel, spec.stride, spec.dilation
+        cin_g = spec.in_channels // spec.groups
+        out_g = spec.out_channels // spec.groups
+        x_bytes = spec.batch * spec.in_channels * spec.height * spec.width * item
+        y_bytes = spec.batch * spec.out_channels * spec.out_height * spec.out_width * item
+        grid = spec.batch * (spec.out_height + dh * (kh - 1) // sh)
+        grid *= spec.out_width + dw * (kw - 1) // sw
+        taps = 2.0 * kh * kw * scale
+        work = taps * grid * spec.out_channels * cin_g
+        if op == "conv2d":
+            return (1.0, *_grid_paths(work, kw, out_g), float(2 * x_bytes + y_bytes))
+        flops = spec.flops * scale
+        if spec.stride == (1, 1) and min(_transposed_padding(spec)) >= 0:
+            dx_grid = taps * spec.batch * (spec.height + dh * (kh - 1))
+            dx_grid *= (spec.width + dw * (kw - 1)) * spec.in_channels * out_g
+            dx_paths, dx_scatter = _grid_paths(dx_grid, kw, cin_g), 0.0
         else:
-            rate = fused if spec.kernel[1] == 3 else unit
-        in_bytes = spec.batch * spec.in_channels * spec.height * spec.width * item
-        out_bytes = spec.batch * spec.out_channels * spec.out_height * spec.out_width * item
-        return base + rate * flops + per_byte * (in_bytes + out_bytes)
+            dx_paths, dx_scatter = (0.0, 0.0, 0.0), flops
+        unit = spec.stride == (1, 1)
+        dw_unit, dw_strided = (flops, 0.0) if unit else (0.0, flops)
+        return (
+            1.0,
+            *dx_paths,
+            dx_scatter,
+            dw_unit,
+            dw_strided,
+            float(3 * x_bytes + 2 * y_bytes),
+        )
 
     def conv2d(
         self, x: np.ndarray, w: np.ndarray, b: np.ndarray | None, spec: ConvSpec

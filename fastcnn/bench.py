@@ -68,6 +68,7 @@ class BenchRow:
     op: str
     dtype: str
     flops: int
+    batch: int
     timings: dict[str, Timing] = field(default_factory=dict)
 
     @property
@@ -272,7 +273,7 @@ def run_bench(
     context = machine_context(peer)
     rows = []
     for suite_name in suites:
-        for case in _with_requested_pool_modes(suite(suite_name, batch), ops):
+        for case in with_requested_pool_modes(suite(suite_name, batch), ops):
             for dtype in dtypes:
                 rng = np.random.default_rng(0)
                 arrays = {k: v.astype(dtype) for k, v in make_inputs(case, rng).items()}
@@ -283,7 +284,9 @@ def run_bench(
                 for op in op_labels(case):
                     if ops is not None and op not in ops:
                         continue
-                    row = BenchRow(suite_name, case.name, op, dtype, _flops(case, op, spec_flops))
+                    row = BenchRow(
+                        suite_name, case.name, op, dtype, _flops(case, op, spec_flops), spec.batch
+                    )
                     columns = [*names, AUTO] + ([AUTOTUNED] if autotune else [])
                     for column in columns:
                         if progress is not None:
@@ -298,7 +301,7 @@ def run_bench(
     return BenchResult(context, rows)
 
 
-def _with_requested_pool_modes(cases: list[Case], ops: Sequence[str] | None) -> list[Case]:
+def with_requested_pool_modes(cases: list[Case], ops: Sequence[str] | None) -> list[Case]:
     """The cases, plus each pooling layer in the other pooling modes that ``ops`` names.
 
     A suite's pooling layer has one mode (VGG-16 pools by max); naming ``--op
@@ -391,7 +394,7 @@ def with_combined(result: BenchResult) -> list[BenchRow]:
         if fwd is None:
             continue
         both = BenchRow(
-            row.suite, row.layer, fwd.op + "+backward", row.dtype, fwd.flops + row.flops
+            row.suite, row.layer, fwd.op + "+backward", row.dtype, fwd.flops + row.flops, row.batch
         )
         for column in row.timings:
             a, b = fwd.timings.get(column), row.timings.get(column)

@@ -66,6 +66,7 @@ def test_bench_json_holds_the_numbers_of_the_table(tmp_path, capsys, monkeypatch
     assert data["context"]["gemm_gflops_float32"] > 0
     rows = data["rows"]
     assert {r["op"] for r in rows} == {"conv2d", "max_pool2d"}
+    assert {r["batch"] for r in rows} == {1}
     for row in rows:
         assert row["layer"] in out
         for name, timing in row["timings"].items():
