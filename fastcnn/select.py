@@ -281,15 +281,21 @@ def choose(
         Runs the call on a given backend; with autotune on, used to time the candidates.
     """
     capable, vetoed = candidates(op, spec, finite=None)
+    tuning = autotune_enabled() and run is not None and len(capable) > 1
+    if tuning:
+        with _lock:
+            tuned = _tuned.get((op, spec))
+        if tuned is not None:  # measured before: run the winner, time nothing
+            capable.sort(key=lambda pair: pair[0].name != tuned)  # stable sort
+            tuning = False
     # The finiteness pass over the inputs costs as much as a small layer, so it runs only
     # when a backend that would spread NaN/Inf is about to be used or timed.
-    tuning = autotune_enabled() and run is not None and len(capable) > 1
-    if tuning or (capable and not keeps_nonfinite_local(capable[0][0])):
-        if any(not keeps_nonfinite_local(b) for b, _ in capable) and not finite():
-            vetoed.update(
-                {b.name: SPREADS_NONFINITE for b, _ in capable if not keeps_nonfinite_local(b)}
-            )
-            capable = [(b, s) for b, s in capable if keeps_nonfinite_local(b)]
+    about_to_run = capable if tuning else capable[:1]
+    if any(not keeps_nonfinite_local(b) for b, _ in about_to_run) and not finite():
+        vetoed.update(
+            {b.name: SPREADS_NONFINITE for b, _ in capable if not keeps_nonfinite_local(b)}
+        )
+        capable = [(b, s) for b, s in capable if keeps_nonfinite_local(b)]
     if not capable:
         why = "; ".join(f"{name}: {reason}" for name, reason in sorted(vetoed.items()))
         raise BackendUnsupported(f"no available backend can run {op} on this input ({why})")

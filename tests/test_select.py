@@ -120,6 +120,31 @@ def test_autotune_measures_then_remembers_and_round_trips(fakes, tmp_path):
     assert select.explain("max_pool2d", X.shape, kernel_size=3, dtype="float64").tuned == winner
 
 
+def test_a_tuned_winner_runs_without_a_finiteness_pass_unless_it_spreads_nan(fakes, monkeypatch):
+    spreader = fakes("zz_spreads", spreads_nan=True)
+    keeper = fakes("zz_keeps", estimate=1.0)
+    passes = []
+    monkeypatch.setattr(fastcnn.api, "_all_finite", lambda *a: passes.append(1) or True)
+    with select.autotuning():
+        fastcnn.conv2d(X, W, backend="auto")  # times the candidates
+    ((key, _),) = select.autotune_cache().items()
+    with select._lock:
+        select._tuned[key] = "zz_keeps"  # as if it had won
+    keeper.calls = spreader.calls = 0
+    passes.clear()
+    with select.autotuning():
+        fastcnn.conv2d(X, W, backend="auto")
+        assert (keeper.calls, spreader.calls, passes) == (1, 0, [])  # nothing timed or scanned
+        with select._lock:
+            select._tuned[key] = "zz_spreads"
+        fastcnn.conv2d(X, W, backend="auto")
+        assert (spreader.calls, len(passes)) == (1, 1)  # the winner spreads NaN: one scan
+        monkeypatch.setattr(fastcnn.api, "_all_finite", lambda *a: False)
+        fastcnn.conv2d(X, W, backend="auto")  # NaN input: the best estimate keeping it local
+    assert spreader.calls == 1  # not run on the NaN input
+    assert select.autotune_cache()[key] == "zz_spreads"  # not re-tuned on a NaN input
+
+
 @pytest.mark.parametrize(
     ("content", "reason"),
     [
