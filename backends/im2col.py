@@ -27,15 +27,15 @@ from fastcnn.spec import ConvSpec, PoolSpec
 # Cost model for backend="auto": seconds = the coefficients below . the features of
 # Im2colBackend.cost_features: for convolutions an intercept, dense GEMM FLOPs,
 # depthwise FLOPs, lowered bytes and output bytes; for pooling an intercept and
-# window-tap bytes. Fitted by non-negative least squares on relative error to
+# window-tap bytes of max/min and of mean. Fitted by non-negative least squares on relative error to
 # `fastcnn bench` timings (benchmarks/fit_cost_models.py); 5.6e-12 s/FLOP is 180 GFLOP/s
 # of GEMM. float64 doubles the FLOP terms (half the SIMD lanes); byte terms already scale
 # with the itemsize.
 _COST = {
     "conv2d": (1.75e-4, 5.57e-12, 0.0, 7.75e-11, 1.59e-10),
     "conv2d_backward": (5.38e-4, 1.06e-11, 3.91e-10, 4.13e-10, 1.75e-10),
-    "pool2d": (2.17e-4, 1.75e-10),
-    "pool2d_backward": (3.18e-4, 2.14e-9),
+    "pool2d": (2.17e-4, 1.75e-10, 1.75e-10),
+    "pool2d_backward": (3.18e-4, 2.14e-9, 4e-10),
 }
 #: Lowered columns are built and consumed in chunks of about this size even when the
 #: workspace limit allows more: a chunk that stays in the last-level cache between the
@@ -141,7 +141,8 @@ class Im2colBackend(BackendBase):
         """The cost model's features for ``op`` on ``spec`` (see ``_COST``)."""
         item = np.dtype(spec.dtype).itemsize
         if isinstance(spec, PoolSpec):
-            return (1.0, float(spec.flops * item))
+            taps = float(spec.flops * item)
+            return (1.0, 0.0, taps) if spec.mode == "mean" else (1.0, taps, 0.0)
         lowered_bytes = spec.batch * self._conv_row_bytes(spec, "conv2d") * spec.out_height
         out_bytes = spec.batch * spec.out_channels * spec.out_height * spec.out_width * item
         flops = spec.flops * item / 4

@@ -36,6 +36,13 @@ from fastcnn.registry import BackendBase, ConvGrads, GradNeed
 from fastcnn.scratch import scratch
 from fastcnn.spec import ConvSpec, PoolSpec
 
+# GNU OpenMP's idle threads spin after each kernel (300,000 turns by default), taking the
+# cores from the BLAS threads of whatever runs next: im2col's GEMM right after a Numba
+# kernel took twice its time. A short spin keeps back-to-back launches at about 4 us.
+# Read when OpenMP starts, so set before the first launch; a user's setting wins.
+if "OMP_WAIT_POLICY" not in os.environ and "GOMP_SPINCOUNT" not in os.environ:
+    os.environ["GOMP_SPINCOUNT"] = "1000"
+
 _launch_lock = threading.Lock()
 #: The process whose kernels started GNU OpenMP's threads, once one has.
 _openmp_owner: int | None = None
@@ -71,20 +78,19 @@ _POOL_MODE = {"max": 0, "min": 1, "mean": 2}
 _POOL_BLOCKS = 256
 
 # Cost model for backend="auto": seconds = the coefficients below . the features of
-# NumbaBackend.cost_features. Convolution: an intercept; FLOPs the wide grid computes
-# (discarded cells included) in the fused 3-wide kernel, in the general kernel with
-# output-channel blocks, and with one output channel per group (depthwise); bytes of the
-# input, its phase copy and the output. The backward adds dX's grid FLOPs (stride 1) or
-# scatter FLOPs (other strides) and dW's FLOPs at stride 1 or not. Pooling: an intercept,
-# window-tap bytes and output rows of the general kernel, input bytes of the 2x2 one.
+# NumbaBackend.cost_features. Convolution: an intercept, the wide-grid features of
+# _grid_features, and bytes of the input, its phase copy and the output; the backward has
+# dX's grid features (stride 1) or scatter FLOPs (other strides) and dW's FLOPs at stride
+# 1 or not. Pooling: an intercept, window-tap bytes and output rows of the general
+# kernel, input bytes of the 2x2 one for max/min and for mean.
 # Fitted by non-negative least squares on relative error to `fastcnn bench` timings
 # (benchmarks/fit_cost_models.py); see there for the suites, machine and fit quality.
 # FLOP and byte features scale with the itemsize (float64 has half the SIMD lanes).
 _COST = {
-    "conv2d": (6.1e-4, 7.46e-12, 2.16e-11, 1.49e-10, 3.33e-11),
-    "conv2d_backward": (1.12e-3, 1.89e-11, 4.7e-11, 3.36e-10, 1e-10, 1e-10, 1e-10, 2.0e-10),
-    "pool2d": (6.89e-5, 3.31e-11, 2.1e-8, 1e-10),
-    "pool2d_backward": (4.22e-5, 2.68e-10, 4.99e-8, 1e-10),
+    "conv2d": (1e-5, 5.3e-12, 1.4e-11, 1.2e-11, 1e-9, 1e-8, 3.3e-11),
+    "conv2d_backward": (1e-5, 3.9e-12, 2.5e-11, 9e-11, 1e-9, 1e-8, 3.2e-10, 1.4e-11, 0.0, 0.0),
+    "pool2d": (5.6e-5, 3.5e-11, 0.0, 1.2e-11, 1.2e-11),
+    "pool2d_backward": (1e-4, 1.1e-10, 0.0, 4e-11, 4e-11),
 }
 
 
@@ -795,13 +801,40 @@ def _rotated_kernel(w: np.ndarray, groups: int) -> np.ndarray:
     return np.ascontiguousarray(swapped).reshape(groups * cin_g, out_c // groups, kh, kw)
 
 
-def _grid_paths(work: float, kw: int, out_per_group: int) -> tuple[float, float, float]:
-    """``work`` split by the wide-grid kernel's path: fused 3-wide, blocked, one channel."""
+def _grid_features(
+    n_img: int,
+    out_h: int,
+    out_w: int,
+    out_per_group: int,
+    in_per_group: int,
+    spec: ConvSpec,
+    stride: tuple[int, int],
+    item: int,
+) -> tuple[float, float, float, float, float]:
+    """Cost features of one :func:`_conv_forward_grid` run (forward, or dX as a forward).
+
+    FLOPs computed on the wide grid (discarded cells included) by the fused 3-wide path,
+    the blocked path and the one-channel (depthwise) path, then the number of inner-loop
+    passes and of rows :func:`_phase_grid` copies, whose fixed costs dominate on small
+    planes.
+    """
+    (kh, kw), (sh, sw), (dh, dw) = spec.kernel, stride, spec.dilation
+    wp = out_w + dw * (kw - 1) // sw
+    prows = out_h + dh * (kh - 1) // sh
+    grid_h = n_img * prows
+    rows = max(1, min(grid_h, _TILE_CELLS // wp))
+    tiles = -(-grid_h // rows)
+    blocks = -(-out_per_group // _OUT_BLOCK)
+    work = 2.0 * kh * kw * grid_h * wp * spec.groups * out_per_group * in_per_group * item / 4
+    fused = kw == 3 and out_per_group >= _OUT_BLOCK
+    per_pass = 1 if fused else min(out_per_group, _OUT_BLOCK) * kw
+    passes = float(spec.groups * tiles * blocks * in_per_group * kh * per_pass)
+    copied_rows = float(grid_h * spec.groups * in_per_group * sh * sw)
     if out_per_group == 1:
-        return 0.0, 0.0, work
-    if kw == 3 and out_per_group >= _OUT_BLOCK:
-        return work, 0.0, 0.0
-    return 0.0, work, 0.0
+        return 0.0, 0.0, work, passes, copied_rows
+    if fused:
+        return work, 0.0, 0.0, passes, copied_rows
+    return 0.0, work, 0.0, passes, copied_rows
 
 
 def _plain_2x2(spec: PoolSpec) -> bool:
@@ -836,34 +869,33 @@ class NumbaBackend(BackendBase):
         item = np.dtype(spec.dtype).itemsize
         if isinstance(spec, PoolSpec):
             x_bytes = spec.batch * spec.channels * spec.height * spec.width * item
+            extreme = spec.mode != "mean"
             if _plain_2x2(spec):
-                return (1.0, 0.0, 0.0, float(x_bytes))
+                return (1.0, 0.0, 0.0, float(x_bytes * extreme), float(x_bytes * (not extreme)))
             rows = spec.batch * spec.channels * spec.out_height
-            return (1.0, float(spec.flops * item), float(rows), 0.0)
-        scale = item / 4
-        (kh, kw), (sh, sw), (dh, dw) = spec.kernel, spec.stride, spec.dilation
+            return (1.0, float(spec.flops * item), float(rows), 0.0, 0.0)
         cin_g = spec.in_channels // spec.groups
         out_g = spec.out_channels // spec.groups
         x_bytes = spec.batch * spec.in_channels * spec.height * spec.width * item
         y_bytes = spec.batch * spec.out_channels * spec.out_height * spec.out_width * item
-        grid = spec.batch * (spec.out_height + dh * (kh - 1) // sh)
-        grid *= spec.out_width + dw * (kw - 1) // sw
-        taps = 2.0 * kh * kw * scale
-        work = taps * grid * spec.out_channels * cin_g
         if op == "conv2d":
-            return (1.0, *_grid_paths(work, kw, out_g), float(2 * x_bytes + y_bytes))
-        flops = spec.flops * scale
+            grid = _grid_features(
+                spec.batch, spec.out_height, spec.out_width, out_g, cin_g, spec, spec.stride, item
+            )
+            return (1.0, *grid, float(2 * x_bytes + y_bytes))
+        flops = spec.flops * item / 4
         if spec.stride == (1, 1) and min(_transposed_padding(spec)) >= 0:
-            dx_grid = taps * spec.batch * (spec.height + dh * (kh - 1))
-            dx_grid *= (spec.width + dw * (kw - 1)) * spec.in_channels * out_g
-            dx_paths, dx_scatter = _grid_paths(dx_grid, kw, cin_g), 0.0
+            dx_grid = _grid_features(
+                spec.batch, spec.height, spec.width, cin_g, out_g, spec, (1, 1), item
+            )
+            dx_scatter = 0.0
         else:
-            dx_paths, dx_scatter = (0.0, 0.0, 0.0), flops
+            dx_grid, dx_scatter = (0.0, 0.0, 0.0, 0.0, 0.0), flops
         unit = spec.stride == (1, 1)
         dw_unit, dw_strided = (flops, 0.0) if unit else (0.0, flops)
         return (
             1.0,
-            *dx_paths,
+            *dx_grid,
             dx_scatter,
             dw_unit,
             dw_strided,

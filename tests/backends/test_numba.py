@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import multiprocessing
+import os
+import subprocess
 import sys
 import threading
 
@@ -129,3 +131,21 @@ def test_forward_in_image_and_channel_chunks_matches_the_reference(monkeypatch, 
     check_conv("numba", {**case, "groups": 2, "padding": 1}, dtype)
     grid_launches = [k for k in launches if k is module._conv_forward_grid]
     assert len(grid_launches) >= 2 * 8  # two or more chunks of images, each in 8 of channels
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [({}, "1000"), ({"OMP_WAIT_POLICY": "ACTIVE"}, None), ({"GOMP_SPINCOUNT": "7"}, "7")],
+)
+def test_openmp_threads_spin_briefly_unless_the_user_says_otherwise(env, expected):
+    code = (
+        "import os, numpy as np, fastcnn;"
+        "fastcnn.max_pool2d(np.ones((1, 1, 4, 4)), 2, backend='numba');"
+        "print(os.environ.get('GOMP_SPINCOUNT'))"
+    )
+    clean = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
+    out = subprocess.run(
+        [sys.executable, "-c", code], env={**clean, **env}, capture_output=True, text=True
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == str(expected)
