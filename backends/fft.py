@@ -30,8 +30,8 @@ from fastcnn.spec import ConvSpec, PoolSpec
 # FLOPs. Fitted by non-negative least squares on relative error to `fastcnn bench`
 # timings (benchmarks/fit_cost_models.py). float64 doubles all but the intercept.
 _COST = {
-    "conv2d": (1.83e-3, 1.83e-10, 8.86e-11, 8.8e-11),
-    "conv2d_backward": (3.9e-3, 3.25e-10, 2.53e-10, 2.55e-10),
+    "conv2d": (2.47e-4, 2.23e-10, 1.03e-10, 6.41e-11),
+    "conv2d_backward": (0.0, 3.6e-10, 3.67e-10, 1.22e-10),
 }
 
 _COMPLEX = {"float32": np.complex64, "float64": np.complex128}

@@ -26,16 +26,17 @@ from fastcnn.spec import ConvSpec, PoolSpec
 
 # Cost model for backend="auto": seconds = the coefficients below . the features of
 # Im2colBackend.cost_features: for convolutions an intercept, dense GEMM FLOPs,
-# depthwise FLOPs, lowered bytes and output bytes; for pooling an intercept and
-# window-tap bytes of max/min and of mean. Fitted by non-negative least squares on relative error to
-# `fastcnn bench` timings (benchmarks/fit_cost_models.py); 5.6e-12 s/FLOP is 180 GFLOP/s
-# of GEMM. float64 doubles the FLOP terms (half the SIMD lanes); byte terms already scale
-# with the itemsize.
+# depthwise FLOPs, lowered bytes at stride 1 and at other strides, output bytes, and
+# filter bytes times the number of chunks (each chunk's GEMM repacks them); for pooling
+# an intercept and window-tap bytes of max/min and of mean. Fitted by non-negative least
+# squares on relative error to `fastcnn bench` timings (benchmarks/fit_cost_models.py);
+# 5.6e-12 s/FLOP is 180 GFLOP/s of GEMM. float64 doubles the FLOP terms (half the SIMD
+# lanes); byte terms already scale with the itemsize.
 _COST = {
-    "conv2d": (1.75e-4, 5.57e-12, 0.0, 7.75e-11, 1.59e-10),
-    "conv2d_backward": (5.38e-4, 1.06e-11, 3.91e-10, 4.13e-10, 1.75e-10),
-    "pool2d": (2.17e-4, 1.75e-10, 1.75e-10),
-    "pool2d_backward": (3.18e-4, 2.14e-9, 4e-10),
+    "conv2d": (6.73e-05, 4.6e-12, 0.0, 6.78e-11, 1.36e-10, 1.51e-10, 1.53e-10),
+    "conv2d_backward": (1.13e-4, 8.23e-12, 3.07e-10, 3.97e-10, 6.34e-10, 2.17e-10, 5.08e-10),
+    "pool2d": (1.12e-4, 1.64e-10, 1.8e-10),
+    "pool2d_backward": (1.07e-4, 2.03e-09, 3.39e-10),
 }
 #: Lowered columns are built and consumed in chunks of about this size even when the
 #: workspace limit allows more: a chunk that stays in the last-level cache between the
@@ -143,12 +144,27 @@ class Im2colBackend(BackendBase):
         if isinstance(spec, PoolSpec):
             taps = float(spec.flops * item)
             return (1.0, 0.0, taps) if spec.mode == "mean" else (1.0, taps, 0.0)
-        lowered_bytes = spec.batch * self._conv_row_bytes(spec, "conv2d") * spec.out_height
+        row_bytes = self._conv_row_bytes(spec, "conv2d")
+        lowered_bytes = float(spec.batch * row_bytes * spec.out_height)
         out_bytes = spec.batch * spec.out_channels * spec.out_height * spec.out_width * item
         flops = spec.flops * item / 4
         is_dense = spec.out_channels // spec.groups > 1
         dense, depthwise = (flops, 0.0) if is_dense else (0.0, flops)
-        return (1.0, dense, depthwise, float(lowered_bytes), float(out_bytes))
+        # A strided gather of windows is slower per byte; BLAS repacks the filters for
+        # every chunk's GEMM, which shows on deep layers with small images.
+        strided = spec.stride != (1, 1)
+        chunks = sum(1 for _ in _chunks(spec.batch, spec.out_height, row_bytes))
+        w_bytes = spec.out_channels * (spec.in_channels // spec.groups) * item
+        w_bytes *= spec.kernel[0] * spec.kernel[1]
+        return (
+            1.0,
+            dense,
+            depthwise,
+            0.0 if strided else lowered_bytes,
+            lowered_bytes if strided else 0.0,
+            float(out_bytes),
+            float(w_bytes * chunks),
+        )
 
     # --- convolution ----------------------------------------------------------------------
 

@@ -87,10 +87,21 @@ _POOL_BLOCKS = 256
 # (benchmarks/fit_cost_models.py); see there for the suites, machine and fit quality.
 # FLOP and byte features scale with the itemsize (float64 has half the SIMD lanes).
 _COST = {
-    "conv2d": (1e-5, 5.3e-12, 1.4e-11, 1.2e-11, 1e-9, 1e-8, 3.3e-11),
-    "conv2d_backward": (1e-5, 3.9e-12, 2.5e-11, 9e-11, 1e-9, 1e-8, 3.2e-10, 1.4e-11, 0.0, 0.0),
-    "pool2d": (5.6e-5, 3.5e-11, 0.0, 1.2e-11, 1.2e-11),
-    "pool2d_backward": (1e-4, 1.1e-10, 0.0, 4e-11, 4e-11),
+    "conv2d": (5.63e-05, 5.25e-12, 1.19e-11, 0.0, 3.19e-09, 1.12e-08, 2.96e-11),
+    "conv2d_backward": (
+        1.13e-4,
+        1.07e-11,
+        1.54e-11,
+        3.2e-11,
+        2.04e-08,
+        2.1e-08,
+        3.26e-10,
+        4.14e-12,
+        0.0,
+        1.75e-11,
+    ),
+    "pool2d": (3.87e-05, 2.87e-11, 1.42e-08, 1.64e-11, 8.88e-12),
+    "pool2d_backward": (2.98e-05, 9.8e-11, 2.46e-08, 3.04e-10, 4.04e-11),
 }
 
 
