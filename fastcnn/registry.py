@@ -156,10 +156,16 @@ def _check_backend_object(obj: Any, expected_name: str | None) -> None:
 _lock = threading.RLock()
 _entries: dict[str, _Entry] = {}
 _discovered = False
+_generation = 0  # bumped whenever the set of backends may change
+
+
+def generation() -> int:
+    """A number that changes whenever backends are registered, removed or rediscovered."""
+    return _generation
 
 
 def _ensure_discovered() -> None:
-    global _discovered
+    global _discovered, _generation
     with _lock:
         if _discovered:
             return
@@ -167,6 +173,7 @@ def _ensure_discovered() -> None:
             if ep.name not in _entries:
                 _entries[ep.name] = _Entry(ep.name, f"entry point {ep.value}", ep.load)
         _discovered = True
+        _generation += 1
 
 
 def register_backend(backend: Any, *, replace: bool = False) -> None:
@@ -199,6 +206,7 @@ def register_backend(backend: Any, *, replace: bool = False) -> None:
         entry = _Entry(name, "register_backend()", lambda: backend)
         entry.resolve()
         _entries[name] = entry
+        _bump()
 
 
 def unregister_backend(name: str) -> None:
@@ -210,6 +218,13 @@ def unregister_backend(name: str) -> None:
             raise ValueError(_unknown_message(name))
         del _entries[name]
         _discovered = False  # let an entry point of that name come back
+        _bump()
+
+
+def _bump() -> None:
+    global _generation
+    with _lock:
+        _generation += 1
 
 
 def rediscover() -> None:

@@ -31,9 +31,11 @@ from typing import Any
 
 import numpy as np
 
+from fastcnn.config import get_workspace_limit
 from fastcnn.registry import (
     BackendUnsupported,
     available_backends,
+    generation,
     keeps_nonfinite_local,
     unsupported_reason,
 )
@@ -81,10 +83,13 @@ def candidates(
     ``finite`` is called at most once, and only if some capable backend would spread
     non-finite values. ``None`` skips that veto (the caller applies it lazily).
     """
+    if finite is None:
+        ranked, vetoes = _ranked(op, spec, generation(), get_workspace_limit())
+        return list(ranked), dict(vetoes)
     capable: list[tuple[Any, float]] = []
     vetoed: dict[str, str] = {}
     # A pass over the inputs is not free: ask at most once.
-    finite_once = functools.cache(finite) if finite is not None else lambda: True
+    finite_once = functools.cache(finite)
     for backend in available_backends():
         reason = refusal(backend, op, spec, finite_once)
         if reason is not None:
@@ -93,6 +98,19 @@ def candidates(
             capable.append((backend, estimate(backend, op, spec)))
     capable.sort(key=lambda pair: (pair[1], pair[0].name))
     return capable, vetoed
+
+
+@functools.lru_cache(maxsize=4096)
+def _ranked(
+    op: str, spec: Spec, registry_generation: int, workspace_limit: int
+) -> tuple[tuple[tuple[Any, float], ...], tuple[tuple[str, str], ...]]:
+    """:func:`candidates` without the NaN veto, remembered per call signature.
+
+    Ranking costs tens of microseconds, as much as a small pooling call; the backends,
+    their estimates and the workspace limit they read are part of the key.
+    """
+    capable, vetoed = candidates(op, spec, finite=lambda: True)
+    return tuple(capable), tuple(vetoed.items())
 
 
 # --- autotune ----------------------------------------------------------------------------------

@@ -224,3 +224,16 @@ def test_autotuning_blocks_are_local_to_their_thread():
         assert select.autotune_enabled()
     finally:
         select.set_autotune(False)
+
+
+def test_the_remembered_ranking_follows_registrations():
+    spec = select.explain("conv2d", X.shape, W.shape, dtype="float64").spec
+    before = select.choose("conv2d", spec, finite=lambda: True)
+    assert select.choose("conv2d", spec, finite=lambda: True) is before  # remembered
+    fast = Fake("zz_new")
+    fastcnn.register_backend(fast)
+    try:
+        assert select.choose("conv2d", spec, finite=lambda: True) is fast
+    finally:
+        fastcnn.unregister_backend("zz_new")
+    assert select.choose("conv2d", spec, finite=lambda: True) is before
