@@ -164,7 +164,11 @@ def _time_all(run: Callable[[Any], Any], backends: list[Any]) -> dict[str, float
 
     Interleaving makes a burst of load on a shared machine hit every candidate alike
     instead of whichever was being timed. Each backend first runs once untimed (JIT
-    compilation, caches); one that raises on the real input gets an infinite time.
+    compilation, caches); one that raises on the real input gets an infinite time. In
+    every round each timed run follows an untimed one of the same backend: another
+    library's threads still spinning from the previous candidate (OpenBLAS's do for a
+    while after a GEMM) made a Numba kernel right after im2col 1.6x slower, and autotune
+    then picked the backend that was slower on its own.
     """
     seconds: dict[str, float] = {}
     live = []
@@ -181,8 +185,9 @@ def _time_all(run: Callable[[Any], Any], backends: list[Any]) -> dict[str, float
         or (spent < AUTOTUNE_MIN_SECONDS * len(live) and rounds < AUTOTUNE_MAX_REPEATS)
     ):
         for backend in list(live):
-            start = time.perf_counter()
             try:
+                run(backend)
+                start = time.perf_counter()
                 run(backend)
             except Exception:
                 live.remove(backend)
