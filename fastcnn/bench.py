@@ -35,6 +35,8 @@ MIN_REPEATS = 3
 MAX_REPEATS = 30
 #: Seconds of repeated timing per cell after the warm-up.
 DEFAULT_BUDGET = 0.5
+#: Layer-op groups per panel of ``--plot``'s chart.
+PLOT_ROWS_PER_PANEL = 16
 #: Square float32 GEMM used as the machine's yardstick (2 * n^3 FLOPs).
 GEMM_SIZE = 2048
 AUTO = "auto"
@@ -479,22 +481,37 @@ def plot_result(result: BenchResult, path: str | Path) -> None:
     rows = [r for r in with_combined(result) if r.fastest]
     columns = [c for c in dict.fromkeys(k for r in rows for k in r.timings) if c != AUTOTUNED]
     width = 0.8 / max(len(columns), 1)
-    fig, ax = plt.subplots(figsize=(max(8, 0.6 * len(rows) * max(len(columns), 1) / 3), 5))
-    for i, column in enumerate(columns):
-        ratios = [
-            r.timings[column].ratio if column in r.timings and r.timings[column].ratio else math.nan
-            for r in rows
-        ]
-        ax.bar([k + i * width for k in range(len(rows))], ratios, width, label=column)
-    ax.set_xticks([k + 0.4 - width / 2 for k in range(len(rows))])
-    ax.set_xticklabels([f"{r.layer}\n{r.op}" for r in rows], rotation=60, ha="right", fontsize=7)
-    ax.set_yscale("log")
-    ax.axhline(1.0, color="black", linewidth=0.8)
-    ax.set_ylabel("time / fastest backend (log scale; 1 = fastest)")
-    ax.set_title(f"fastcnn bench ({result.context['threads']} threads)")
-    ax.legend()
+    # Long runs are cut into panels of a readable number of rows, stacked vertically.
+    panels = [rows[i : i + PLOT_ROWS_PER_PANEL] for i in range(0, len(rows), PLOT_ROWS_PER_PANEL)]
+    fig, axes = plt.subplots(
+        len(panels), 1, figsize=(14, 4.5 * len(panels)), squeeze=False, sharey=True
+    )
+    for ax, panel in zip(axes[:, 0], panels, strict=True):
+        for i, column in enumerate(columns):
+            ratios = [
+                r.timings[column].ratio
+                if column in r.timings and r.timings[column].ratio
+                else math.nan
+                for r in panel
+            ]
+            color = f"C{i}"
+            ax.bar(
+                [k + i * width for k in range(len(panel))], ratios, width, label=column, color=color
+            )
+        ax.set_xticks([k + 0.4 - width / 2 for k in range(len(panel))])
+        ax.set_xticklabels(
+            [f"{r.layer}\n{r.op}" for r in panel], rotation=35, ha="right", fontsize=7
+        )
+        ax.set_yscale("log")
+        ax.axhline(1.0, color="black", linewidth=0.8)
+        ax.set_ylabel("time / fastest (log)")
+    axes[0, 0].set_title(
+        f"fastcnn bench: each backend's time / the fastest backend's, per layer and op "
+        f"({result.context['threads']} threads; 1 = fastest)"
+    )
+    axes[0, 0].legend(ncol=len(columns), fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=100)
     plt.close(fig)
 
 

@@ -41,12 +41,16 @@ from fastcnn.registry import (
 )
 from fastcnn.spec import ConvSpec, PoolSpec, make_conv_spec, make_pool_spec
 
-#: Timed rounds when autotuning (each round runs every candidate once; the minimum is
+#: Rounds when autotuning (each round times every candidate in a block; the minimum is
 #: kept), and the least time spent per candidate: sub-millisecond calls on a shared
 #: machine need many runs before the minimum means anything.
-AUTOTUNE_REPEATS = 3
+AUTOTUNE_REPEATS = 2
 AUTOTUNE_MIN_SECONDS = 0.05
 AUTOTUNE_MAX_REPEATS = 50
+#: A candidate's block of runs lasts at least this long: OpenBLAS's idle threads spin for
+#: about 0.1 s after a GEMM, and a Numba kernel sharing the cores with them ran 1.6x
+#: slower, so a block's later runs are the ones that show the candidate on its own.
+AUTOTUNE_BLOCK_SECONDS = 0.12
 #: Candidates whose estimate is over this many times the best estimate are not timed:
 #: the reference loops would take minutes on a real layer, and the model is never that far off.
 AUTOTUNE_PRUNE_FACTOR = 10.0
@@ -165,9 +169,9 @@ def _time_all(run: Callable[[Any], Any], backends: list[Any]) -> dict[str, float
     Interleaving makes a burst of load on a shared machine hit every candidate alike
     instead of whichever was being timed. Each backend first runs once untimed (JIT
     compilation, caches); one that raises on the real input gets an infinite time. In
-    every round each timed run follows an untimed one of the same backend: another
-    library's threads still spinning from the previous candidate (OpenBLAS's do for a
-    while after a GEMM) made a Numba kernel right after im2col 1.6x slower, and autotune
+    every round each candidate runs in a block of at least ``AUTOTUNE_BLOCK_SECONDS``
+    that starts with an untimed run: another library's threads still spinning from the
+    previous candidate made a Numba kernel right after im2col 1.6x slower, and autotune
     then picked the backend that was slower on its own.
     """
     seconds: dict[str, float] = {}
@@ -186,16 +190,19 @@ def _time_all(run: Callable[[Any], Any], backends: list[Any]) -> dict[str, float
     ):
         for backend in list(live):
             try:
+                block = time.perf_counter()
                 run(backend)
-                start = time.perf_counter()
-                run(backend)
+                while True:
+                    start = time.perf_counter()
+                    run(backend)
+                    elapsed = time.perf_counter() - start
+                    seconds[backend.name] = min(seconds[backend.name], elapsed)
+                    spent += elapsed
+                    if start + elapsed - block >= AUTOTUNE_BLOCK_SECONDS:
+                        break
             except Exception:
                 live.remove(backend)
                 seconds[backend.name] = math.inf
-                continue
-            elapsed = time.perf_counter() - start
-            seconds[backend.name] = min(seconds[backend.name], elapsed)
-            spent += elapsed
         rounds += 1
     return seconds
 

@@ -239,12 +239,17 @@ def test_the_remembered_ranking_follows_registrations():
     assert select.choose("conv2d", spec, finite=lambda: True) is before
 
 
-def test_autotune_times_each_run_right_after_an_untimed_run_of_the_same_backend(monkeypatch):
+def test_autotune_times_each_candidate_in_blocks_after_an_untimed_run(monkeypatch):
     monkeypatch.setattr(select, "AUTOTUNE_MIN_SECONDS", 0.0)
+    monkeypatch.setattr(select, "AUTOTUNE_BLOCK_SECONDS", 0.0)  # a block: untimed + one
     calls = []
     backends = [Fake("zz_a"), Fake("zz_b")]
     seconds = select._time_all(lambda b: calls.append(b.name), backends)
     assert set(seconds) == {"zz_a", "zz_b"} and all(s < 1 for s in seconds.values())
     rounds = calls[2:]  # after one warm-up call each
     assert len(rounds) == 4 * select.AUTOTUNE_REPEATS
-    assert rounds[:4] == ["zz_a", "zz_a", "zz_b", "zz_b"]  # interleaved, in pairs
+    assert rounds[:4] == ["zz_a", "zz_a", "zz_b", "zz_b"]  # interleaved blocks
+    calls.clear()
+    monkeypatch.setattr(select, "AUTOTUNE_BLOCK_SECONDS", 0.02)
+    select._time_all(lambda b: calls.append(b.name), backends)
+    assert calls.count("zz_a") > 3 * select.AUTOTUNE_REPEATS  # blocks repeat until 20 ms
