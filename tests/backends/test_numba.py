@@ -137,15 +137,19 @@ def test_forward_in_image_and_channel_chunks_matches_the_reference(monkeypatch, 
     ("env", "expected"),
     [({}, "1000"), ({"OMP_WAIT_POLICY": "ACTIVE"}, None), ({"GOMP_SPINCOUNT": "7"}, "7")],
 )
-def test_openmp_threads_spin_briefly_unless_the_user_says_otherwise(env, expected):
+def test_openmp_threads_spin_briefly_unless_the_user_says_otherwise(env, expected, tmp_path):
     code = (
         "import os, numpy as np, fastcnn;"
         "fastcnn.max_pool2d(np.ones((1, 1, 4, 4)), 2, backend='numba');"
         "print(os.environ.get('GOMP_SPINCOUNT'))"
     )
     clean = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
-    out = subprocess.run(
-        [sys.executable, "-c", code], env={**clean, **env}, capture_output=True, text=True
+    out = subprocess.run(  # outside the source tree: the installed package
+        [sys.executable, "-c", code],
+        env={**clean, **env},
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == str(expected)
