@@ -30,7 +30,7 @@ from fastcnn.spec import ConvSpec, PoolSpec
 # filter bytes times the number of chunks (each chunk's GEMM repacks them); for pooling
 # an intercept and window-tap bytes of max/min and of mean. Fitted by non-negative least
 # squares on relative error to `fastcnn bench` timings (benchmarks/fit_cost_models.py);
-# 5.6e-12 s/FLOP is 180 GFLOP/s of GEMM. float64 doubles the FLOP terms (half the SIMD
+# 4.6e-12 s/FLOP is 217 GFLOP/s of GEMM. float64 doubles the FLOP terms (half the SIMD
 # lanes); byte terms already scale with the itemsize.
 _COST = {
     "conv2d": (6.73e-05, 4.6e-12, 0.0, 6.78e-11, 1.36e-10, 1.51e-10, 1.53e-10),
