@@ -345,6 +345,19 @@ def _conv_grad_w_unit(gyw, xpw, dwt, wp, dh, dw, groups):  # pragma: no cover
 
 
 @njit(inline="always", cache=True)
+def _better(v, best, mode):  # pragma: no cover
+    """Whether a later cell ``v`` replaces ``best``: strictly more extreme, or the first NaN."""
+    more = v > best if mode == 0 else v < best
+    return (more | (v != v)) & (best == best)
+
+
+@njit(inline="always", cache=True)
+def _pick(a, b, mode):  # pragma: no cover
+    """Max or min (by ``mode``) of ``a`` and then ``b`` under :func:`_better`."""
+    return b if _better(b, a, mode) else a
+
+
+@njit(inline="always", cache=True)
 def _mean_divisors(
     oh, out, kh, kw, sh, sw, top, left, height, width, include_pad
 ):  # pragma: no cover
@@ -421,12 +434,10 @@ def _pool_plane(
             # Branch-free selects, one loop per mode, so that LLVM vectorises the pass.
             if mode == 0:
                 for t in range(inside):
-                    a, b = seg[t], row[t]
-                    seg[t] = b if ((b > a) | (b != b)) & (a == a) else a
+                    seg[t] = _pick(seg[t], row[t], 0)
             elif mode == 1:
                 for t in range(inside):
-                    a, b = seg[t], row[t]
-                    seg[t] = b if ((b < a) | (b != b)) & (a == a) else a
+                    seg[t] = _pick(seg[t], row[t], 1)
             else:
                 for t in range(inside):
                     seg[t] += row[t]
@@ -437,12 +448,10 @@ def _pool_plane(
             taps = buf[j * dw : j * dw + (out_w - 1) * sw + 1 : sw]
             if mode == 0:
                 for t in range(out_w):
-                    a, b = out[t], taps[t]
-                    out[t] = b if ((b > a) | (b != b)) & (a == a) else a
+                    out[t] = _pick(out[t], taps[t], 0)
             elif mode == 1:
                 for t in range(out_w):
-                    a, b = out[t], taps[t]
-                    out[t] = b if ((b < a) | (b != b)) & (a == a) else a
+                    out[t] = _pick(out[t], taps[t], 1)
             else:
                 for t in range(out_w):
                     out[t] += taps[t]
@@ -588,19 +597,6 @@ def _pool_plane_backward(
                 plane[r, col] += grow[ow]
 
 
-@njit(inline="always", cache=True)
-def _better(v, best, mode):  # pragma: no cover
-    """Whether a later cell ``v`` replaces ``best``: strictly more extreme, or the first NaN."""
-    more = v > best if mode == 0 else v < best
-    return (more | (v != v)) & (best == best)
-
-
-@njit(inline="always", cache=True)
-def _pick(a, b, mode):  # pragma: no cover
-    """Max or min (by ``mode``) of ``a`` and then ``b`` under :func:`_better`."""
-    return b if _better(b, a, mode) else a
-
-
 @njit(parallel=True, cache=True)
 def _pool2x2_forward(x, y, mode):  # pragma: no cover
     """2x2 windows at stride 2 that all lie inside the input: the common pooling layer.
@@ -712,6 +708,18 @@ def _readonly(array: np.ndarray) -> np.ndarray:
     return view
 
 
+def _grid_shape(
+    out_h: int,
+    out_w: int,
+    kernel: tuple[int, int],
+    stride: tuple[int, int],
+    dilation: tuple[int, int],
+) -> tuple[int, int]:
+    """Wide-grid row length ``wp`` and rows per image ``prows`` of each stride phase."""
+    (kh, kw), (sh, sw), (dh, dw) = kernel, stride, dilation
+    return out_w + dw * (kw - 1) // sw, out_h + dh * (kh - 1) // sh
+
+
 def _grid_forward(
     x: np.ndarray,
     w: np.ndarray,
@@ -732,8 +740,7 @@ def _grid_forward(
     (sh, sw), (dh, dw) = stride, dilation
     n_img, _, out_h, out_w = y.shape
     _, cin_g, kh, kw = w.shape
-    wp = out_w + dw * (kw - 1) // sw
-    prows = out_h + dh * (kh - 1) // sh
+    wp, prows = _grid_shape(out_h, out_w, (kh, kw), stride, dilation)
     # Bytes of the phase layout per image and in-group channel (all groups, all phases).
     per_channel = groups * sh * sw * prows * wp * y.itemsize
     chunk = min(cin_g, max(1, y.nbytes // (per_channel * n_img)))
@@ -772,11 +779,10 @@ def _wide_grid(
     Costs one copy of the input and of dY (in this thread's scratch buffers), in exchange
     for dW's inner loops running over whole planes without bounds checks.
     """
-    (kh, kw), (dh, dw) = spec.kernel, spec.dilation
+    kw, dw = spec.kernel[1], spec.dilation[1]
     top, _, left, _ = spec.padding
     oh, ow = spec.out_height, spec.out_width
-    wp = ow + dw * (kw - 1)
-    rows = oh + dh * (kh - 1)
+    wp, rows = _grid_shape(oh, ow, spec.kernel, (1, 1), spec.dilation)
     gyw = scratch("numba.grad_grid", (spec.batch, spec.out_channels, oh, wp), spec.dtype)
     gyw[:, :, :, :ow] = grad_y
     gyw[:, :, :, ow:] = 0
@@ -829,9 +835,8 @@ def _grid_features(
     passes and of rows :func:`_phase_grid` copies, whose fixed costs dominate on small
     planes.
     """
-    (kh, kw), (sh, sw), (dh, dw) = spec.kernel, stride, spec.dilation
-    wp = out_w + dw * (kw - 1) // sw
-    prows = out_h + dh * (kh - 1) // sh
+    kh, kw = spec.kernel
+    wp, prows = _grid_shape(out_h, out_w, spec.kernel, stride, spec.dilation)
     grid_h = n_img * prows
     rows = max(1, min(grid_h, _TILE_CELLS // wp))
     tiles = -(-grid_h // rows)
@@ -840,7 +845,7 @@ def _grid_features(
     fused = kw == 3 and out_per_group >= _OUT_BLOCK
     per_pass = 1 if fused else min(out_per_group, _OUT_BLOCK) * kw
     passes = float(spec.groups * tiles * blocks * in_per_group * kh * per_pass)
-    copied_rows = float(grid_h * spec.groups * in_per_group * sh * sw)
+    copied_rows = float(grid_h * spec.groups * in_per_group * stride[0] * stride[1])
     if out_per_group == 1:
         return 0.0, 0.0, work, passes, copied_rows
     if fused:
