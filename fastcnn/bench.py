@@ -1,12 +1,14 @@
 """The comparison runner behind ``fastcnn bench``.
 
-Every chosen backend runs every layer of the chosen suites on identical inputs. Each
-measurement excludes a warm-up call (its time, JIT compilation included, is reported
-separately as "first call"), then repeats until a time budget is spent (at least
-``MIN_REPEATS`` times) and keeps the minimum and median. Times are shown beside the
-fastest backend of the row (a ratio) and as GFLOP/s, with numpy's own GEMM throughput
-measured in the same run as the machine's yardstick: these machines are shared and noisy,
-so only numbers from one run are compared.
+Every chosen backend runs every layer of the chosen suites on identical inputs. The
+columns of a row (backends, auto, the peer) are timed against each other in interleaved
+rounds of blocks (:mod:`fastcnn.timing`, as autotune does) after a warm-up call each, whose
+time, JIT compilation included, is reported separately as "first call"; rounds go on
+until a time budget per column is spent (at least ``MIN_ROUNDS``), and the minimum and
+median per run are kept. Times are shown beside the fastest backend of the row (a ratio)
+and as GFLOP/s, with numpy's own GEMM throughput measured in the same run as the
+machine's yardstick: these machines are shared and noisy, so only numbers from one run
+are compared.
 """
 
 from __future__ import annotations
@@ -16,7 +18,6 @@ import json
 import math
 import os
 import statistics
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -30,10 +31,11 @@ from fastcnn.config import get_num_threads
 from fastcnn.crosscheck import ALL_OPS, op_labels
 from fastcnn.spec import ConvSpec, PoolSpec, make_conv_spec, make_pool_spec
 from fastcnn.suites import SUITES, suite
+from fastcnn.timing import BLOCK_SECONDS, Samples, time_interleaved
 
-MIN_REPEATS = 3
-MAX_REPEATS = 30
-#: Seconds of repeated timing per cell after the warm-up.
+MIN_ROUNDS = 3
+MAX_ROUNDS = 30
+#: Seconds of timed runs per cell (a column of a row) after the warm-up.
 DEFAULT_BUDGET = 0.5
 #: Layer-op groups per panel of ``--plot``'s chart.
 PLOT_ROWS_PER_PANEL = 16
@@ -42,6 +44,8 @@ GEMM_SIZE = 2048
 AUTO = "auto"
 AUTOTUNED = "auto+tune"
 PEER = "torch"
+#: A helper column: torch's forward alone, subtracted from its autograd time.
+_PEER_FORWARD = "torch forward"
 
 #: Backends left out unless named: the reference loops would take minutes per layer.
 SLOW_BY_DEFAULT = ("naive",)
@@ -98,19 +102,27 @@ class BenchResult:
         }
 
 
-def _measure(fn: Callable[[], Any], budget: float) -> Timing:
-    start = time.perf_counter()
-    fn()
-    first = time.perf_counter() - start
-    times: list[float] = []
-    spent = 0.0
-    while len(times) < MIN_REPEATS or (spent < budget and len(times) < MAX_REPEATS):
-        start = time.perf_counter()
-        fn()
-        elapsed = time.perf_counter() - start
-        times.append(elapsed)
-        spent += elapsed
-    return Timing(min(times), statistics.median(times), len(times), first)
+def measure(calls: dict[str, Callable[[], Any]], budget: float) -> dict[str, Timing]:
+    """Time the calls against each other (see the module docstring) within ``budget``
+    seconds each; a call that raises gets a note instead of a time.
+    """
+    samples = time_interleaved(
+        calls,
+        rounds=MIN_ROUNDS,
+        seconds=budget * len(calls),
+        max_rounds=MAX_ROUNDS,
+        block_seconds=min(BLOCK_SECONDS, budget / MIN_ROUNDS),
+    )
+    return {name: _timing(s) for name, s in samples.items()}
+
+
+def _timing(samples: Samples) -> Timing:
+    if isinstance(samples.error, registry.BackendUnsupported):
+        return Timing(note=f"unsupported: {samples.error}")
+    if samples.error is not None:  # a failing backend is reported, the run goes on
+        return Timing(note=f"error: {type(samples.error).__name__}: {samples.error}")
+    times = samples.times
+    return Timing(min(times), statistics.median(times), len(times), samples.first)
 
 
 def gemm_gflops(size: int = GEMM_SIZE) -> float:
@@ -118,7 +130,8 @@ def gemm_gflops(size: int = GEMM_SIZE) -> float:
     rng = np.random.default_rng(0)
     a = rng.standard_normal((size, size), dtype=np.float32)
     b = rng.standard_normal((size, size), dtype=np.float32)
-    timing = _measure(lambda: a @ b, budget=0.3)
+    timing = measure({"gemm": lambda: a @ b}, budget=0.3)["gemm"]
+    assert timing.seconds is not None, timing.note
     return 2 * size**3 / timing.seconds / 1e9
 
 
@@ -289,15 +302,17 @@ def run_bench(
                     row = BenchRow(
                         suite_name, case.name, op, dtype, _flops(case, op, spec_flops), spec.batch
                     )
-                    columns = [*names, AUTO] + ([AUTOTUNED] if autotune else [])
-                    for column in columns:
-                        if progress is not None:
-                            progress(f"{case.name} {op} {column}")
-                        backend = AUTO if column in (AUTO, AUTOTUNED) else column
-                        fn = _call(case, op, arrays, grad_y, backend)
-                        row.timings[column] = _timed(fn, budget, column == AUTOTUNED)
+                    calls = {name: _call(case, op, arrays, grad_y, name) for name in names}
+                    calls[AUTO] = _call(case, op, arrays, grad_y, AUTO)
+                    if autotune:
+                        calls[AUTOTUNED] = _autotuned(calls[AUTO])
                     if peer == PEER:
-                        row.timings[PEER] = _peer_timing(case, op, arrays, grad_y, budget)
+                        calls.update(_peer_calls(case, op, arrays, grad_y))
+                    if progress is not None:
+                        progress(f"{case.name} {op}")
+                    row.timings = measure(calls, budget)
+                    if peer == PEER:
+                        _finish_peer(row, case, op)
                     _finish(row, case, op, arrays)
                     rows.append(row)
     return BenchResult(context, rows)
@@ -327,32 +342,43 @@ def with_requested_pool_modes(cases: list[Case], ops: Sequence[str] | None) -> l
     return out
 
 
-def _timed(fn: Callable[[], Any], budget: float, tuned: bool) -> Timing:
-    try:
-        if tuned:
-            with select.autotuning(True):
-                return _measure(fn, budget)
-        return _measure(fn, budget)
-    except registry.BackendUnsupported as exc:
-        return Timing(note=f"unsupported: {exc}")
-    except Exception as exc:  # a failing backend is reported, the run goes on
-        return Timing(note=f"error: {type(exc).__name__}: {exc}")
+def _autotuned(call: Callable[[], Any]) -> Callable[[], Any]:
+    def tuned() -> Any:
+        with select.autotuning(True):
+            return call()
+
+    return tuned
 
 
-def _peer_timing(case: Case, op: str, arrays: dict, grad_y: np.ndarray, budget: float) -> Timing:
+def _peer_calls(case: Case, op: str, arrays: dict, grad_y: np.ndarray) -> dict[str, Callable]:
+    """The peer's columns: torch's call, and for a backward its forward alone as well."""
     if _torch_version() is None:
-        return Timing(note="torch is not installed (pip install torch)")
-    fn = _torch_call(case, op, arrays, grad_y)
-    if fn is None:
-        return Timing(note="no torch equivalent")
-    timing = _timed(fn, budget, tuned=False)
-    if op.endswith("_backward") and timing.seconds is not None:
+        return {}
+    call = _torch_call(case, op, arrays, grad_y)
+    if call is None:
+        return {}
+    if not op.endswith("_backward"):
+        return {PEER: call}
+    forward = _torch_call(case, case.op, arrays, grad_y)
+    assert forward is not None
+    return {PEER: call, _PEER_FORWARD: forward}
+
+
+def _finish_peer(row: BenchRow, case: Case, op: str) -> None:
+    """Put why there is no peer time in the row, or its backward's time alone."""
+    if _torch_version() is None:
+        row.timings[PEER] = Timing(note="torch is not installed (pip install torch)")
+        return
+    if PEER not in row.timings:
+        row.timings[PEER] = Timing(note="no torch equivalent")
+        return
+    forward = row.timings.pop(_PEER_FORWARD, None)
+    timing = row.timings[PEER]
+    if forward is not None and forward.seconds is not None and timing.seconds is not None:
         # torch's autograd runs the forward too; subtract its own forward time.
-        forward = _timed(_torch_call(case, case.op, arrays, grad_y), budget, tuned=False)
-        if forward.seconds is not None:
-            timing.seconds = max(timing.seconds - forward.seconds, 1e-9)
-            timing.note = "autograd time minus its forward"
-    return timing
+        timing.seconds = max(timing.seconds - forward.seconds, 1e-9)
+        timing.median = None
+        timing.note = "autograd time minus its forward"
 
 
 def _add_rates(row: BenchRow) -> None:

@@ -20,7 +20,6 @@ import math
 import os
 import platform
 import threading
-import time
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -40,6 +39,7 @@ from fastcnn.registry import (
     unsupported_reason,
 )
 from fastcnn.spec import ConvSpec, PoolSpec, make_conv_spec, make_pool_spec
+from fastcnn.timing import BLOCK_SECONDS, time_interleaved
 
 #: Rounds when autotuning (each round times every candidate in a block; the minimum is
 #: kept), and the least time spent per candidate: sub-millisecond calls on a shared
@@ -47,10 +47,8 @@ from fastcnn.spec import ConvSpec, PoolSpec, make_conv_spec, make_pool_spec
 AUTOTUNE_REPEATS = 2
 AUTOTUNE_MIN_SECONDS = 0.05
 AUTOTUNE_MAX_REPEATS = 50
-#: A candidate's block of runs lasts at least this long: OpenBLAS's idle threads spin for
-#: about 0.1 s after a GEMM, and a Numba kernel sharing the cores with them ran 1.6x
-#: slower, so a block's later runs are the ones that show the candidate on its own.
-AUTOTUNE_BLOCK_SECONDS = 0.12
+#: A candidate's block of runs lasts at least this long (see :mod:`fastcnn.timing`).
+AUTOTUNE_BLOCK_SECONDS = BLOCK_SECONDS
 #: Candidates whose estimate is over this many times the best estimate are not timed:
 #: the reference loops would take minutes on a real layer, and the model is never that far off.
 AUTOTUNE_PRUNE_FACTOR = 10.0
@@ -164,47 +162,22 @@ def autotune_cache() -> dict[tuple[str, Spec], str]:
 
 
 def _time_all(run: Callable[[Any], Any], backends: list[Any]) -> dict[str, float]:
-    """Each backend's minimum time on the call, measured in interleaved rounds.
+    """Each backend's minimum time on the call, measured in interleaved rounds of blocks.
 
-    Interleaving makes a burst of load on a shared machine hit every candidate alike
-    instead of whichever was being timed. Each backend first runs once untimed (JIT
-    compilation, caches); one that raises on the real input gets an infinite time. In
-    every round each candidate runs in a block of at least ``AUTOTUNE_BLOCK_SECONDS``
-    that starts with an untimed run: another library's threads still spinning from the
-    previous candidate made a Numba kernel right after im2col 1.6x slower, and autotune
-    then picked the backend that was slower on its own.
+    See :mod:`fastcnn.timing` for why. A backend that raises on the real input gets an
+    infinite time, so it is never chosen.
     """
-    seconds: dict[str, float] = {}
-    live = []
-    for backend in backends:
-        seconds[backend.name] = math.inf
-        try:
-            run(backend)
-            live.append(backend)
-        except Exception:  # a backend that fails on the real input is simply not chosen
-            pass
-    spent, rounds = 0.0, 0
-    while live and (
-        rounds < AUTOTUNE_REPEATS
-        or (spent < AUTOTUNE_MIN_SECONDS * len(live) and rounds < AUTOTUNE_MAX_REPEATS)
-    ):
-        for backend in list(live):
-            try:
-                block = time.perf_counter()
-                run(backend)
-                while True:
-                    start = time.perf_counter()
-                    run(backend)
-                    elapsed = time.perf_counter() - start
-                    seconds[backend.name] = min(seconds[backend.name], elapsed)
-                    spent += elapsed
-                    if start + elapsed - block >= AUTOTUNE_BLOCK_SECONDS:
-                        break
-            except Exception:
-                live.remove(backend)
-                seconds[backend.name] = math.inf
-        rounds += 1
-    return seconds
+    samples = time_interleaved(
+        {backend.name: functools.partial(run, backend) for backend in backends},
+        rounds=AUTOTUNE_REPEATS,
+        seconds=AUTOTUNE_MIN_SECONDS * len(backends),
+        max_rounds=AUTOTUNE_MAX_REPEATS,
+        block_seconds=AUTOTUNE_BLOCK_SECONDS,
+    )
+    return {
+        name: min(s.times) if s.error is None and s.times else math.inf
+        for name, s in samples.items()
+    }
 
 
 def _tune(key: tuple[str, Spec], capable: list[tuple[Any, float]], run: Callable) -> Any:

@@ -71,7 +71,7 @@ def test_bench_json_holds_the_numbers_of_the_table(tmp_path, capsys, monkeypatch
         assert row["layer"] in out
         for name, timing in row["timings"].items():
             if timing["seconds"] is not None:
-                assert timing["repeats"] >= bench.MIN_REPEATS
+                assert timing["repeats"] >= bench.MIN_ROUNDS
                 assert timing["ratio"] >= 1.0 - 1e-12 or name in ("auto", "torch")
                 assert timing["gflops"] == pytest.approx(row["flops"] / timing["seconds"] / 1e9)
         fastest = row["fastest"]
@@ -123,3 +123,23 @@ def test_a_named_pooling_mode_runs_on_the_pooling_layers_of_other_modes(monkeypa
     for row in result.rows:
         assert row.timings["im2col"].seconds > 0
         assert row.timings["auto"].picked in ("im2col", "numba")
+
+
+def test_the_peer_backward_is_its_autograd_time_minus_its_forward(monkeypatch):
+    pytest.importorskip("torch")
+    monkeypatch.setattr(bench, "GEMM_SIZE", 128)
+    result = bench.run_bench(
+        ["quick"],
+        batch=1,
+        backends=["im2col"],
+        budget=0,
+        ops=["conv2d_backward", "min_pool2d"],
+        peer="torch",
+    )
+    for row in result.rows:
+        assert set(row.timings) == {"im2col", "auto", "torch"}  # no helper column left
+        peer = row.timings["torch"]
+        if row.op == "min_pool2d":
+            assert peer.seconds is None and peer.note == "no torch equivalent"
+        else:
+            assert peer.seconds > 0 and peer.note == "autograd time minus its forward"

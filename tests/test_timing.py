@@ -1,0 +1,84 @@
+"""The interleaved block timing shared by autotune and ``fastcnn bench``."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from fastcnn.timing import time_interleaved
+
+
+def _sleeper(seconds: float, log: list[str], name: str):
+    def call() -> None:
+        log.append(name)
+        time.sleep(seconds)
+
+    return call
+
+
+def test_each_block_opens_with_an_untimed_run_and_lasts_the_block_length():
+    log: list[str] = []
+    calls = {"a": _sleeper(0.002, log, "a"), "b": _sleeper(0.002, log, "b")}
+    samples = time_interleaved(calls, rounds=2, seconds=0.0, max_rounds=2, block_seconds=0.01)
+    assert log[:2] == ["a", "b"]  # the warm-up calls, one each
+    for name in "ab":
+        s = samples[name]
+        assert s.error is None and s.first >= 0.002
+        # Two blocks of >= 10 ms of 2 ms runs: at least 4 timed runs each after an opener.
+        assert len(s.times) >= 8 and min(s.times) >= 0.002
+        assert log.count(name) == 1 + 2 + len(s.times)
+    # Rounds interleave: a's first block ends before b's starts, then a again.
+    turns = [name for i, name in enumerate(log[2:]) if i == 0 or log[2 + i - 1] != name]
+    assert turns == ["a", "b", "a", "b"]
+
+
+def test_a_call_longer_than_a_block_runs_without_an_opener():
+    log: list[str] = []
+    samples = time_interleaved(
+        {"slow": _sleeper(0.02, log, "slow")},
+        rounds=3,
+        seconds=0.0,
+        max_rounds=3,
+        block_seconds=0.01,
+    )
+    assert len(samples["slow"].times) == 3
+    assert len(log) == 1 + 3  # warm-up, then one timed run per round
+
+
+def test_rounds_continue_until_the_time_is_spent_and_stop_at_the_most():
+    samples = time_interleaved(
+        {"a": lambda: time.sleep(0.001)},
+        rounds=1,
+        seconds=0.03,
+        max_rounds=100,
+        block_seconds=0.0,
+    )
+    assert 10 <= len(samples["a"].times) < 100
+    capped = time_interleaved(
+        {"a": lambda: None}, rounds=1, seconds=10.0, max_rounds=5, block_seconds=0.0
+    )
+    assert len(capped["a"].times) == 5
+
+
+@pytest.mark.parametrize("fail_at", [1, 3])
+def test_a_failing_call_keeps_its_error_and_the_others_go_on(fail_at):
+    count = {"n": 0}
+
+    def flaky() -> None:
+        count["n"] += 1
+        if count["n"] == fail_at:
+            raise RuntimeError("out of luck")
+
+    samples = time_interleaved(
+        {"flaky": flaky, "fine": lambda: None},
+        rounds=4,
+        seconds=0.0,
+        max_rounds=4,
+        block_seconds=0.0,
+    )
+    assert isinstance(samples["flaky"].error, RuntimeError)
+    # The warm-up is call 1; the timed runs before the failing call are kept.
+    assert len(samples["flaky"].times) == max(fail_at - 2, 0)
+    assert (samples["flaky"].first is None) == (fail_at == 1)
+    assert samples["fine"].error is None and len(samples["fine"].times) == 4
