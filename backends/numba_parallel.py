@@ -38,10 +38,14 @@ from fastcnn.spec import ConvSpec, PoolSpec
 
 # GNU OpenMP's idle threads spin after each kernel (300,000 turns by default), taking the
 # cores from the BLAS threads of whatever runs next: im2col's GEMM right after a Numba
-# kernel took twice its time. A short spin keeps back-to-back launches at about 4 us.
-# Read when OpenMP starts, so set before the first launch; a user's setting wins.
+# kernel took twice its time. Too short a spin costs too: at 1,000 turns the threads
+# fell asleep between two small calls a few microseconds of Python apart, and waking them
+# made an 85 us pooling call's median 15 us slower. 10,000 turns kept both effects out of
+# the measurements. Read when OpenMP starts, so set before the first launch; a user's
+# setting wins.
+_GOMP_SPINCOUNT = "10000"
 if "OMP_WAIT_POLICY" not in os.environ and "GOMP_SPINCOUNT" not in os.environ:
-    os.environ["GOMP_SPINCOUNT"] = "1000"
+    os.environ["GOMP_SPINCOUNT"] = _GOMP_SPINCOUNT
 
 _launch_lock = threading.Lock()
 #: The process whose kernels started GNU OpenMP's threads, once one has.

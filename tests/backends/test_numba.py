@@ -135,7 +135,7 @@ def test_forward_in_image_and_channel_chunks_matches_the_reference(monkeypatch, 
 
 @pytest.mark.parametrize(
     ("env", "expected"),
-    [({}, "1000"), ({"OMP_WAIT_POLICY": "ACTIVE"}, None), ({"GOMP_SPINCOUNT": "7"}, "7")],
+    [({}, "10000"), ({"OMP_WAIT_POLICY": "ACTIVE"}, None), ({"GOMP_SPINCOUNT": "7"}, "7")],
 )
 def test_openmp_threads_spin_briefly_unless_the_user_says_otherwise(env, expected, tmp_path):
     code = (
