@@ -2,7 +2,7 @@
 
 Every chosen backend runs every layer of the chosen suites on identical inputs. The
 columns of a row (backends, auto, the peer) are timed against each other in interleaved
-rounds of blocks (:mod:`fastcnn.timing`, as autotune does) after a warm-up call each, whose
+rounds (:mod:`fastcnn.timing`, as autotune does) after a warm-up call each, whose
 time, JIT compilation included, is reported separately as "first call"; rounds go on
 until a time budget per column is spent (at least ``MIN_ROUNDS``), and the minimum and
 median per run are kept. Times are shown beside the fastest backend of the row (a ratio)
@@ -31,12 +31,12 @@ from fastcnn.config import get_num_threads
 from fastcnn.crosscheck import ALL_OPS, op_labels
 from fastcnn.spec import ConvSpec, PoolSpec, make_conv_spec, make_pool_spec
 from fastcnn.suites import SUITES, suite
-from fastcnn.timing import BLOCK_SECONDS, Samples, time_interleaved
+from fastcnn.timing import BLOCK_SECONDS, SETTLE_SECONDS, Samples, time_interleaved
 
 MIN_ROUNDS = 3
 MAX_ROUNDS = 30
 #: Seconds of timed runs per cell (a column of a row) after the warm-up.
-DEFAULT_BUDGET = 0.5
+DEFAULT_BUDGET = 0.3
 #: Layer-op groups per panel of ``--plot``'s chart.
 PLOT_ROWS_PER_PANEL = 16
 #: Square float32 GEMM used as the machine's yardstick (2 * n^3 FLOPs).
@@ -103,8 +103,10 @@ class BenchResult:
 
 
 def measure(calls: dict[str, Callable[[], Any]], budget: float) -> dict[str, Timing]:
-    """Time the calls against each other (see the module docstring) within ``budget``
-    seconds each; a call that raises gets a note instead of a time.
+    """Time the calls against each other (see the module docstring), about ``budget``
+    seconds of timed runs each; a call that raises gets a note instead of a time.
+
+    A budget of 0 is a smoke test: one timed run per round and no pauses.
     """
     samples = time_interleaved(
         calls,
@@ -112,6 +114,7 @@ def measure(calls: dict[str, Callable[[], Any]], budget: float) -> dict[str, Tim
         seconds=budget * len(calls),
         max_rounds=MAX_ROUNDS,
         block_seconds=min(BLOCK_SECONDS, budget / MIN_ROUNDS),
+        settle_seconds=min(SETTLE_SECONDS, budget),
     )
     return {name: _timing(s) for name, s in samples.items()}
 
@@ -596,7 +599,7 @@ def add_command(sub: argparse._SubParsersAction) -> None:
         "--budget",
         type=float,
         default=DEFAULT_BUDGET,
-        help="seconds of repeats per cell after the warm-up",
+        help="seconds of timed runs per cell after the warm-up (0: a smoke test)",
     )
     parser.add_argument("--json", metavar="PATH", help="write every number to this JSON file")
     parser.add_argument("--plot", metavar="PATH", help="draw a bar chart of the ratios (PNG)")

@@ -39,16 +39,17 @@ from fastcnn.registry import (
     unsupported_reason,
 )
 from fastcnn.spec import ConvSpec, PoolSpec, make_conv_spec, make_pool_spec
-from fastcnn.timing import BLOCK_SECONDS, time_interleaved
+from fastcnn.timing import SETTLE_SECONDS, time_interleaved
 
-#: Rounds when autotuning (each round times every candidate in a block; the minimum is
-#: kept), and the least time spent per candidate: sub-millisecond calls on a shared
-#: machine need many runs before the minimum means anything.
+#: Rounds when autotuning (each round times every candidate in turn; the minimum is
+#: kept), the least time of timed runs per candidate (sub-millisecond calls on a shared
+#: machine need many runs before the minimum means anything), the least time of timed
+#: runs in one turn, and the pause before each turn (see :mod:`fastcnn.timing`).
 AUTOTUNE_REPEATS = 2
-AUTOTUNE_MIN_SECONDS = 0.05
+AUTOTUNE_MIN_SECONDS = 0.1
 AUTOTUNE_MAX_REPEATS = 50
-#: A candidate's block of runs lasts at least this long (see :mod:`fastcnn.timing`).
-AUTOTUNE_BLOCK_SECONDS = BLOCK_SECONDS
+AUTOTUNE_BLOCK_SECONDS = 0.05
+AUTOTUNE_SETTLE_SECONDS = SETTLE_SECONDS
 #: Candidates whose estimate is over this many times the best estimate are not timed:
 #: the reference loops would take minutes on a real layer, and the model is never that far off.
 AUTOTUNE_PRUNE_FACTOR = 10.0
@@ -173,6 +174,7 @@ def _time_all(run: Callable[[Any], Any], backends: list[Any]) -> dict[str, float
         seconds=AUTOTUNE_MIN_SECONDS * len(backends),
         max_rounds=AUTOTUNE_MAX_REPEATS,
         block_seconds=AUTOTUNE_BLOCK_SECONDS,
+        settle_seconds=AUTOTUNE_SETTLE_SECONDS,
     )
     return {
         name: min(s.times) if s.error is None and s.times else math.inf

@@ -1,15 +1,17 @@
 """Timing several calls against each other on a shared, noisy machine.
 
 Used by autotune (which backend is fastest for this call?) and by ``fastcnn bench``
-(how much faster?). Both need the same two precautions:
+(how much faster?). Both need the same precautions:
 
 - Interleaving. The calls take turns, round after round, so a burst of load from another
   tenant slows every contender alike instead of whichever was being timed: timed one
   after another, the same backend on the same layer read 1.0x and 1.7x of itself.
-- Blocks. Each turn is a block of runs lasting at least ``BLOCK_SECONDS`` that opens with
-  an untimed run. OpenBLAS's idle threads spin for about 0.1 s after a GEMM, and a Numba
-  kernel sharing the cores with them ran 1.6x slower, so a block's later runs are the
-  ones that show a contender on its own.
+- Settling. Each turn starts with a pause of ``SETTLE_SECONDS``. OpenBLAS's idle
+  threads spin after a GEMM (2**28 clock ticks by default, 0.1 s at 2.6 GHz), and a Numba
+  kernel sharing the two cores with them ran 1.5x slower for as long: without the pause,
+  whichever contender followed im2col was measured slower than itself.
+- Blocks. Each turn then times runs for at least ``BLOCK_SECONDS``, so a sub-millisecond
+  call gets many tries at a quiet moment.
 """
 
 from __future__ import annotations
@@ -19,8 +21,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-#: The least duration of one contender's turn (see the module docstring).
-BLOCK_SECONDS = 0.12
+#: The pause before each turn, and the least time of timed runs in it (see above).
+SETTLE_SECONDS = 0.12
+BLOCK_SECONDS = 0.1
 
 
 @dataclass
@@ -39,14 +42,15 @@ def time_interleaved(
     seconds: float,
     max_rounds: int,
     block_seconds: float = BLOCK_SECONDS,
+    settle_seconds: float = SETTLE_SECONDS,
 ) -> dict[str, Samples]:
     """Time each call in interleaved rounds of blocks.
 
     Every call first runs once on its own (JIT compilation and caches stay out of the
     timed runs; its duration is ``Samples.first``). Then at least ``rounds`` rounds run,
-    and more while less than ``seconds`` have been spent in all, up to ``max_rounds``. A
-    call that raises is dropped from later rounds with the exception kept in
-    ``Samples.error``.
+    and more while less than ``seconds`` have been spent on timed runs in all, up to
+    ``max_rounds``. A call that raises is dropped from later rounds with the exception
+    kept in ``Samples.error``.
 
     Parameters
     ----------
@@ -55,9 +59,11 @@ def time_interleaved(
     rounds, max_rounds : int
         The least and the most rounds.
     seconds : float
-        Keep adding rounds until this much time has been spent on the blocks.
+        Keep adding rounds until this much time has been spent on timed runs.
     block_seconds : float
-        The least duration of one contender's block.
+        The least time of timed runs in one contender's turn.
+    settle_seconds : float
+        The pause before each turn.
 
     Returns
     -------
@@ -78,7 +84,8 @@ def time_interleaved(
     while live and (done < rounds or (spent < seconds and done < max_rounds)):
         for name in list(live):
             try:
-                spent += _block(calls[name], samples[name], block_seconds)
+                time.sleep(settle_seconds)
+                spent += _block(calls[name], samples[name].times, block_seconds)
             except Exception as exc:
                 samples[name].error = exc
                 live.remove(name)
@@ -86,20 +93,14 @@ def time_interleaved(
     return samples
 
 
-def _block(call: Callable[[], Any], samples: Samples, block_seconds: float) -> float:
-    """One turn: an untimed opener, then timed runs until the block is long enough.
-
-    The opener is skipped for a call that outlasts a block on its own: whatever
-    the previous contender left spinning has settled by the end of its first run.
-    """
-    begin = time.perf_counter()
-    shortest = min(samples.times, default=samples.first or 0.0)
-    if shortest < block_seconds:
-        call()
+def _block(call: Callable[[], Any], times: list[float], block_seconds: float) -> float:
+    """Timed runs until they add up to ``block_seconds`` (at least one); their sum."""
+    spent = 0.0
     while True:
         start = time.perf_counter()
         call()
-        end = time.perf_counter()
-        samples.times.append(end - start)
-        if end - begin >= block_seconds:
-            return end - begin
+        elapsed = time.perf_counter() - start
+        times.append(elapsed)
+        spent += elapsed
+        if spent >= block_seconds:
+            return spent

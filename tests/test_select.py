@@ -241,7 +241,8 @@ def test_the_remembered_ranking_follows_registrations():
 
 def test_autotune_times_the_candidates_in_interleaved_blocks(monkeypatch):
     monkeypatch.setattr(select, "AUTOTUNE_MIN_SECONDS", 0.0)
-    monkeypatch.setattr(select, "AUTOTUNE_BLOCK_SECONDS", 0.0)  # a block: one timed run
+    monkeypatch.setattr(select, "AUTOTUNE_SETTLE_SECONDS", 0.0)
+    monkeypatch.setattr(select, "AUTOTUNE_BLOCK_SECONDS", 0.0)  # a turn: one timed run
     calls = []
     backends = [Fake("zz_a"), Fake("zz_b")]
     seconds = select._time_all(lambda b: calls.append(b.name), backends)
@@ -251,11 +252,12 @@ def test_autotune_times_the_candidates_in_interleaved_blocks(monkeypatch):
     calls.clear()
     monkeypatch.setattr(select, "AUTOTUNE_BLOCK_SECONDS", 0.02)
     select._time_all(lambda b: calls.append(b.name), backends)
-    assert calls.count("zz_a") > 3 * select.AUTOTUNE_REPEATS  # blocks repeat until 20 ms
+    assert calls.count("zz_a") > 3 * select.AUTOTUNE_REPEATS  # runs repeat for 20 ms a turn
 
 
 def test_autotune_never_picks_a_candidate_that_fails_on_the_real_input(monkeypatch):
     monkeypatch.setattr(select, "AUTOTUNE_MIN_SECONDS", 0.0)
+    monkeypatch.setattr(select, "AUTOTUNE_SETTLE_SECONDS", 0.0)
     monkeypatch.setattr(select, "AUTOTUNE_BLOCK_SECONDS", 0.0)
     runs = {"zz_a": 0}
 

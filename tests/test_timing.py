@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import time
 
 import pytest
@@ -17,33 +18,37 @@ def _sleeper(seconds: float, log: list[str], name: str):
     return call
 
 
-def test_each_block_opens_with_an_untimed_run_and_lasts_the_block_length():
+def test_turns_interleave_and_each_times_runs_for_the_block_length():
     log: list[str] = []
     calls = {"a": _sleeper(0.002, log, "a"), "b": _sleeper(0.002, log, "b")}
-    samples = time_interleaved(calls, rounds=2, seconds=0.0, max_rounds=2, block_seconds=0.01)
+    samples = time_interleaved(
+        calls, rounds=2, seconds=0.0, max_rounds=2, block_seconds=0.01, settle_seconds=0.0
+    )
     assert log[:2] == ["a", "b"]  # the warm-up calls, one each
     for name in "ab":
         s = samples[name]
         assert s.error is None and s.first >= 0.002
-        # Two blocks of >= 10 ms of 2 ms runs: at least 4 timed runs each after an opener.
-        assert len(s.times) >= 8 and min(s.times) >= 0.002
-        assert log.count(name) == 1 + 2 + len(s.times)
-    # Rounds interleave: a's first block ends before b's starts, then a again.
+        # Two turns of >= 10 ms of 2 ms runs: at least 5 timed runs each.
+        assert len(s.times) >= 10 and min(s.times) >= 0.002
+        assert log.count(name) == 1 + len(s.times)
+    # Rounds interleave: a's first turn ends before b's starts, then a again.
     turns = [name for i, name in enumerate(log[2:]) if i == 0 or log[2 + i - 1] != name]
     assert turns == ["a", "b", "a", "b"]
 
 
-def test_a_call_longer_than_a_block_runs_without_an_opener():
-    log: list[str] = []
+def test_each_turn_starts_after_a_pause_that_is_not_timed():
+    stamps: list[float] = []
     samples = time_interleaved(
-        {"slow": _sleeper(0.02, log, "slow")},
+        {"a": lambda: stamps.append(time.perf_counter())},
         rounds=3,
         seconds=0.0,
         max_rounds=3,
-        block_seconds=0.01,
+        block_seconds=0.0,
+        settle_seconds=0.02,
     )
-    assert len(samples["slow"].times) == 3
-    assert len(log) == 1 + 3  # warm-up, then one timed run per round
+    gaps = [later - earlier for earlier, later in itertools.pairwise(stamps)]
+    assert len(gaps) == 3 and min(gaps) >= 0.02  # warm-up, pause, run, pause, run, ...
+    assert max(samples["a"].times) < 0.02  # the pause is not in the times
 
 
 def test_rounds_continue_until_the_time_is_spent_and_stop_at_the_most():
@@ -53,10 +58,16 @@ def test_rounds_continue_until_the_time_is_spent_and_stop_at_the_most():
         seconds=0.03,
         max_rounds=100,
         block_seconds=0.0,
+        settle_seconds=0.0,
     )
     assert 10 <= len(samples["a"].times) < 100
     capped = time_interleaved(
-        {"a": lambda: None}, rounds=1, seconds=10.0, max_rounds=5, block_seconds=0.0
+        {"a": lambda: None},
+        rounds=1,
+        seconds=10.0,
+        max_rounds=5,
+        block_seconds=0.0,
+        settle_seconds=0.0,
     )
     assert len(capped["a"].times) == 5
 
@@ -76,6 +87,7 @@ def test_a_failing_call_keeps_its_error_and_the_others_go_on(fail_at):
         seconds=0.0,
         max_rounds=4,
         block_seconds=0.0,
+        settle_seconds=0.0,
     )
     assert isinstance(samples["flaky"].error, RuntimeError)
     # The warm-up is call 1; the timed runs before the failing call are kept.
