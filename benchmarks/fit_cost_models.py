@@ -50,10 +50,10 @@ def model_op(op_label: str) -> str:
 
 
 def load(paths: list[str]) -> list[Sample]:
-    """One sample per layer and op: each backend's minimum time over the files.
+    """One sample per layer and op: each backend's least time (a run's median) over the files.
 
-    The minimum, as within a run, because interference only ever adds time; on a shared
-    machine the same layer's im2col time varied 2x between runs.
+    The least, because load from other tenants only ever adds time; on a shared machine
+    the same layer's im2col time varied 2x between runs.
     """
     samples: dict[tuple, Sample] = {}
     for path in paths:

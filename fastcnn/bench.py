@@ -4,11 +4,13 @@ Every chosen backend runs every layer of the chosen suites on identical inputs. 
 columns of a row (backends, auto, the peer) are timed against each other in interleaved
 rounds (:mod:`fastcnn.timing`, as autotune does) after a warm-up call each, whose
 time, JIT compilation included, is reported separately as "first call"; rounds go on
-until a time budget per column is spent (at least ``MIN_ROUNDS``), and the minimum and
-median per run are kept. Times are shown beside the fastest backend of the row (a ratio)
-and as GFLOP/s, with numpy's own GEMM throughput measured in the same run as the
-machine's yardstick: these machines are shared and noisy, so only numbers from one run
-are compared.
+until a time budget per column is spent (at least ``MIN_ROUNDS``). A column's time is
+the median of its timed runs (the minimum is kept too): on a shared machine a
+memory-bound kernel's minimum is a rare quiet moment, and two columns running the same
+backend had minima 1.7x apart while their medians agreed within 3 %. Times are shown
+beside the fastest backend of the row (a ratio) and as GFLOP/s, with numpy's own GEMM
+throughput measured in the same run as the machine's yardstick: these machines are
+shared and noisy, so only numbers from one run are compared.
 """
 
 from __future__ import annotations
@@ -56,7 +58,7 @@ class Timing:
     """One backend on one row: seconds, or why there is no number."""
 
     seconds: float | None = None
-    median: float | None = None
+    best: float | None = None
     repeats: int = 0
     first_call: float | None = None
     gflops: float | None = None
@@ -125,7 +127,7 @@ def _timing(samples: Samples) -> Timing:
     if samples.error is not None:  # a failing backend is reported, the run goes on
         return Timing(note=f"error: {type(samples.error).__name__}: {samples.error}")
     times = samples.times
-    return Timing(min(times), statistics.median(times), len(times), samples.first)
+    return Timing(statistics.median(times), min(times), len(times), samples.first)
 
 
 def gemm_gflops(size: int = GEMM_SIZE) -> float:
@@ -380,7 +382,7 @@ def _finish_peer(row: BenchRow, case: Case, op: str) -> None:
     if forward is not None and forward.seconds is not None and timing.seconds is not None:
         # torch's autograd runs the forward too; subtract its own forward time.
         timing.seconds = max(timing.seconds - forward.seconds, 1e-9)
-        timing.median = None
+        timing.best = None
         timing.note = "autograd time minus its forward"
 
 
@@ -414,7 +416,7 @@ def _finish(row: BenchRow, case: Case, op: str, arrays: dict) -> None:
 
 
 def with_combined(result: BenchResult) -> list[BenchRow]:
-    """Rows plus a forward+backward row per layer (the sum of the two minimum times)."""
+    """Rows plus a forward+backward row per layer (the sum of the two times)."""
     out: list[BenchRow] = []
     by_key = {(r.layer, r.op, r.dtype): r for r in result.rows}
     for row in result.rows:
@@ -457,7 +459,7 @@ def print_result(result: BenchResult, console: Any) -> None:
         for name in row.timings:
             if name not in columns:
                 columns.append(name)
-    table = Table(title="fastcnn bench: min time, GFLOP/s, time / fastest backend")
+    table = Table(title="fastcnn bench: median time, GFLOP/s, time / fastest backend")
     for name in ("layer", "op", "dtype", *columns):
         table.add_column(name, overflow="fold")
     for row in rows:

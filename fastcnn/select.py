@@ -19,6 +19,7 @@ import json
 import math
 import os
 import platform
+import statistics
 import threading
 import warnings
 from collections.abc import Callable, Iterator
@@ -41,8 +42,8 @@ from fastcnn.registry import (
 from fastcnn.spec import ConvSpec, PoolSpec, make_conv_spec, make_pool_spec
 from fastcnn.timing import SETTLE_SECONDS, time_interleaved
 
-#: Rounds when autotuning (each round times every candidate in turn; the minimum is
-#: kept), the least time of timed runs per candidate (sub-millisecond calls on a shared
+#: Rounds when autotuning (each round times every candidate in turn; the median run
+#: decides), the least time of timed runs per candidate (sub-millisecond calls on a shared
 #: machine need many runs before the minimum means anything), the least time of timed
 #: runs in one turn, and the pause before each turn (see :mod:`fastcnn.timing`).
 AUTOTUNE_REPEATS = 2
@@ -163,10 +164,11 @@ def autotune_cache() -> dict[tuple[str, Spec], str]:
 
 
 def _time_all(run: Callable[[Any], Any], backends: list[Any]) -> dict[str, float]:
-    """Each backend's minimum time on the call, measured in interleaved rounds of blocks.
+    """Each backend's median time on the call, measured in interleaved rounds.
 
-    See :mod:`fastcnn.timing` for why. A backend that raises on the real input gets an
-    infinite time, so it is never chosen.
+    See :mod:`fastcnn.timing` for why. The median, not the minimum: on a shared machine a
+    memory-bound kernel's minimum is a rare quiet moment (see :mod:`fastcnn.bench`). A
+    backend that raises on the real input gets an infinite time, so it is never chosen.
     """
     samples = time_interleaved(
         {backend.name: functools.partial(run, backend) for backend in backends},
@@ -177,7 +179,7 @@ def _time_all(run: Callable[[Any], Any], backends: list[Any]) -> dict[str, float
         settle_seconds=AUTOTUNE_SETTLE_SECONDS,
     )
     return {
-        name: min(s.times) if s.error is None and s.times else math.inf
+        name: statistics.median(s.times) if s.error is None and s.times else math.inf
         for name, s in samples.items()
     }
 
