@@ -30,8 +30,8 @@ from fastcnn.spec import ConvSpec, PoolSpec
 # FLOPs. Fitted by non-negative least squares on relative error to `fastcnn bench`
 # timings (benchmarks/fit_cost_models.py). float64 doubles all but the intercept.
 _COST = {
-    "conv2d": (2.47e-4, 2.23e-10, 1.03e-10, 6.41e-11),
-    "conv2d_backward": (0.0, 3.6e-10, 3.67e-10, 1.22e-10),
+    "conv2d": (4.24e-4, 2.85e-10, 1.4e-10, 6.58e-11),
+    "conv2d_backward": (4.91e-05, 4.68e-10, 5.94e-10, 1.05e-10),
 }
 
 _COMPLEX = {"float32": np.complex64, "float64": np.complex128}

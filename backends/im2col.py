@@ -30,13 +30,13 @@ from fastcnn.spec import ConvSpec, PoolSpec
 # filter bytes times the number of chunks (each chunk's GEMM repacks them); for pooling
 # an intercept and window-tap bytes of max/min and of mean. Fitted by non-negative least
 # squares on relative error to `fastcnn bench` timings (benchmarks/fit_cost_models.py);
-# 4.6e-12 s/FLOP is 217 GFLOP/s of GEMM. float64 doubles the FLOP terms (half the SIMD
+# 4.85e-12 s/FLOP is 206 GFLOP/s of GEMM. float64 doubles the FLOP terms (half the SIMD
 # lanes); byte terms already scale with the itemsize.
 _COST = {
-    "conv2d": (6.73e-05, 4.6e-12, 0.0, 6.78e-11, 1.36e-10, 1.51e-10, 1.53e-10),
-    "conv2d_backward": (1.13e-4, 8.23e-12, 3.07e-10, 3.97e-10, 6.34e-10, 2.17e-10, 5.08e-10),
-    "pool2d": (1.12e-4, 1.64e-10, 1.8e-10),
-    "pool2d_backward": (1.07e-4, 2.03e-09, 3.39e-10),
+    "conv2d": (6.82e-05, 4.85e-12, 0.0, 7.33e-11, 1.49e-10, 1.73e-10, 1.07e-10),
+    "conv2d_backward": (9.52e-05, 8.11e-12, 2.87e-10, 4.4e-10, 6.86e-10, 2.66e-10, 7.01e-10),
+    "pool2d": (1.03e-4, 1.86e-10, 2.04e-10),
+    "pool2d_backward": (9.36e-05, 2.2e-09, 3.8e-10),
 }
 #: Lowered columns are built and consumed in chunks of about this size even when the
 #: workspace limit allows more: a chunk that stays in the last-level cache between the

@@ -91,21 +91,21 @@ _POOL_BLOCKS = 256
 # (benchmarks/fit_cost_models.py); see there for the suites, machine and fit quality.
 # FLOP and byte features scale with the itemsize (float64 has half the SIMD lanes).
 _COST = {
-    "conv2d": (5.63e-05, 5.25e-12, 1.19e-11, 0.0, 3.19e-09, 1.12e-08, 2.96e-11),
+    "conv2d": (5.03e-05, 5.37e-12, 1.24e-11, 0.0, 3.14e-09, 9.75e-09, 3.77e-11),
     "conv2d_backward": (
-        1.13e-4,
-        1.07e-11,
-        1.54e-11,
-        3.2e-11,
-        2.04e-08,
-        2.1e-08,
+        1.01e-4,
+        1.19e-11,
+        1.56e-11,
+        2.71e-11,
+        2.28e-08,
+        1.72e-08,
         3.26e-10,
-        4.14e-12,
+        3.42e-12,
         0.0,
-        1.75e-11,
+        4.2e-11,
     ),
-    "pool2d": (3.87e-05, 2.87e-11, 1.42e-08, 1.64e-11, 8.88e-12),
-    "pool2d_backward": (2.98e-05, 9.8e-11, 2.46e-08, 3.04e-10, 4.04e-11),
+    "pool2d": (3.78e-05, 3.39e-11, 1.12e-08, 1.83e-11, 9.34e-12),
+    "pool2d_backward": (2.66e-05, 8.03e-11, 6.61e-08, 3.19e-10, 4.53e-11),
 }
 
 
