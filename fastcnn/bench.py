@@ -136,7 +136,8 @@ def gemm_gflops(size: int = GEMM_SIZE) -> float:
     a = rng.standard_normal((size, size), dtype=np.float32)
     b = rng.standard_normal((size, size), dtype=np.float32)
     timing = measure({"gemm": lambda: a @ b}, budget=0.3)["gemm"]
-    assert timing.seconds is not None, timing.note
+    if timing.seconds is None:
+        raise RuntimeError(f"numpy's GEMM failed: {timing.note}")
     return 2 * size**3 / timing.seconds / 1e9
 
 
@@ -362,11 +363,8 @@ def _peer_calls(case: Case, op: str, arrays: dict, grad_y: np.ndarray) -> dict[s
     call = _torch_call(case, op, arrays, grad_y)
     if call is None:
         return {}
-    if not op.endswith("_backward"):
-        return {PEER: call}
-    forward = _torch_call(case, case.op, arrays, grad_y)
-    assert forward is not None
-    return {PEER: call, _PEER_FORWARD: forward}
+    forward = _torch_call(case, case.op, arrays, grad_y) if op.endswith("_backward") else None
+    return {PEER: call} if forward is None else {PEER: call, _PEER_FORWARD: forward}
 
 
 def _finish_peer(row: BenchRow, case: Case, op: str) -> None:
