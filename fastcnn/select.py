@@ -303,18 +303,20 @@ def choose(
     run : callable, optional
         Runs the call on a given backend; with autotune on, used to time the candidates.
     """
-    capable, vetoed = candidates(op, spec, finite=None)
-    tuning = autotune_enabled() and run is not None and len(capable) > 1
+    ranked, vetoes = _ranked(op, spec, generation(), get_workspace_limit())
+    capable = list(ranked)
+    tuning = run is not None and len(capable) > 1 and autotune_enabled()
     if tuning:
-        with _lock:
-            tuned = _tuned.get((op, spec))
-        winner = next((i for i, (b, _) in enumerate(capable) if b.name == tuned), None)
-        if winner is not None:  # measured before: run the winner, time nothing
-            capable.insert(0, capable.pop(winner))
-            tuning = False
+        tuned = _tuned.get((op, spec))  # a dict read needs no lock; writers hold it
+        for i, (backend, _) in enumerate(capable):
+            if backend.name == tuned:  # measured before: run the winner, time nothing
+                capable.insert(0, capable.pop(i))
+                tuning = False
+                break
     # The finiteness pass over the inputs costs as much as a small layer, so it runs only
     # when a backend that would spread NaN/Inf is about to be used or timed.
     about_to_run = capable if tuning else capable[:1]
+    vetoed = dict(vetoes)
     if any(not keeps_nonfinite_local(b) for b, _ in about_to_run) and not finite():
         vetoed.update(
             {b.name: SPREADS_NONFINITE for b, _ in capable if not keeps_nonfinite_local(b)}
