@@ -8,7 +8,8 @@ has one, and ties go to the name that sorts first, so the choice is deterministi
 
 Autotune (off by default, like ``torch.backends.cudnn.benchmark``): the first time a call
 signature (op and spec) is seen, every capable backend is timed on the call's own arrays
-and the fastest is remembered; later calls with that signature use it. The cache can be
+and the fastest is remembered (the model's pick unless another is clearly faster, by
+``AUTOTUNE_MARGIN``); later calls with that signature use it. The cache can be
 saved to and loaded from a JSON file; a corrupt or foreign file is ignored with a warning.
 """
 
@@ -51,6 +52,12 @@ AUTOTUNE_MIN_SECONDS = 0.1
 AUTOTUNE_MAX_REPEATS = 50
 AUTOTUNE_BLOCK_SECONDS = 0.05
 AUTOTUNE_SETTLE_SECONDS = SETTLE_SECONDS
+#: The cost model's pick stays unless another candidate measured faster by more than this
+#: fraction: memory-bound backends have slow phases of several seconds on a shared
+#: machine (im2col 43 -> 58 ms while numpy's GEMM held still), longer than a tuning, and
+#: a choice made in one is kept for good. The model is fitted on many runs; the median
+#: of a few runs in one second is not evidence against it until the gap is clear.
+AUTOTUNE_MARGIN = 0.1
 #: Candidates whose estimate is over this many times the best estimate are not timed:
 #: the reference loops would take minutes on a real layer, and the model is never that far off.
 AUTOTUNE_PRUNE_FACTOR = 10.0
@@ -212,6 +219,9 @@ def _tune(key: tuple[str, Spec], capable: list[tuple[Any, float]], run: Callable
     timed = [b for b, guess in capable if guess <= AUTOTUNE_PRUNE_FACTOR * best_estimate]
     seconds = _time_all(run, timed)
     winner = min(seconds, key=lambda n: (seconds[n], n))
+    favourite = capable[0][0].name  # the cost model's pick
+    if seconds[favourite] <= seconds[winner] * (1 + AUTOTUNE_MARGIN):
+        winner = favourite
     with _lock:
         _tuned[key] = winner
         _timings[key] = seconds

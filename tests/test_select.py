@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -269,3 +270,25 @@ def test_autotune_never_picks_a_candidate_that_fails_on_the_real_input(monkeypat
 
     seconds = select._time_all(run, [Fake("zz_a"), Fake("zz_b")])
     assert seconds["zz_a"] == float("inf") and seconds["zz_b"] < 1
+
+
+@pytest.mark.parametrize(
+    ("favourite_ms", "other_ms", "winner"),
+    [(2.0, 2.0, "zz_z"), (2.0, 1.9, "zz_z"), (4.0, 2.0, "zz_a")],
+)
+def test_autotune_keeps_the_model_pick_unless_another_is_clearly_faster(
+    monkeypatch, favourite_ms, other_ms, winner
+):
+    monkeypatch.setattr(select, "AUTOTUNE_SETTLE_SECONDS", 0.0)
+    monkeypatch.setattr(select, "AUTOTUNE_MIN_SECONDS", 0.02)
+    favourite, other = Fake("zz_z", estimate=1.0), Fake("zz_a", estimate=2.0)
+    pause = {"zz_z": favourite_ms / 1e3, "zz_a": other_ms / 1e3}
+    key = ("conv2d", "a signature of this test")
+    try:
+        chosen = select._tune(
+            key, [(favourite, 1.0), (other, 2.0)], lambda b: time.sleep(pause[b.name])
+        )
+        assert chosen.name == winner
+        assert select.autotune_cache()[key] == winner
+    finally:
+        select.clear_autotune_cache()
