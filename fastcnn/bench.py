@@ -35,7 +35,9 @@ from fastcnn.spec import ConvSpec, PoolSpec, make_conv_spec, make_pool_spec
 from fastcnn.suites import SUITES, suite
 from fastcnn.timing import BLOCK_SECONDS, SETTLE_SECONDS, Samples, time_interleaved
 
-MIN_ROUNDS = 3
+#: Short turns in more rounds: a slow phase of the machine lasting a second then falls
+#: on one or two of a column's turns, not on most of them.
+MIN_ROUNDS = 4
 MAX_ROUNDS = 30
 #: Seconds of timed runs per cell (a column of a row) after the warm-up.
 DEFAULT_BUDGET = 0.3

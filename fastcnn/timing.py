@@ -23,7 +23,7 @@ from typing import Any
 
 #: The pause before each turn, and the least time of timed runs in it (see above).
 SETTLE_SECONDS = 0.12
-BLOCK_SECONDS = 0.1
+BLOCK_SECONDS = 0.06
 
 
 @dataclass
