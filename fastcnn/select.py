@@ -87,16 +87,13 @@ def refusal(backend: Any, op: str, spec: Spec, finite: Callable[[], bool]) -> st
 
 
 def candidates(
-    op: str, spec: Spec, *, finite: Callable[[], bool] | None
+    op: str, spec: Spec, *, finite: Callable[[], bool]
 ) -> tuple[list[tuple[Any, float]], dict[str, str]]:
     """Capable backends with their estimates (best first), and why the others were vetoed.
 
     ``finite`` is called at most once, and only if some capable backend would spread
-    non-finite values. ``None`` skips that veto (the caller applies it lazily).
+    non-finite values.
     """
-    if finite is None:
-        ranked, vetoes = _ranked(op, spec, generation(), get_workspace_limit())
-        return list(ranked), dict(vetoes)
     capable: list[tuple[Any, float]] = []
     vetoed: dict[str, str] = {}
     # A pass over the inputs is not free: ask at most once.
@@ -115,7 +112,8 @@ def candidates(
 def _ranked(
     op: str, spec: Spec, registry_generation: int, workspace_limit: int
 ) -> tuple[tuple[tuple[Any, float], ...], tuple[tuple[str, str], ...]]:
-    """:func:`candidates` without the NaN veto, remembered per call signature.
+    """:func:`candidates` without the NaN veto (:func:`choose` applies it lazily),
+    remembered per call signature.
 
     Ranking costs tens of microseconds, as much as a small pooling call; the backends,
     their estimates and the workspace limit they read are part of the key.

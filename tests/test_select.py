@@ -240,7 +240,7 @@ def test_the_remembered_ranking_follows_registrations():
     assert select.choose("conv2d", spec, finite=lambda: True) is before
 
 
-def test_autotune_times_the_candidates_in_interleaved_blocks(monkeypatch):
+def test_autotune_times_the_candidates_in_interleaved_turns(monkeypatch):
     monkeypatch.setattr(select, "AUTOTUNE_MIN_SECONDS", 0.0)
     monkeypatch.setattr(select, "AUTOTUNE_SETTLE_SECONDS", 0.0)
     monkeypatch.setattr(select, "AUTOTUNE_BLOCK_SECONDS", 0.0)  # a turn: one timed run
