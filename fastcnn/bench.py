@@ -5,8 +5,9 @@ columns of a row (backends, auto, the peer) are timed against each other in inte
 rounds (:mod:`fastcnn.timing`, as autotune does) after a warm-up call each, whose
 time, JIT compilation included, is reported separately as "first call"; rounds go on
 until a time budget per column is spent (at least ``MIN_ROUNDS``). A column's time is
-the median of its timed runs (the minimum is kept too): on a shared machine a
-memory-bound kernel's minimum is a rare quiet moment, and two columns running the same
+its typical run compared round by round with the row's first column
+(:func:`fastcnn.timing.typical_seconds`), not its minimum (kept too): on a shared machine
+a memory-bound kernel's minimum is a rare quiet moment, and two columns running the same
 backend had minima 1.7x apart while their medians agreed within 3 %. Times are shown
 beside the fastest backend of the row (a ratio) and as GFLOP/s, with numpy's own GEMM
 throughput measured in the same run as the machine's yardstick: these machines are
@@ -19,7 +20,6 @@ import argparse
 import json
 import math
 import os
-import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -33,7 +33,13 @@ from fastcnn.config import get_num_threads
 from fastcnn.crosscheck import ALL_OPS, op_labels
 from fastcnn.spec import ConvSpec, PoolSpec, make_conv_spec, make_pool_spec
 from fastcnn.suites import SUITES, suite
-from fastcnn.timing import BLOCK_SECONDS, SETTLE_SECONDS, Samples, time_interleaved
+from fastcnn.timing import (
+    BLOCK_SECONDS,
+    SETTLE_SECONDS,
+    Samples,
+    time_interleaved,
+    typical_seconds,
+)
 
 #: Short turns in more rounds: a slow phase of the machine lasting a second then falls
 #: on one or two of a column's turns, not on most of them.
@@ -120,16 +126,17 @@ def measure(calls: dict[str, Callable[[], Any]], budget: float) -> dict[str, Tim
         block_seconds=min(BLOCK_SECONDS, budget / MIN_ROUNDS),
         settle_seconds=min(SETTLE_SECONDS, budget),
     )
-    return {name: _timing(s) for name, s in samples.items()}
+    typical = typical_seconds(samples)
+    return {name: _timing(s, typical.get(name)) for name, s in samples.items()}
 
 
-def _timing(samples: Samples) -> Timing:
+def _timing(samples: Samples, typical: float | None) -> Timing:
     if isinstance(samples.error, registry.BackendUnsupported):
         return Timing(note=f"unsupported: {samples.error}")
-    if samples.error is not None:  # a failing backend is reported, the run goes on
+    if samples.error is not None or typical is None:  # reported; the run goes on
         return Timing(note=f"error: {type(samples.error).__name__}: {samples.error}")
     times = samples.times
-    return Timing(statistics.median(times), min(times), len(times), samples.first)
+    return Timing(typical, min(times), len(times), samples.first)
 
 
 def gemm_gflops(size: int = GEMM_SIZE) -> float:

@@ -20,7 +20,6 @@ import json
 import math
 import os
 import platform
-import statistics
 import threading
 import warnings
 from collections.abc import Callable
@@ -40,13 +39,14 @@ from fastcnn.registry import (
     unsupported_reason,
 )
 from fastcnn.spec import ConvSpec, PoolSpec, make_conv_spec, make_pool_spec
-from fastcnn.timing import SETTLE_SECONDS, time_interleaved
+from fastcnn.timing import SETTLE_SECONDS, time_interleaved, typical_seconds
 
-#: Rounds when autotuning (each round times every candidate in turn; the median run
-#: decides), the least time of timed runs per candidate (sub-millisecond calls on a shared
-#: machine need many runs before the median means anything), the least time of timed runs
-#: in one turn, and the pause before each turn (see :mod:`fastcnn.timing`). Tuning a
-#: signature with three candidates takes about a second.
+#: Rounds when autotuning (each round times every candidate in turn; the medians,
+#: compared round by round, decide), the least time of timed runs per candidate
+#: (sub-millisecond calls on a shared machine need many runs before the median means
+#: anything), the least time of timed runs in one turn, and the pause before each turn
+#: (see :mod:`fastcnn.timing`). Tuning a signature with three candidates takes about a
+#: second.
 AUTOTUNE_REPEATS = 2
 AUTOTUNE_MIN_SECONDS = 0.1
 AUTOTUNE_MAX_REPEATS = 50
@@ -185,11 +185,9 @@ def autotune_cache() -> dict[tuple[str, Spec], str]:
 
 
 def _time_all(run: Callable[[Any], Any], backends: list[Any]) -> dict[str, float]:
-    """Each backend's median time on the call, measured in interleaved rounds.
-
-    See :mod:`fastcnn.timing` for why. The median, not the minimum: on a shared machine a
-    memory-bound kernel's minimum is a rare quiet moment (see :mod:`fastcnn.bench`). A
-    backend that raises on the real input gets an infinite time, so it is never chosen.
+    """Each backend's typical time on the call, measured in interleaved rounds and
+    compared round by round (see :mod:`fastcnn.timing` for why). A backend that raises
+    on the real input gets an infinite time, so it is never chosen.
     """
     samples = time_interleaved(
         {backend.name: functools.partial(run, backend) for backend in backends},
@@ -199,10 +197,8 @@ def _time_all(run: Callable[[Any], Any], backends: list[Any]) -> dict[str, float
         block_seconds=AUTOTUNE_BLOCK_SECONDS,
         settle_seconds=AUTOTUNE_SETTLE_SECONDS,
     )
-    return {
-        name: statistics.median(s.times) if s.error is None and s.times else math.inf
-        for name, s in samples.items()
-    }
+    typical = typical_seconds(samples)
+    return {name: typical.get(name, math.inf) for name in samples}
 
 
 def _tune(key: tuple[str, Spec], capable: list[tuple[Any, float]], run: Callable) -> Any:

@@ -12,10 +12,15 @@ Used by autotune (which backend is fastest for this call?) and by ``fastcnn benc
   whichever contender followed im2col was measured slower than itself.
 - Blocks. Each turn then times runs for at least ``BLOCK_SECONDS``, so a sub-millisecond
   call gets many tries at a quiet moment.
+- Pairing. :func:`typical_seconds` compares the contenders round by round, not pooled
+  over the whole run: the machine's slow phases last seconds, about a round, and fall on
+  different shares of each contender's turns. Pooled, one backend timed in two columns
+  of a row read 0.63 and 0.88 ms (medians); paired, a phase slows both sides of a ratio.
 """
 
 from __future__ import annotations
 
+import statistics
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -28,11 +33,16 @@ BLOCK_SECONDS = 0.06
 
 @dataclass
 class Samples:
-    """One contender's measurements: the first (warm-up) call and the timed runs."""
+    """One contender's measurements: the first (warm-up) call and the timed runs, by turn."""
 
     first: float | None = None
-    times: list[float] = field(default_factory=list)
+    turns: list[list[float]] = field(default_factory=list)
     error: Exception | None = None
+
+    @property
+    def times(self) -> list[float]:
+        """Every timed run."""
+        return [t for turn in self.turns for t in turn]
 
 
 def time_interleaved(
@@ -85,7 +95,9 @@ def time_interleaved(
         for name in list(live):
             try:
                 time.sleep(settle_seconds)
-                spent += _block(calls[name], samples[name].times, block_seconds)
+                turn: list[float] = []
+                samples[name].turns.append(turn)
+                spent += _block(calls[name], turn, block_seconds)
             except Exception as exc:
                 samples[name].error = exc
                 live.remove(name)
@@ -104,3 +116,26 @@ def _block(call: Callable[[], Any], times: list[float], block_seconds: float) ->
         spent += elapsed
         if spent >= block_seconds:
             return spent
+
+
+def typical_seconds(samples: Mapping[str, Samples]) -> dict[str, float]:
+    """Each contender's typical time, from its ratios to a reference round by round.
+
+    The reference is the first contender with the most turns. For every other contender,
+    the ratio of its turn's median run to the reference's in the same round; the median
+    of those ratios times the reference's median run is its typical time. Contenders
+    with an error or no timed run are left out.
+    """
+    live = {name: s for name, s in samples.items() if s.error is None and s.turns}
+    if not live:
+        return {}
+    reference = max(live, key=lambda name: len(live[name].turns))
+    base = [statistics.median(turn) for turn in live[reference].turns]
+    scale = statistics.median(live[reference].times)
+    return {
+        name: scale
+        * statistics.median(
+            statistics.median(turn) / ref for turn, ref in zip(s.turns, base, strict=False)
+        )
+        for name, s in live.items()
+    }

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from fastcnn.timing import time_interleaved
+from fastcnn.timing import Samples, time_interleaved, typical_seconds
 
 
 def _sleeper(seconds: float, log: list[str], name: str):
@@ -94,3 +94,16 @@ def test_a_failing_call_keeps_its_error_and_the_others_go_on(fail_at):
     assert len(samples["flaky"].times) == max(fail_at - 2, 0)
     assert (samples["flaky"].first is None) == (fail_at == 1)
     assert samples["fine"].error is None and len(samples["fine"].times) == 4
+
+
+def test_typical_times_compare_contenders_round_by_round():
+    # A slow phase (x3) falls on rounds 3-4 of "a" but already on round 2 of "b"; "b" is
+    # twice "a" at any one moment, which pooled medians (2.0 vs 6.0) would not show.
+    a = Samples(first=1.0, turns=[[1.0], [1.0], [3.0], [3.0]])
+    b = Samples(first=1.0, turns=[[2.0], [6.0], [6.0], [6.0]])
+    failed = Samples(first=1.0, turns=[[0.5]], error=RuntimeError("out of luck"))
+    typical = typical_seconds({"a": a, "b": b, "failed": failed, "none": Samples()})
+    assert set(typical) == {"a", "b"}
+    assert typical["a"] == pytest.approx(2.0)  # the reference: its own median run
+    assert typical["b"] / typical["a"] == pytest.approx(2.0)  # median of 2, 6, 2, 2
+    assert typical_seconds({}) == {}
