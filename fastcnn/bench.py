@@ -133,8 +133,10 @@ def measure(calls: dict[str, Callable[[], Any]], budget: float) -> dict[str, Tim
 def _timing(samples: Samples, typical: float | None) -> Timing:
     if isinstance(samples.error, registry.BackendUnsupported):
         return Timing(note=f"unsupported: {samples.error}")
-    if samples.error is not None or typical is None:  # reported; the run goes on
+    if samples.error is not None:  # a failing backend is reported, the run goes on
         return Timing(note=f"error: {type(samples.error).__name__}: {samples.error}")
+    if typical is None:
+        return Timing(note="no timed run")
     times = samples.times
     return Timing(typical, min(times), len(times), samples.first)
 

@@ -165,7 +165,7 @@ def generation() -> int:
 
 
 def _ensure_discovered() -> None:
-    global _discovered, _generation
+    global _discovered
     with _lock:
         if _discovered:
             return
@@ -173,7 +173,7 @@ def _ensure_discovered() -> None:
             if ep.name not in _entries:
                 _entries[ep.name] = _Entry(ep.name, f"entry point {ep.value}", ep.load)
         _discovered = True
-        _generation += 1
+        _bump()
 
 
 def register_backend(backend: Any, *, replace: bool = False) -> None:
