@@ -44,7 +44,10 @@ from fastcnn.timing import (
 #: Short turns in more rounds: a slow phase of the machine lasting a second then falls
 #: on one or two of a column's turns, not on most of them.
 MIN_ROUNDS = 4
-MAX_ROUNDS = 30
+MAX_ROUNDS = 40
+#: After ``MIN_ROUNDS``, columns over this many times the row's fastest stop taking
+#: turns: their ratio is clear, and the time goes to the columns within reach.
+KEEP_WITHIN = 2.0
 #: Seconds of timed runs per cell (a column of a row) after the warm-up.
 DEFAULT_BUDGET = 0.3
 #: Layer-op groups per panel of ``--plot``'s chart.
@@ -125,6 +128,7 @@ def measure(calls: dict[str, Callable[[], Any]], budget: float) -> dict[str, Tim
         max_rounds=MAX_ROUNDS,
         block_seconds=min(BLOCK_SECONDS, budget / MIN_ROUNDS),
         settle_seconds=min(SETTLE_SECONDS, budget),
+        keep_within=KEEP_WITHIN,
     )
     typical = typical_seconds(samples)
     return {name: _timing(s, typical.get(name)) for name, s in samples.items()}

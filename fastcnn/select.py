@@ -39,19 +39,22 @@ from fastcnn.registry import (
     unsupported_reason,
 )
 from fastcnn.spec import ConvSpec, PoolSpec, make_conv_spec, make_pool_spec
-from fastcnn.timing import SETTLE_SECONDS, time_interleaved, typical_seconds
+from fastcnn.timing import BLOCK_SECONDS, SETTLE_SECONDS, time_interleaved, typical_seconds
 
 #: Rounds when autotuning (each round times every candidate in turn; the medians,
 #: compared round by round, decide), the least time of timed runs per candidate
 #: (sub-millisecond calls on a shared machine need many runs before the median means
-#: anything), the least time of timed runs in one turn, and the pause before each turn
-#: (see :mod:`fastcnn.timing`). Tuning a signature with three candidates takes about a
-#: second.
-AUTOTUNE_REPEATS = 2
-AUTOTUNE_MIN_SECONDS = 0.1
+#: anything), the least time of timed runs in one turn, and the longest pause before
+#: each turn (see :mod:`fastcnn.timing`). Tuning a signature with three candidates takes
+#: about a second.
+AUTOTUNE_REPEATS = 4
+AUTOTUNE_MIN_SECONDS = 0.12
 AUTOTUNE_MAX_REPEATS = 50
-AUTOTUNE_BLOCK_SECONDS = 0.05
+AUTOTUNE_BLOCK_SECONDS = BLOCK_SECONDS
 AUTOTUNE_SETTLE_SECONDS = SETTLE_SECONDS
+#: After ``AUTOTUNE_REPEATS`` rounds, candidates over this many times the fastest so far
+#: stop being timed: they cannot win, and the rest of the time goes to the close ones.
+AUTOTUNE_KEEP_WITHIN = 1.5
 #: The cost model's pick stays unless another candidate measured faster by more than this
 #: fraction: memory-bound backends have slow phases of several seconds on a shared
 #: machine (im2col 43 -> 58 ms while numpy's GEMM held still), longer than a tuning, and
@@ -196,6 +199,7 @@ def _time_all(run: Callable[[Any], Any], backends: list[Any]) -> dict[str, float
         max_rounds=AUTOTUNE_MAX_REPEATS,
         block_seconds=AUTOTUNE_BLOCK_SECONDS,
         settle_seconds=AUTOTUNE_SETTLE_SECONDS,
+        keep_within=AUTOTUNE_KEEP_WITHIN,
     )
     typical = typical_seconds(samples)
     return {name: typical.get(name, math.inf) for name in samples}

@@ -6,12 +6,18 @@ Used by autotune (which backend is fastest for this call?) and by ``fastcnn benc
 - Interleaving. The calls take turns, round after round, so a burst of load from another
   tenant slows every contender alike instead of whichever was being timed: timed one
   after another, the same backend on the same layer read 1.0x and 1.7x of itself.
-- Settling. Each turn starts with a pause of ``SETTLE_SECONDS``. OpenBLAS's idle
-  threads spin after a GEMM (2**28 clock ticks by default, 0.1 s at 2.6 GHz), and a Numba
-  kernel sharing the two cores with them ran 1.5x slower for as long: without the pause,
-  whichever contender followed im2col was measured slower than itself.
+- Settling. Each turn starts once the process is idle, after at most ``SETTLE_SECONDS``.
+  OpenBLAS's idle threads spin after a GEMM (2**28 clock ticks by default, 0.1 s at
+  2.6 GHz), and a Numba kernel sharing the two cores with them ran 1.5x slower for as
+  long: without the pause, whichever contender followed im2col was measured slower than
+  itself. The pause watches the process's CPU time rather than waiting a fixed time, so
+  a contender that leaves no spinning threads costs the next one a single short step.
 - Blocks. Each turn then times runs for at least ``BLOCK_SECONDS``, so a sub-millisecond
   call gets many tries at a quiet moment.
+- Racing. Once the least rounds are done, contenders far slower than the fastest
+  (``keep_within``) stop, and the rest of the time goes to rounds among the close ones:
+  a 100 ms FFT column beside 10 ms ones otherwise took most of a row's time, leaving
+  seven rounds to tell apart two backends within 10 % of each other.
 - Pairing. :func:`typical_seconds` compares the contenders round by round, not pooled
   over the whole run: the machine's slow phases last seconds, about a round, and fall on
   different shares of each contender's turns. Pooled, one backend timed in two columns
@@ -20,15 +26,20 @@ Used by autotune (which backend is fastest for this call?) and by ``fastcnn benc
 
 from __future__ import annotations
 
+import math
 import statistics
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-#: The pause before each turn, and the least time of timed runs in it (see above).
-SETTLE_SECONDS = 0.12
-BLOCK_SECONDS = 0.06
+#: The longest pause before each turn, and the least time of timed runs in it.
+SETTLE_SECONDS = 0.25
+BLOCK_SECONDS = 0.03
+#: The pause ends after the first step of ``SETTLE_STEP_SECONDS`` in which the process
+#: used less than ``IDLE_CORES`` cores: a spinning thread uses one, a quiet process 0.01.
+SETTLE_STEP_SECONDS = 0.01
+IDLE_CORES = 0.25
 
 
 @dataclass
@@ -53,14 +64,17 @@ def time_interleaved(
     max_rounds: int,
     block_seconds: float = BLOCK_SECONDS,
     settle_seconds: float = SETTLE_SECONDS,
+    keep_within: float = math.inf,
 ) -> dict[str, Samples]:
     """Time each call in interleaved rounds of blocks.
 
     Every call first runs once on its own (JIT compilation and caches stay out of the
     timed runs; its duration is ``Samples.first``). Then at least ``rounds`` rounds run,
     and more while less than ``seconds`` have been spent on timed runs in all, up to
-    ``max_rounds``. A call that raises is dropped from later rounds with the exception
-    kept in ``Samples.error``.
+    ``max_rounds``. After ``rounds`` rounds, a call slower than ``keep_within`` times
+    the fastest (so far, compared as :func:`typical_seconds` does) takes no more turns:
+    the time goes to the close contenders, whose order is still in doubt. A call that
+    raises is dropped from later rounds with the exception kept in ``Samples.error``.
 
     Parameters
     ----------
@@ -73,7 +87,9 @@ def time_interleaved(
     block_seconds : float
         The least time of timed runs in one contender's turn.
     settle_seconds : float
-        The pause before each turn.
+        The longest pause before each turn; it ends as soon as the process is idle.
+    keep_within : float
+        After ``rounds`` rounds, only calls within this factor of the fastest go on.
 
     Returns
     -------
@@ -94,7 +110,7 @@ def time_interleaved(
     while live and (done < rounds or (spent < seconds and done < max_rounds)):
         for name in list(live):
             try:
-                time.sleep(settle_seconds)
+                _settle(settle_seconds)
                 turn: list[float] = []
                 samples[name].turns.append(turn)
                 spent += _block(calls[name], turn, block_seconds)
@@ -102,7 +118,23 @@ def time_interleaved(
                 samples[name].error = exc
                 live.remove(name)
         done += 1
+        if done >= rounds and len(live) > 1 and keep_within < math.inf:
+            typical = typical_seconds({name: samples[name] for name in live})
+            fastest = min(typical.values())
+            live = [name for name in live if typical[name] <= keep_within * fastest]
     return samples
+
+
+def _settle(limit: float) -> None:
+    """Sleep until the process is idle (its threads done spinning), at most ``limit``."""
+    waited = 0.0
+    while waited < limit:
+        cpu, start = time.process_time(), time.perf_counter()
+        time.sleep(min(SETTLE_STEP_SECONDS, limit - waited))
+        step = time.perf_counter() - start
+        waited += step
+        if time.process_time() - cpu < IDLE_CORES * step:
+            return
 
 
 def _block(call: Callable[[], Any], times: list[float], block_seconds: float) -> float:
@@ -121,7 +153,8 @@ def _block(call: Callable[[], Any], times: list[float], block_seconds: float) ->
 def typical_seconds(samples: Mapping[str, Samples]) -> dict[str, float]:
     """Each contender's typical time, from its ratios to a reference round by round.
 
-    The reference is the first contender with the most turns. For every other contender,
+    The reference is the contender with the most turns and, among those, the most timed
+    runs (the fastest: its median is the steadiest). For every other contender,
     the ratio of its turn's median run to the reference's in the same round; the median
     of those ratios times the reference's median run is its typical time. Contenders
     with an error or no timed run are left out.
@@ -129,7 +162,7 @@ def typical_seconds(samples: Mapping[str, Samples]) -> dict[str, float]:
     live = {name: s for name, s in samples.items() if s.error is None and s.turns}
     if not live:
         return {}
-    reference = max(live, key=lambda name: len(live[name].turns))
+    reference = max(live, key=lambda name: (len(live[name].turns), len(live[name].times)))
     base = [statistics.median(turn) for turn in live[reference].turns]
     scale = statistics.median(live[reference].times)
     return {

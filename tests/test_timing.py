@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import itertools
+import math
+import threading
 import time
 
 import pytest
 
-from fastcnn.timing import Samples, time_interleaved, typical_seconds
+from fastcnn.timing import SETTLE_STEP_SECONDS, Samples, time_interleaved, typical_seconds
 
 
 def _sleeper(seconds: float, log: list[str], name: str):
@@ -28,15 +30,17 @@ def test_turns_interleave_and_each_times_runs_for_the_block_length():
     for name in "ab":
         s = samples[name]
         assert s.error is None and s.first >= 0.002
-        # Two turns of >= 10 ms of 2 ms runs: at least 5 timed runs each.
-        assert len(s.times) >= 10 and min(s.times) >= 0.002
+        # Two turns, each of 2 ms runs until they add up to 10 ms (several runs).
+        assert len(s.turns) == 2 and min(s.times) >= 0.002
+        for turn in s.turns:
+            assert sum(turn) >= 0.01 and sum(turn[:-1]) < 0.01 and len(turn) >= 2
         assert log.count(name) == 1 + len(s.times)
     # Rounds interleave: a's first turn ends before b's starts, then a again.
     turns = [name for i, name in enumerate(log[2:]) if i == 0 or log[2 + i - 1] != name]
     assert turns == ["a", "b", "a", "b"]
 
 
-def test_each_turn_starts_after_a_pause_that_is_not_timed():
+def _gaps_between_runs(settle_seconds: float) -> tuple[list[float], Samples]:
     stamps: list[float] = []
     samples = time_interleaved(
         {"a": lambda: stamps.append(time.perf_counter())},
@@ -44,11 +48,34 @@ def test_each_turn_starts_after_a_pause_that_is_not_timed():
         seconds=0.0,
         max_rounds=3,
         block_seconds=0.0,
-        settle_seconds=0.02,
+        settle_seconds=settle_seconds,
     )
-    gaps = [later - earlier for earlier, later in itertools.pairwise(stamps)]
-    assert len(gaps) == 3 and min(gaps) >= 0.02  # warm-up, pause, run, pause, run, ...
-    assert max(samples["a"].times) < 0.02  # the pause is not in the times
+    return [later - earlier for earlier, later in itertools.pairwise(stamps)], samples
+
+
+def test_a_turn_waits_for_spinning_threads_up_to_the_longest_pause():
+    # A thread burning a core stands in for OpenBLAS's threads spinning after a GEMM.
+    stop = threading.Event()
+
+    def spin() -> None:
+        while not stop.is_set():
+            sum(range(1000))
+
+    spinner = threading.Thread(target=spin)
+    spinner.start()
+    try:
+        gaps, samples = _gaps_between_runs(0.1)
+    finally:
+        stop.set()
+        spinner.join()
+    assert len(gaps) == 3 and min(gaps) >= 0.1  # warm-up, pause, run, pause, run, ...
+    assert max(samples["a"].times) < 0.1  # the pause is not in the times
+
+
+def test_a_turn_in_an_idle_process_starts_after_one_short_step():
+    gaps, _ = _gaps_between_runs(1.0)
+    assert len(gaps) == 3
+    assert all(SETTLE_STEP_SECONDS <= gap < 0.5 for gap in gaps)
 
 
 def test_rounds_continue_until_the_time_is_spent_and_stop_at_the_most():
@@ -70,6 +97,24 @@ def test_rounds_continue_until_the_time_is_spent_and_stop_at_the_most():
         settle_seconds=0.0,
     )
     assert len(capped["a"].times) == 5
+
+
+@pytest.mark.parametrize(("keep_within", "slow_turns"), [(2.0, 2), (math.inf, 6)])
+def test_after_the_least_rounds_only_close_contenders_go_on(keep_within, slow_turns):
+    calls = {"slow": lambda: time.sleep(0.008), "fast": lambda: time.sleep(0.001)}
+    samples = time_interleaved(
+        calls,
+        rounds=2,
+        seconds=10.0,
+        max_rounds=6,
+        block_seconds=0.0,
+        settle_seconds=0.0,
+        keep_within=keep_within,
+    )
+    assert len(samples["fast"].turns) == 6
+    assert len(samples["slow"].turns) == slow_turns
+    typical = typical_seconds(samples)
+    assert typical["slow"] / typical["fast"] > 3  # still compared over the shared rounds
 
 
 @pytest.mark.parametrize("fail_at", [1, 3])
