@@ -47,7 +47,7 @@ MIN_ROUNDS = 4
 MAX_ROUNDS = 40
 #: After ``MIN_ROUNDS``, columns over this many times the row's fastest stop taking
 #: turns: their ratio is clear, and the time goes to the columns within reach.
-KEEP_WITHIN = 2.0
+KEEP_WITHIN = 3.0
 #: Seconds of timed runs per cell (a column of a row) after the warm-up.
 DEFAULT_BUDGET = 0.3
 #: Layer-op groups per panel of ``--plot``'s chart.
@@ -124,7 +124,7 @@ def measure(calls: dict[str, Callable[[], Any]], budget: float) -> dict[str, Tim
     samples = time_interleaved(
         calls,
         rounds=MIN_ROUNDS,
-        seconds=budget * len(calls),
+        seconds=budget,
         max_rounds=MAX_ROUNDS,
         block_seconds=min(BLOCK_SECONDS, budget / MIN_ROUNDS),
         settle_seconds=min(SETTLE_SECONDS, budget),

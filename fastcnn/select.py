@@ -195,7 +195,7 @@ def _time_all(run: Callable[[Any], Any], backends: list[Any]) -> dict[str, float
     samples = time_interleaved(
         {backend.name: functools.partial(run, backend) for backend in backends},
         rounds=AUTOTUNE_REPEATS,
-        seconds=AUTOTUNE_MIN_SECONDS * len(backends),
+        seconds=AUTOTUNE_MIN_SECONDS,
         max_rounds=AUTOTUNE_MAX_REPEATS,
         block_seconds=AUTOTUNE_BLOCK_SECONDS,
         settle_seconds=AUTOTUNE_SETTLE_SECONDS,

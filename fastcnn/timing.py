@@ -70,8 +70,8 @@ def time_interleaved(
 
     Every call first runs once on its own (JIT compilation and caches stay out of the
     timed runs; its duration is ``Samples.first``). Then at least ``rounds`` rounds run,
-    and more while less than ``seconds`` have been spent on timed runs in all, up to
-    ``max_rounds``. After ``rounds`` rounds, a call slower than ``keep_within`` times
+    and more, up to ``max_rounds``, until every call still taking turns has spent
+    ``seconds`` on timed runs. After ``rounds`` rounds, a call slower than ``keep_within`` times
     the fastest (so far, compared as :func:`typical_seconds` does) takes no more turns:
     the time goes to the close contenders, whose order is still in doubt. A call that
     raises is dropped from later rounds with the exception kept in ``Samples.error``.
@@ -83,7 +83,7 @@ def time_interleaved(
     rounds, max_rounds : int
         The least and the most rounds.
     seconds : float
-        Keep adding rounds until this much time has been spent on timed runs.
+        Keep adding rounds until each call has spent this long on timed runs.
     block_seconds : float
         The least time of timed runs in one contender's turn.
     settle_seconds : float
@@ -106,14 +106,15 @@ def time_interleaved(
             live.append(name)
         except Exception as exc:  # reported in the samples; the others go on
             samples[name].error = exc
-    spent, done = 0.0, 0
-    while live and (done < rounds or (spent < seconds and done < max_rounds)):
+    spent = dict.fromkeys(calls, 0.0)
+    done = 0
+    while live and (done < rounds or (done < max_rounds and min(spent[n] for n in live) < seconds)):
         for name in list(live):
             try:
                 _settle(settle_seconds)
                 turn: list[float] = []
                 samples[name].turns.append(turn)
-                spent += _block(calls[name], turn, block_seconds)
+                spent[name] += _block(calls[name], turn, block_seconds)
             except Exception as exc:
                 samples[name].error = exc
                 live.remove(name)

@@ -78,16 +78,19 @@ def test_a_turn_in_an_idle_process_starts_after_one_short_step():
     assert all(SETTLE_STEP_SECONDS <= gap < 0.5 for gap in gaps)
 
 
-def test_rounds_continue_until_the_time_is_spent_and_stop_at_the_most():
+def test_rounds_continue_until_each_call_has_spent_the_time_and_stop_at_the_most():
     samples = time_interleaved(
-        {"a": lambda: time.sleep(0.001)},
+        {"slow": lambda: time.sleep(0.004), "fast": lambda: time.sleep(0.001)},
         rounds=1,
         seconds=0.03,
         max_rounds=100,
         block_seconds=0.0,
         settle_seconds=0.0,
     )
-    assert 10 <= len(samples["a"].times) < 100
+    fast = samples["fast"].times
+    # The rounds go on for the fast call (about 30 of 1 ms) after the slow one's 30 ms.
+    assert sum(fast) >= 0.03 and sum(fast[:-1]) < 0.03 and len(fast) < 100
+    assert len(samples["slow"].times) == len(fast)
     capped = time_interleaved(
         {"a": lambda: None},
         rounds=1,
