@@ -12,8 +12,12 @@ Used by autotune (which backend is fastest for this call?) and by ``fastcnn benc
   long: without the pause, whichever contender followed im2col was measured slower than
   itself. The pause watches the process's CPU time rather than waiting a fixed time, so
   a contender that leaves no spinning threads costs the next one a single short step.
-- Blocks. Each turn then times runs for at least ``BLOCK_SECONDS``, so a sub-millisecond
-  call gets many tries at a quiet moment.
+- Blocks. Each turn then makes one untimed run and times runs for at least
+  ``BLOCK_SECONDS``, so a sub-millisecond call gets many tries at a quiet moment. The
+  untimed run takes what the previous contender left behind: right after a Numba
+  kernel, or after a pause of a second, the FFT backend's first call on a 31x31 layer
+  took 230 ms and the next 76 ms (fresh memory from the kernel is slow to come by then:
+  a 64 MB allocation took 7 ms as a rule and 70-130 ms now and then).
 - Racing. Once the least rounds are done, contenders far slower than the fastest
   (``keep_within``) stop, and the rest of the time goes to rounds among the close ones:
   a 100 ms FFT column beside 10 ms ones otherwise took most of a row's time, leaving
@@ -139,7 +143,9 @@ def _settle(limit: float) -> None:
 
 
 def _block(call: Callable[[], Any], times: list[float], block_seconds: float) -> float:
-    """Timed runs until they add up to ``block_seconds`` (at least one); their sum."""
+    """An untimed run, then timed runs until they add up to ``block_seconds`` (at least
+    one); their sum."""
+    call()
     spent = 0.0
     while True:
         start = time.perf_counter()

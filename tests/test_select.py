@@ -243,13 +243,14 @@ def test_the_remembered_ranking_follows_registrations():
 def test_autotune_times_the_candidates_in_interleaved_turns(monkeypatch):
     monkeypatch.setattr(select, "AUTOTUNE_MIN_SECONDS", 0.0)
     monkeypatch.setattr(select, "AUTOTUNE_SETTLE_SECONDS", 0.0)
-    monkeypatch.setattr(select, "AUTOTUNE_BLOCK_SECONDS", 0.0)  # a turn: one timed run
+    monkeypatch.setattr(select, "AUTOTUNE_BLOCK_SECONDS", 0.0)  # a turn: two runs
     calls = []
     backends = [Fake("zz_a"), Fake("zz_b")]
     seconds = select._time_all(lambda b: calls.append(b.name), backends)
     assert set(seconds) == {"zz_a", "zz_b"} and all(s < 1 for s in seconds.values())
     assert calls[:2] == ["zz_a", "zz_b"]  # one warm-up call each
-    assert calls[2:] == ["zz_a", "zz_b"] * select.AUTOTUNE_REPEATS  # interleaved rounds
+    # Interleaved rounds; each turn an untimed run and a timed one.
+    assert calls[2:] == ["zz_a", "zz_a", "zz_b", "zz_b"] * select.AUTOTUNE_REPEATS
     calls.clear()
     monkeypatch.setattr(select, "AUTOTUNE_BLOCK_SECONDS", 0.02)
     select._time_all(lambda b: calls.append(b.name), backends)

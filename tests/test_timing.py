@@ -34,7 +34,8 @@ def test_turns_interleave_and_each_times_runs_for_the_block_length():
         assert len(s.turns) == 2 and min(s.times) >= 0.002
         for turn in s.turns:
             assert sum(turn) >= 0.01 and sum(turn[:-1]) < 0.01 and len(turn) >= 2
-        assert log.count(name) == 1 + len(s.times)
+        # The warm-up, then per turn an untimed run and the timed ones.
+        assert log.count(name) == 1 + len(s.turns) + len(s.times)
     # Rounds interleave: a's first turn ends before b's starts, then a again.
     turns = [name for i, name in enumerate(log[2:]) if i == 0 or log[2 + i - 1] != name]
     assert turns == ["a", "b", "a", "b"]
@@ -50,7 +51,9 @@ def _gaps_between_runs(settle_seconds: float) -> tuple[list[float], Samples]:
         block_seconds=0.0,
         settle_seconds=settle_seconds,
     )
-    return [later - earlier for earlier, later in itertools.pairwise(stamps)], samples
+    gaps = [later - earlier for earlier, later in itertools.pairwise(stamps)]
+    # warm-up, pause, untimed run, timed run, pause, untimed run, ...: the pauses.
+    return gaps[::2], samples
 
 
 def test_a_turn_waits_for_spinning_threads_up_to_the_longest_pause():
@@ -68,7 +71,7 @@ def test_a_turn_waits_for_spinning_threads_up_to_the_longest_pause():
     finally:
         stop.set()
         spinner.join()
-    assert len(gaps) == 3 and min(gaps) >= 0.1  # warm-up, pause, run, pause, run, ...
+    assert len(gaps) == 3 and min(gaps) >= 0.1
     assert max(samples["a"].times) < 0.1  # the pause is not in the times
 
 
@@ -120,8 +123,8 @@ def test_after_the_least_rounds_only_close_contenders_go_on(keep_within, slow_tu
     assert typical["slow"] / typical["fast"] > 3  # still compared over the shared rounds
 
 
-@pytest.mark.parametrize("fail_at", [1, 3])
-def test_a_failing_call_keeps_its_error_and_the_others_go_on(fail_at):
+@pytest.mark.parametrize(("fail_at", "timed"), [(1, 0), (3, 0), (6, 2)])
+def test_a_failing_call_keeps_its_error_and_the_others_go_on(fail_at, timed):
     count = {"n": 0}
 
     def flaky() -> None:
@@ -138,8 +141,9 @@ def test_a_failing_call_keeps_its_error_and_the_others_go_on(fail_at):
         settle_seconds=0.0,
     )
     assert isinstance(samples["flaky"].error, RuntimeError)
-    # The warm-up is call 1; the timed runs before the failing call are kept.
-    assert len(samples["flaky"].times) == max(fail_at - 2, 0)
+    # Call 1 is the warm-up, then each round an untimed call and a timed one; the timed
+    # runs before the failing call are kept.
+    assert len(samples["flaky"].times) == timed
     assert (samples["flaky"].first is None) == (fail_at == 1)
     assert samples["fine"].error is None and len(samples["fine"].times) == 4
 
