@@ -18,6 +18,11 @@ Used by autotune (which backend is fastest for this call?) and by ``fastcnn benc
   kernel, or after a pause of a second, the FFT backend's first call on a 31x31 layer
   took 230 ms and the next 76 ms (fresh memory from the kernel is slow to come by then:
   a 64 MB allocation took 7 ms as a rule and 70-130 ms now and then).
+- Shuffling. The first round takes the given order, later ones a shuffled one, so no
+  contender always follows the same other. Right after an im2col turn, even once the
+  process was idle, the Numba backend's next few calls on a ResNet layer ran 2-3x slower
+  for some 50 ms (no page faults, no busy thread to be seen); in a fixed order the
+  column after im2col read 1.6x the same backend's time in another column.
 - Racing. Once the least rounds are done, contenders far slower than the fastest
   (``keep_within``) stop, and the rest of the time goes to rounds among the close ones:
   a 100 ms FFT column beside 10 ms ones otherwise took most of a row's time, leaving
@@ -31,6 +36,7 @@ Used by autotune (which backend is fastest for this call?) and by ``fastcnn benc
 from __future__ import annotations
 
 import math
+import random
 import statistics
 import time
 from collections.abc import Callable, Mapping
@@ -73,12 +79,13 @@ def time_interleaved(
     """Time each call in interleaved rounds of blocks.
 
     Every call first runs once on its own (JIT compilation and caches stay out of the
-    timed runs; its duration is ``Samples.first``). Then at least ``rounds`` rounds run,
-    and more, up to ``max_rounds``, until every call still taking turns has spent
-    ``seconds`` on timed runs. After ``rounds`` rounds, a call slower than ``keep_within`` times
-    the fastest (so far, compared as :func:`typical_seconds` does) takes no more turns:
-    the time goes to the close contenders, whose order is still in doubt. A call that
-    raises is dropped from later rounds with the exception kept in ``Samples.error``.
+    timed runs; its duration is ``Samples.first``). Then at least ``rounds`` rounds run
+    (the first in the given order, the others shuffled), and more, up to ``max_rounds``,
+    until every call still taking turns has spent ``seconds`` on timed runs. After
+    ``rounds`` rounds, a call slower than ``keep_within`` times the fastest (so far,
+    compared as :func:`typical_seconds` does) takes no more turns: the time goes to the
+    close contenders, whose order is still in doubt. A call that raises is dropped
+    from later rounds with the exception kept in ``Samples.error``.
 
     Parameters
     ----------
@@ -110,10 +117,14 @@ def time_interleaved(
             live.append(name)
         except Exception as exc:  # reported in the samples; the others go on
             samples[name].error = exc
-    spent = dict.fromkeys(calls, 0.0)
+    spent = dict.fromkeys(calls, 0.0)  # on timed runs, by call
+    shuffler = random.Random(0)  # the same orders every run
     done = 0
     while live and (done < rounds or (done < max_rounds and min(spent[n] for n in live) < seconds)):
-        for name in list(live):
+        order = list(live)
+        if done:
+            shuffler.shuffle(order)
+        for name in order:
             try:
                 _settle(settle_seconds)
                 turn: list[float] = []

@@ -36,9 +36,27 @@ def test_turns_interleave_and_each_times_runs_for_the_block_length():
             assert sum(turn) >= 0.01 and sum(turn[:-1]) < 0.01 and len(turn) >= 2
         # The warm-up, then per turn an untimed run and the timed ones.
         assert log.count(name) == 1 + len(s.turns) + len(s.times)
-    # Rounds interleave: a's first turn ends before b's starts, then a again.
+    # Rounds interleave: a's first turn ends before b's starts, then each again.
     turns = [name for i, name in enumerate(log[2:]) if i == 0 or log[2 + i - 1] != name]
-    assert turns == ["a", "b", "a", "b"]
+    assert turns[:2] == ["a", "b"] and sorted(turns[2:]) == ["a", "b"]
+
+
+def test_the_first_round_keeps_the_order_and_later_rounds_shuffle_it():
+    log: list[str] = []
+    calls = {name: _sleeper(0.0, log, name) for name in "abcd"}
+    time_interleaved(
+        calls, rounds=6, seconds=0.0, max_rounds=6, block_seconds=0.0, settle_seconds=0.0
+    )
+    turns = log[4::2]  # after the warm-ups, each turn is an untimed run and a timed one
+    rounds = ["".join(turns[i : i + 4]) for i in range(0, len(turns), 4)]
+    assert len(rounds) == 6 and all(sorted(r) == list("abcd") for r in rounds)
+    assert rounds[0] == "abcd" and len(set(rounds)) > 2
+    # The same orders in every run, so two runs of a benchmark time alike.
+    log.clear()
+    time_interleaved(
+        calls, rounds=6, seconds=0.0, max_rounds=6, block_seconds=0.0, settle_seconds=0.0
+    )
+    assert ["".join(log[4::2][i : i + 4]) for i in range(0, 24, 4)] == rounds
 
 
 def _gaps_between_runs(settle_seconds: float) -> tuple[list[float], Samples]:
