@@ -5,7 +5,7 @@ columns of a row (backends, auto, the peer) are timed against each other in inte
 rounds (:mod:`fastcnn.timing`, as autotune does) after a warm-up call each, whose
 time, JIT compilation included, is reported separately as "first call"; rounds go on
 until a time budget per column is spent (at least ``MIN_ROUNDS``). A column's time is
-its typical run compared round by round with the row's first column
+its typical run compared round by round with the row's fastest column
 (:func:`fastcnn.timing.typical_seconds`), not its minimum (kept too): on a shared machine
 a memory-bound kernel's minimum is a rare quiet moment, and two columns running the same
 backend had minima 1.7x apart while their medians agreed within 3 %. Times are shown
