@@ -23,43 +23,13 @@ the package directory is read-only).
 
 from __future__ import annotations
 
-import os
-import threading
-import types
-
-import numba
 import numpy as np
 from numba import njit, prange
 
-from fastcnn.config import get_num_threads
+from fastcnn.jit import FASTMATH, launch, readonly
 from fastcnn.registry import BackendBase, ConvGrads, GradNeed
 from fastcnn.scratch import scratch
 from fastcnn.spec import ConvSpec, PoolSpec
-
-# GNU OpenMP's idle threads spin after each kernel (300,000 turns by default), taking the
-# cores from the BLAS threads of whatever runs next: im2col's GEMM right after a Numba
-# kernel took twice its time. Too short a spin costs too: at 1,000 turns the threads
-# fell asleep between two small calls a few microseconds of Python apart, and waking them
-# made an 85 us pooling call's median 15 us slower. 10,000 turns kept both effects out of
-# the measurements. Read when OpenMP starts, so set before the first launch; a user's
-# setting wins.
-_GOMP_SPINCOUNT = "10000"
-if "OMP_WAIT_POLICY" not in os.environ and "GOMP_SPINCOUNT" not in os.environ:
-    os.environ["GOMP_SPINCOUNT"] = _GOMP_SPINCOUNT
-
-_launch_lock = threading.Lock()
-#: The process whose kernels started GNU OpenMP's threads, once one has.
-_openmp_owner: int | None = None
-_serial_twins: dict = {}
-
-
-def _fresh_lock_after_fork() -> None:
-    # A child forked while another thread held the lock would inherit it locked forever.
-    global _launch_lock
-    _launch_lock = threading.Lock()
-
-
-os.register_at_fork(after_in_child=_fresh_lock_after_fork)
 
 #: Output channels computed together, so each input value loaded is used this many times.
 _OUT_BLOCK = 4
@@ -72,9 +42,6 @@ _ROW_SKEW = 1088
 #: Inner loops are rounded up to a multiple of this many elements (two AVX2 vectors of
 #: float32) so that no scalar remainder loop runs.
 _VECTOR_PAD = 16
-#: Reassociation lets LLVM vectorise the dot products of dW; contraction allows FMA. Both
-#: keep NaN/Inf semantics (no "nnan"/"ninf"), and a compiled kernel is deterministic.
-_FASTMATH = {"reassoc", "contract"}
 
 _POOL_MODE = {"max": 0, "min": 1, "mean": 2}
 #: Pooling work is split into at most this many blocks of (image, channel) planes: enough
@@ -153,7 +120,7 @@ def _phase_grid(x, xt, sh, sw, top, left, groups, c0, wp, prows, plane):  # prag
                 out[base + n_img * prows * wp : base + plane] = 0
 
 
-@njit(parallel=True, cache=True, fastmath=_FASTMATH)
+@njit(parallel=True, cache=True, fastmath=FASTMATH)
 def _conv_forward_grid(
     xt, w, b, y, sh, sw, dh, dw, groups, c0, wp, prows, plane, accumulate
 ):  # pragma: no cover
@@ -238,7 +205,7 @@ def _conv_forward_grid(
                     y[n, o0 + k, r, :] = acc[k, rr * wp : rr * wp + out_w]
 
 
-@njit(parallel=True, cache=True, fastmath=_FASTMATH)
+@njit(parallel=True, cache=True, fastmath=FASTMATH)
 def _conv_grad_x(gy, w, dx, sh, sw, dh, dw, top, left, groups):  # pragma: no cover
     """dX by scattering each output's gradient through its window (any stride).
 
@@ -274,7 +241,7 @@ def _conv_grad_x(gy, w, dx, sh, sw, dh, dw, top, left, groups):  # pragma: no co
                             dst[t] += wv * gs[t]
 
 
-@njit(parallel=True, cache=True, fastmath=_FASTMATH)
+@njit(parallel=True, cache=True, fastmath=FASTMATH)
 def _conv_grad_w(gy, x, dwt, sh, sw, dh, dw, top, left, groups):  # pragma: no cover
     """dW as dot products of output-gradient rows with input rows; a task per (o, ci)."""
     n_img, _, height, width = x.shape
@@ -303,7 +270,7 @@ def _conv_grad_w(gy, x, dwt, sh, sw, dh, dw, top, left, groups):  # pragma: no c
                 dwt[o, ci, i, j] = total
 
 
-@njit(parallel=True, cache=True, fastmath=_FASTMATH)
+@njit(parallel=True, cache=True, fastmath=FASTMATH)
 def _conv_grad_w_unit(gyw, xpw, dwt, wp, dh, dw, groups):  # pragma: no cover
     """Stride-1 dW as long dot products on the wide grid (see :func:`_conv_forward_grid`).
 
@@ -673,45 +640,6 @@ def _pool2x2_backward(gy, x, dx, mode):  # pragma: no cover
                 bottom[2 * t + 1] = g if at == 3 else zero
 
 
-def _launch(kernel, *args) -> None:
-    """Run a parallel kernel: one launch at a time, with the configured thread count.
-
-    In a child forked after this process started OpenMP's threads, the kernel's serial
-    twin runs instead (OpenMP would kill the child).
-    """
-    global _openmp_owner
-    if _openmp_owner is not None and _openmp_owner != os.getpid():
-        _serial_twin(kernel)(*args)
-        return
-    with _launch_lock:
-        numba.set_num_threads(min(get_num_threads(), numba.config.NUMBA_NUM_THREADS))
-        kernel(*args)
-        if _openmp_owner is None and numba.threading_layer() == "omp":
-            _openmp_owner = os.getpid()
-
-
-def _serial_twin(kernel):
-    """``kernel`` compiled without ``parallel=True`` (``prange`` runs as ``range``)."""
-    twin = _serial_twins.get(kernel)
-    if twin is None:
-        func = kernel.py_func
-        # A distinct name gives the twin its own on-disk cache entry.
-        clone = types.FunctionType(
-            func.__code__, func.__globals__, f"{func.__name__}_serial", func.__defaults__
-        )
-        clone.__qualname__ = f"{func.__qualname__}_serial"
-        options = {k: v for k, v in kernel.targetoptions.items() if k != "parallel"}
-        twin = _serial_twins[kernel] = njit(cache=True, **options)(clone)
-    return twin
-
-
-def _readonly(array: np.ndarray) -> np.ndarray:
-    """A read-only view, so every call compiles to (and caches) one signature per dtype."""
-    view = array.view()
-    view.flags.writeable = False
-    return view
-
-
 def _grid_shape(
     out_h: int,
     out_w: int,
@@ -755,10 +683,10 @@ def _grid_forward(
         for c0 in range(0, cin_g, chunk):
             size = min(chunk, cin_g - c0)
             xt = scratch("numba.phases", (groups * size, sh * sw * plane), y.dtype)
-            _launch(_phase_grid, x[n0:n1], xt, sh, sw, top, left, groups, c0, wp, prows, plane)
-            _launch(
+            launch(_phase_grid, x[n0:n1], xt, sh, sw, top, left, groups, c0, wp, prows, plane)
+            launch(
                 _conv_forward_grid,
-                _readonly(xt),
+                readonly(xt),
                 w,
                 b,
                 y[n0:n1],
@@ -929,9 +857,9 @@ class NumbaBackend(BackendBase):
         bias = b if b is not None else np.zeros(spec.out_channels, dtype=spec.dtype)
         top, left = spec.padding[0], spec.padding[2]
         _grid_forward(
-            _readonly(x),
-            _readonly(w),
-            _readonly(bias),
+            readonly(x),
+            readonly(w),
+            readonly(bias),
             y,
             spec.stride,
             spec.dilation,
@@ -949,7 +877,7 @@ class NumbaBackend(BackendBase):
         spec: ConvSpec,
         need: GradNeed,
     ) -> ConvGrads:
-        gy, xs, ws = _readonly(grad_y), _readonly(x), _readonly(w)
+        gy, xs, ws = readonly(grad_y), readonly(x), readonly(w)
         grad_x = grad_w = None
         if need.x:
             grad_x = np.empty(spec.x_shape, dtype=spec.dtype)
@@ -961,8 +889,8 @@ class NumbaBackend(BackendBase):
                 zero_bias = np.zeros(spec.in_channels, dtype=spec.dtype)
                 _grid_forward(
                     gy,
-                    _readonly(rotated),
-                    _readonly(zero_bias),
+                    readonly(rotated),
+                    readonly(zero_bias),
                     grad_x,
                     (1, 1),
                     spec.dilation,
@@ -971,14 +899,14 @@ class NumbaBackend(BackendBase):
                     spec.groups,
                 )
             else:
-                _launch(_conv_grad_x, gy, ws, grad_x, *_geometry(spec), spec.groups)
+                launch(_conv_grad_x, gy, ws, grad_x, *_geometry(spec), spec.groups)
         if need.w:
             grad_w = np.empty(spec.w_shape, dtype=spec.dtype)
             if spec.stride == (1, 1):
                 gyw, xpw, wp = _wide_grid(grad_y, x, spec)
-                _launch(_conv_grad_w_unit, gyw, xpw, grad_w, wp, *spec.dilation, spec.groups)
+                launch(_conv_grad_w_unit, gyw, xpw, grad_w, wp, *spec.dilation, spec.groups)
             else:
-                _launch(_conv_grad_w, gy, xs, grad_w, *_geometry(spec), spec.groups)
+                launch(_conv_grad_w, gy, xs, grad_w, *_geometry(spec), spec.groups)
         grad_b = grad_y.sum(axis=(0, 2, 3), dtype=spec.dtype) if need.b else None
         return ConvGrads(grad_x, grad_w, grad_b)
 
@@ -986,11 +914,11 @@ class NumbaBackend(BackendBase):
         y = np.empty(spec.y_shape, dtype=spec.dtype)
         mode = _POOL_MODE[spec.mode]
         if _plain_2x2(spec):
-            _launch(_pool2x2_forward, _readonly(x), y, mode)
+            launch(_pool2x2_forward, readonly(x), y, mode)
             return y
-        _launch(
+        launch(
             _pool_forward,
-            _readonly(x),
+            readonly(x),
             y,
             mode,
             spec.pad_value,
@@ -1004,12 +932,12 @@ class NumbaBackend(BackendBase):
         grad_x = np.empty(spec.x_shape, dtype=spec.dtype)
         mode = _POOL_MODE[spec.mode]
         if _plain_2x2(spec):
-            _launch(_pool2x2_backward, _readonly(grad_y), _readonly(x), grad_x, mode)
+            launch(_pool2x2_backward, readonly(grad_y), readonly(x), grad_x, mode)
             return grad_x
-        _launch(
+        launch(
             _pool_backward,
-            _readonly(grad_y),
-            _readonly(x),
+            readonly(grad_y),
+            readonly(x),
             grad_x,
             mode,
             spec.pad_value,

@@ -14,6 +14,7 @@ import pytest
 from helpers import check_conv
 
 import fastcnn
+from fastcnn import jit
 from fastcnn.registry import get_backend
 
 RNG = np.random.default_rng(7)
@@ -50,7 +51,7 @@ def test_eight_threads_at_once_match_a_single_call_bit_for_bit():
 
 def _child(queue) -> None:
     conv, pool = _work()
-    queue.put((conv, pool, sorted(kernel.__name__ for kernel in _module()._serial_twins)))
+    queue.put((conv, pool, sorted(kernel.__name__ for kernel in jit._serial_twins)))
 
 
 def _module():
@@ -121,10 +122,10 @@ def test_forward_in_image_and_channel_chunks_matches_the_reference(monkeypatch, 
     # in-group channels (later chunks adding to the output), bias added once.
     module = _module()
     launches = []
-    real_launch = module._launch
+    real_launch = module.launch
     monkeypatch.setattr(
         module,
-        "_launch",
+        "launch",
         lambda kernel, *args: (launches.append(kernel), real_launch(kernel, *args)),
     )
     case = {"n": 3, "cin": 16, "h": 9, "w": 9, "cout": 2, "k": (3, 3), "stride": stride}
