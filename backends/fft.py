@@ -21,7 +21,7 @@ import numpy as np
 import scipy.fft
 
 from fastcnn.config import get_num_threads, get_workspace_limit
-from fastcnn.registry import BackendBase, ConvGrads, GradNeed
+from fastcnn.registry import BackendBase, ConvGrads, GradNeed, bias_gradient
 from fastcnn.spec import ConvSpec, PoolSpec
 
 # Cost model for backend="auto": seconds = the coefficients below . the features of
@@ -222,7 +222,7 @@ class FFTBackend(BackendBase):
             (kh, kw), (dh, dw) = spec.kernel, spec.dilation
             corr = _to_space(grad_w_f, shape)[: dh * (kh - 1) + 1 : dh, : dw * (kw - 1) + 1 : dw]
             grad_w = np.ascontiguousarray(corr.transpose(2, 3, 4, 0, 1)).reshape(spec.w_shape)
-        grad_b = grad_y.sum(axis=(0, 2, 3), dtype=spec.dtype) if need.b else None
+        grad_b = bias_gradient(grad_y, spec) if need.b else None
         return ConvGrads(grad_x, grad_w, grad_b)
 
 

@@ -137,7 +137,13 @@ class NaiveBackend(BackendBase):
                             # weight it was multiplied by.
                             grad_xp[:, ci, rows, cols] += (g_out * w[co][np.newaxis]).sum(axis=1)
         grad_x = _unpad(grad_xp, spec) if grad_xp is not None else None
-        grad_b = grad_y.sum(axis=(0, 2, 3)).astype(spec.dtype) if need.b else None
+        grad_b = None
+        if need.b:
+            # Every output of channel c added b[c] once, so b[c] collects each of their dL/dO.
+            grad_b = np.zeros(spec.out_channels, dtype=spec.dtype)
+            for i in range(spec.out_height):
+                for j in range(spec.out_width):
+                    grad_b += grad_y[:, :, i, j].sum(axis=0)
         return ConvGrads(grad_x, grad_w, grad_b)
 
     # --- pooling -------------------------------------------------------------------------

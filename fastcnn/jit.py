@@ -85,7 +85,9 @@ def serial_twin(kernel: Any) -> Callable[..., Any]:
             func.__code__, func.__globals__, f"{func.__name__}_serial", func.__defaults__
         )
         clone.__qualname__ = f"{func.__qualname__}_serial"
-        options = {k: v for k, v in kernel.targetoptions.items() if k != "parallel"}
+        options = {
+            k: v for k, v in kernel.targetoptions.items() if k not in ("parallel", "nopython")
+        }
         twin = _serial_twins[kernel] = numba.njit(cache=True, **options)(clone)
     return twin
 

@@ -12,13 +12,17 @@ tasks never see each other's choice), :func:`set_default_backend`, then ``"auto"
 
 from __future__ import annotations
 
+import math
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from importlib.metadata import entry_points
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, runtime_checkable
+
+from fastcnn.ops import BACKEND_OPS
 
 if TYPE_CHECKING:
     import numpy as np
@@ -27,7 +31,6 @@ if TYPE_CHECKING:
 
 ENTRY_POINT_GROUP = "fastcnn.backends"
 AUTO = "auto"
-OPS: tuple[str, ...] = ("conv2d", "conv2d_backward", "pool2d", "pool2d_backward")
 
 
 class BackendUnsupported(RuntimeError):
@@ -52,11 +55,17 @@ class ConvGrads(NamedTuple):
 
 @runtime_checkable
 class Backend(Protocol):
-    """What a backend provides. :class:`BackendBase` supplies the optional parts.
+    """What every backend must provide; :class:`BackendBase` lists the optional hooks.
 
     Every array a backend receives is validated, of the spec's dtype, C-contiguous and
     read-only; the spec holds every parameter normalised. A backend only computes: it
-    neither validates nor prints, and returns arrays of ``spec.dtype``.
+    neither validates nor prints, and returns arrays of ``spec.dtype``. Each op it lists
+    in ``ops`` is a method of the same name:
+
+    - ``conv2d(x, w, b, spec) -> y`` (``b`` is None without bias),
+    - ``conv2d_backward(grad_y, x, w, spec, need) -> ConvGrads``,
+    - ``pool2d(x, spec) -> y`` (the mode is ``spec.mode``),
+    - ``pool2d_backward(grad_y, x, spec) -> grad_x``.
 
     Attributes
     ----------
@@ -65,39 +74,77 @@ class Backend(Protocol):
     summary : str
         One line saying what the algorithm is.
     ops : frozenset of str
-        Subset of :data:`OPS` that the backend implements.
-    keeps_nonfinite_local : bool
-        False when one NaN/Inf in the input can spoil outputs whose windows do not hold
-        it (an FFT does). Such a backend is refused on non-finite input.
+        Subset of :data:`fastcnn.ops.BACKEND_OPS` that the backend implements.
     """
 
     name: str
     summary: str
     ops: frozenset[str]
-    keeps_nonfinite_local: bool
-
-    def supports(self, op: str, spec: ConvSpec | PoolSpec) -> str | None:
-        """None if the backend can run ``op`` on ``spec``, else the reason it cannot."""
-        ...
 
 
 class BackendBase:
-    """Convenient defaults for a backend: every parameter of each listed op is supported."""
+    """The optional hooks of a backend, each with the default used when one is missing.
+
+    Subclassing is a convenience: the core reads every hook through :func:`hook`, which
+    falls back to these defaults for any object, so a plain class that defines only
+    ``name``, ``summary``, ``ops`` and its op methods is a complete backend too.
+    """
 
     name: str = ""
     summary: str = ""
     ops: frozenset[str] = frozenset()
+    #: False when one NaN/Inf in the input can spoil outputs whose windows do not hold it
+    #: (a transform spreads it). Such a backend is refused on non-finite input when chosen
+    #: by name, and ``"auto"`` avoids it there.
     keeps_nonfinite_local: bool = True
+    #: How many times the direct-summation error bound the algorithm may need (an FFT's
+    #: or a Winograd transform's error grows faster than a direct sum's); the audit
+    #: multiplies its tolerance by it and prints both.
+    error_factor: float = 1.0
 
     def supports(self, op: str, spec: ConvSpec | PoolSpec) -> str | None:
+        """None if the backend can run ``op`` on ``spec``, else the reason it cannot."""
         return None
 
+    def estimate_seconds(self, op: str, spec: ConvSpec | PoolSpec) -> float:
+        """Predicted seconds for ``op`` on ``spec`` (the backend's cost model).
+
+        ``"auto"`` runs the capable backend with the lowest estimate; without a model
+        (``inf``) a backend ranks after every backend that has one.
+        """
+        return math.inf
+
+    def cost_features(self, op: str, spec: ConvSpec | PoolSpec) -> tuple[float, ...]:
+        """The features a linear cost model dots with its coefficients.
+
+        ``benchmarks/fit_cost_models.py`` refits a backend's coefficients from bench runs
+        through this hook; a backend without a linear model returns ``()``.
+        """
+        return ()
+
     def workspace_bytes(self, op: str, spec: ConvSpec | PoolSpec) -> int:
-        """Scratch memory the call needs beyond its inputs and outputs."""
+        """Scratch memory the call needs beyond its inputs and outputs, in bytes."""
         return 0
 
     def __repr__(self) -> str:
         return f"<fastcnn backend {self.name!r}>"
+
+
+_DEFAULTS = BackendBase()
+
+
+def hook(backend: Any, attr: str) -> Any:
+    """The backend's optional hook ``attr``, or :class:`BackendBase`'s default for it."""
+    return getattr(backend, attr, getattr(_DEFAULTS, attr))
+
+
+def bias_gradient(grad_y: np.ndarray, spec: ConvSpec) -> np.ndarray:
+    """dL/db of a convolution: ``grad_y`` summed over images and positions, per channel.
+
+    The one shared implementation backends call (the naive reference derives its own, so
+    that it still checks this one).
+    """
+    return grad_y.sum(axis=(0, 2, 3), dtype=spec.dtype)
 
 
 @dataclass(frozen=True)
@@ -132,18 +179,37 @@ class _Entry:
                 _check_backend_object(obj, self.name)
                 self.backend = obj
             except Exception as exc:  # any import problem makes it unavailable, not fatal
-                self.error = f"{type(exc).__name__}: {exc}"
+                self.error = _load_error(exc)
             self.loaded = True
         return self.backend
+
+
+def _load_error(exc: Exception) -> str:
+    """Why a backend failed to load, with what to do when the cause is a known trap."""
+    text = f"{type(exc).__name__}: {exc}"
+    package_dir = Path(__file__).resolve().parent
+    builtin = f"{__package__}.backends"
+    if isinstance(exc, ModuleNotFoundError) and exc.name == builtin:
+        # `backends/` is installed as fastcnn.backends; the source folder has no such
+        # subpackage, so a clone's root on sys.path (the current directory) shadows an
+        # installed fastcnn and loses the built-in backends.
+        text += (
+            f" (fastcnn was imported from {package_dir}, a source folder without the"
+            " built-in backends: run from outside the clone, or install it in editable"
+            " mode with `pip install -e .`)"
+        )
+    return text
 
 
 def _check_backend_object(obj: Any, expected_name: str | None) -> None:
     missing = [a for a in ("name", "summary", "ops") if not hasattr(obj, a)]
     if missing:
         raise TypeError(f"{obj!r} is not a fastcnn backend: it lacks {', '.join(missing)}")
-    unknown = set(obj.ops) - set(OPS)
+    unknown = set(obj.ops) - set(BACKEND_OPS)
     if unknown:
-        raise ValueError(f"backend {obj.name!r} lists unknown ops {sorted(unknown)}; ops are {OPS}")
+        raise ValueError(
+            f"backend {obj.name!r} lists unknown ops {sorted(unknown)}; ops are {BACKEND_OPS}"
+        )
     for op in obj.ops:
         if not callable(getattr(obj, op, None)):
             raise TypeError(f"backend {obj.name!r} lists op {op!r} but has no method {op}()")
@@ -308,7 +374,7 @@ def list_backends() -> tuple[BackendInfo, ...]:
         if backend is None:
             rows.append(BackendInfo(name, "", (), False, entry.error, entry.origin))
         else:
-            ops = tuple(op for op in OPS if op in backend.ops)
+            ops = tuple(op for op in BACKEND_OPS if op in backend.ops)
             rows.append(BackendInfo(name, backend.summary, ops, True, None, entry.origin))
     return tuple(rows)
 
@@ -317,13 +383,17 @@ def unsupported_reason(backend: Any, op: str, spec: ConvSpec | PoolSpec) -> str 
     """None if ``backend`` can run ``op`` on ``spec``, else why not."""
     if op not in backend.ops:
         return f"it has no {op}"
-    supports = getattr(backend, "supports", None)
-    return supports(op, spec) if supports is not None else None
+    return hook(backend, "supports")(op, spec)
+
+
+def unavailable_backends() -> dict[str, str]:
+    """Registered backends that failed to load, with why (this imports them all)."""
+    return {row.name: row.reason or "" for row in list_backends() if not row.available}
 
 
 def keeps_nonfinite_local(backend: Any) -> bool:
     """Whether NaN/Inf stay within the windows holding them (True unless declared)."""
-    return bool(getattr(backend, "keeps_nonfinite_local", True))
+    return bool(hook(backend, "keeps_nonfinite_local"))
 
 
 def call(backend: Any, op: str, *args: Any) -> Any:

@@ -30,12 +30,15 @@ from typing import Any
 
 import numpy as np
 
+from fastcnn import ops
 from fastcnn.config import get_workspace_limit
 from fastcnn.registry import (
     BackendUnsupported,
     available_backends,
     generation,
+    hook,
     keeps_nonfinite_local,
+    unavailable_backends,
     unsupported_reason,
 )
 from fastcnn.spec import ConvSpec, PoolSpec, make_conv_spec, make_pool_spec
@@ -72,8 +75,7 @@ Spec = ConvSpec | PoolSpec
 
 def estimate(backend: Any, op: str, spec: Spec) -> float:
     """The backend's predicted seconds for the call, or ``inf`` if it offers none."""
-    cost = getattr(backend, "estimate_seconds", None)
-    return float(cost(op, spec)) if cost is not None else math.inf
+    return float(hook(backend, "estimate_seconds")(op, spec))
 
 
 SPREADS_NONFINITE = "the input holds NaN or Inf, which it would spread beyond their windows"
@@ -108,6 +110,7 @@ def candidates(
         else:
             capable.append((backend, estimate(backend, op, spec)))
     capable.sort(key=lambda pair: (pair[1], pair[0].name))
+    vetoed.update({name: f"unavailable: {why}" for name, why in unavailable_backends().items()})
     return capable, vetoed
 
 
@@ -295,6 +298,14 @@ def load_autotune_cache(path: str | Path) -> int:
 # --- the choice --------------------------------------------------------------------------------
 
 
+def _why(vetoed: dict[str, str]) -> str:
+    """Each reason once, after the backends it applies to."""
+    by_reason: dict[str, list[str]] = {}
+    for name, reason in sorted(vetoed.items()):
+        by_reason.setdefault(reason, []).append(name)
+    return "; ".join(f"{', '.join(names)}: {reason}" for reason, names in by_reason.items())
+
+
 def choose(
     op: str,
     spec: Spec,
@@ -331,8 +342,9 @@ def choose(
         )
         capable = [(b, s) for b, s in capable if keeps_nonfinite_local(b)]
     if not capable:
-        why = "; ".join(f"{name}: {reason}" for name, reason in sorted(vetoed.items()))
-        raise BackendUnsupported(f"no available backend can run {op} on this input ({why})")
+        raise BackendUnsupported(
+            f"no available backend can run {op} on this input ({_why(vetoed)})"
+        )
     if tuning and len(capable) > 1:
         return _tune((op, spec), capable, run)
     return capable[0][0]
@@ -371,14 +383,6 @@ class Explanation:
         return "\n".join(lines)
 
 
-_EXPLAIN_OPS = {
-    "conv2d": ("conv2d", None),
-    "conv2d_backward": ("conv2d_backward", None),
-    **{f"{m}_pool2d": ("pool2d", m) for m in ("max", "mean", "min")},
-    **{f"{m}_pool2d_backward": ("pool2d_backward", m) for m in ("max", "mean", "min")},
-}
-
-
 def explain(
     op: str,
     x_shape: tuple[int, ...],
@@ -410,9 +414,7 @@ def explain(
         ``str()`` of it is a readable account: the choice, every candidate's estimate,
         and why the others cannot run the call.
     """
-    if op not in _EXPLAIN_OPS:
-        raise ValueError(f"op={op!r} must be one of {', '.join(_EXPLAIN_OPS)}")
-    backend_op, mode = _EXPLAIN_OPS[op]
+    backend_op, mode = ops.backend_op(op)
     np_dtype = np.dtype(dtype)
     x = np.broadcast_to(np.zeros((), np_dtype), tuple(x_shape))  # shape only, no memory
     if x.ndim == 3:
@@ -428,7 +430,7 @@ def explain(
         spec = make_pool_spec(x, mode, kernel, dtype=np_dtype, **params)
     capable, vetoed = candidates(backend_op, spec, finite=lambda: finite)
     if not capable:
-        raise BackendUnsupported(f"no available backend can run {op} here: {vetoed}")
+        raise BackendUnsupported(f"no available backend can run {op} here ({_why(vetoed)})")
     with _lock:
         tuned = _tuned.get((backend_op, spec))
     names = [b.name for b, _ in capable]

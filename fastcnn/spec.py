@@ -10,12 +10,10 @@ the parameter, the value and the rule, in the style "groups=3 must divide in_cha
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
 
 import numpy as np
 
-PoolMode = Literal["max", "mean", "min"]
-POOL_MODES: tuple[str, ...] = ("max", "mean", "min")
+from fastcnn.ops import POOL_MODES
 
 Pair = tuple[int, int]
 Quad = tuple[int, int, int, int]
@@ -414,7 +412,6 @@ def check_bias(b: np.ndarray, out_channels: int) -> None:
 
 
 __all__ = [
-    "POOL_MODES",
     "ConvSpec",
     "PoolSpec",
     "as_pair",

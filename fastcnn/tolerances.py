@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from fastcnn.registry import hook
+
 #: Normwise relative error allowed against the float64 reference, per compute dtype.
 FORWARD_TOLERANCE: dict[str, float] = {"float32": 5e-5, "float64": 1e-11}
 
@@ -32,7 +34,7 @@ TINY = 1e-30
 
 def forward_tolerance(dtype: str, backend: Any = None) -> float:
     """The allowed normwise relative error for ``backend`` computing in ``dtype``."""
-    factor = float(getattr(backend, "error_factor", 1.0)) if backend is not None else 1.0
+    factor = float(hook(backend, "error_factor")) if backend is not None else 1.0
     return FORWARD_TOLERANCE[dtype] * max(factor, 1.0)
 
 

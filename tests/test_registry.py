@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import shutil
 import subprocess
 import sys
 import textwrap
 import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 import fastcnn
 from fastcnn import registry
+from fastcnn.ops import BACKEND_OPS
 from fastcnn.registry import BackendBase, BackendUnsupported
 
 
@@ -117,7 +120,7 @@ def test_registration_rules(throwaway):
 
 def test_list_backends_reports_available_and_unavailable(throwaway):
     rows = {info.name: info for info in fastcnn.list_backends()}
-    assert rows["naive"].available and set(rows["naive"].ops) == set(registry.OPS)
+    assert rows["naive"].available and set(rows["naive"].ops) == set(BACKEND_OPS)
     assert rows["throwaway"].ops == ("conv2d",)
     assert rows["throwaway"].origin == "register_backend()"
     assert all(info.available or info.reason for info in rows.values())
@@ -221,3 +224,47 @@ def test_import_is_light():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+SHADOW_CHECK = textwrap.dedent(
+    """
+    import numpy as np, fastcnn
+    print(fastcnn.__file__)
+    print(fastcnn.list_backends()[0].reason)
+    try:
+        fastcnn.conv2d(np.ones((1, 1, 3, 3)), np.ones((1, 1, 2, 2)))
+    except fastcnn.BackendUnsupported as exc:
+        print(exc)
+    """
+)
+
+
+def test_a_source_folder_shadowing_the_install_says_why_no_backend_loads(tmp_path):
+    # The clone's root on sys.path puts the source folder `fastcnn/` (which has no
+    # `backends` subpackage: setuptools maps `backends/` there on install) before the
+    # installed package. A copy of the installed package without its backends plays that
+    # folder here; the current directory comes first on a `-c` script's path.
+    installed = Path(fastcnn.__file__).parent
+    if not (installed / "backends").is_dir():
+        pytest.skip("an editable install maps fastcnn.backends whatever shadows fastcnn")
+    shutil.copytree(installed, tmp_path / "fastcnn", ignore=shutil.ignore_patterns("backends"))
+    out = subprocess.run(
+        [sys.executable, "-c", SHADOW_CHECK],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.splitlines()
+    assert out[0] == str(tmp_path / "fastcnn" / "__init__.py")
+    for line in out[1:]:
+        assert "No module named 'fastcnn.backends'" in line
+        assert f"imported from {tmp_path / 'fastcnn'}, a source folder" in line
+        assert "pip install -e ." in line
+    assert out[2].startswith("no available backend can run conv2d")
+
+
+def test_load_errors_of_the_built_in_package_carry_the_hint():
+    plain = registry._load_error(ModuleNotFoundError("No module named 'scipy'", name="scipy"))
+    assert plain == "ModuleNotFoundError: No module named 'scipy'"
+    missing = ModuleNotFoundError("No module named 'fastcnn.backends'", name="fastcnn.backends")
+    assert "pip install -e ." in registry._load_error(missing)
