@@ -16,25 +16,23 @@ saved to and loaded from a JSON file; a corrupt or foreign file is ignored with 
 from __future__ import annotations
 
 import functools
-import json
 import math
-import os
-import platform
 import threading
 import warnings
 from collections.abc import Callable
 from contextvars import ContextVar, Token
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from fastcnn import ops
+from fastcnn import ops, tuning_file
 from fastcnn.config import get_workspace_limit
 from fastcnn.registry import (
     BackendUnsupported,
     available_backends,
+    backend_names,
     generation,
     hook,
     keeps_nonfinite_local,
@@ -67,8 +65,6 @@ AUTOTUNE_MARGIN = 0.1
 #: Candidates whose estimate is over this many times the best estimate are not timed:
 #: the reference loops would take minutes on a real layer, and the model is never that far off.
 AUTOTUNE_PRUNE_FACTOR = 10.0
-CACHE_FORMAT = "fastcnn-autotune"
-CACHE_VERSION = 1
 
 Spec = ConvSpec | PoolSpec
 
@@ -229,65 +225,23 @@ def _tune(key: tuple[str, Spec], capable: list[tuple[Any, float]], run: Callable
     return by_name[winner]
 
 
-def _fingerprint() -> dict[str, Any]:
-    """What makes timings from another machine or setup meaningless here."""
-    return {
-        "machine": platform.machine(),
-        "processor": platform.processor(),
-        "cpus": os.cpu_count(),
-        "numpy": np.__version__,
-    }
-
-
 def save_autotune_cache(path: str | Path) -> int:
     """Write the tuned choices to a JSON file; returns how many were written."""
     with _lock:
-        entries = [
-            {
-                "op": op,
-                "kind": type(spec).__name__,
-                "spec": asdict(spec),
-                "backend": name,
-                "seconds": _timings.get((op, spec), {}),
-            }
-            for (op, spec), name in _tuned.items()
-        ]
-    data = {
-        "format": CACHE_FORMAT,
-        "version": CACHE_VERSION,
-        "fingerprint": _fingerprint(),
-        "entries": entries,
-    }
-    Path(path).write_text(json.dumps(data, indent=1, allow_nan=True))
-    return len(entries)
-
-
-def _spec_from(kind: str, fields: dict[str, Any]) -> Spec:
-    cls = {"ConvSpec": ConvSpec, "PoolSpec": PoolSpec}[kind]
-    values = {k: tuple(v) if isinstance(v, list) else v for k, v in fields.items()}
-    return cls(**values)
+        return tuning_file.write(path, dict(_tuned), dict(_timings))
 
 
 def load_autotune_cache(path: str | Path) -> int:
     """Load tuned choices saved by :func:`save_autotune_cache`; returns how many.
 
-    A file that cannot be read, is not a fastcnn autotune cache, has another version, or
-    was made on a different machine or NumPy is ignored with a ``UserWarning`` saying
-    why, and 0 is returned: a stale cache must never break a program.
+    A file that cannot be read, is not valid JSON, is not a fastcnn autotune cache, has
+    another version, was made on a different machine or NumPy, holds a malformed entry
+    or names a backend not registered here is ignored whole, with a ``UserWarning``
+    saying why, and 0 is returned: a stale cache must never break a program.
     """
     try:
-        data = json.loads(Path(path).read_text())
-        if not isinstance(data, dict) or data.get("format") != CACHE_FORMAT:
-            raise ValueError("it is not a fastcnn autotune cache")
-        if data.get("version") != CACHE_VERSION:
-            raise ValueError(f"version {data.get('version')!r} is not {CACHE_VERSION}")
-        if data.get("fingerprint") != _fingerprint():
-            raise ValueError("it was made on another machine or NumPy version")
-        loaded = {}
-        for entry in data["entries"]:
-            spec = _spec_from(entry["kind"], entry["spec"])
-            loaded[(str(entry["op"]), spec)] = str(entry["backend"])
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+        loaded = tuning_file.read(path, backend_names())
+    except (OSError, ValueError) as exc:
         warnings.warn(f"ignoring autotune cache {path}: {exc}", UserWarning, stacklevel=2)
         return 0
     with _lock:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import re
 import threading
 import time
 
@@ -10,8 +12,9 @@ import numpy as np
 import pytest
 
 import fastcnn
-from fastcnn import select
+from fastcnn import select, tuning_file
 from fastcnn.registry import BackendBase, get_backend
+from fastcnn.spec import make_pool_spec
 
 
 class Fake(BackendBase):
@@ -170,17 +173,101 @@ def test_corrupt_or_foreign_cache_is_rejected_and_ignored(tmp_path, content, rea
         assert fastcnn.load_autotune_cache(tmp_path / "missing.json") == 0
 
 
-def test_bad_entries_in_a_right_looking_cache_are_rejected(tmp_path):
-    path = tmp_path / "tune.json"
-    data = {
+def _cache_with(entries) -> dict:
+    return {
         "format": "fastcnn-autotune",
         "version": 1,
-        "fingerprint": select._fingerprint(),
-        "entries": [{"op": "conv2d", "kind": "ConvSpec", "spec": {"bogus": 1}, "backend": "x"}],
+        "fingerprint": tuning_file.fingerprint(),
+        "entries": entries,
     }
-    path.write_text(json.dumps(data))
-    with pytest.warns(UserWarning, match="ignoring"):
+
+
+GOOD_SPEC = dataclasses.asdict(
+    make_pool_spec(np.zeros((1, 2, 6, 6)), "max", 2, dtype=np.dtype("float64"))
+)
+
+
+@pytest.mark.parametrize(
+    ("entries", "reason"),
+    [
+        (
+            [{"op": "conv2d", "kind": "ConvSpec", "spec": {"bogus": 1}, "backend": "naive"}],
+            "fields",
+        ),
+        ([{"op": "pool2d", "kind": "PoolSpec", "spec": GOOD_SPEC, "backend": "gone"}], "'gone'"),
+        ([{"op": "blur", "kind": "PoolSpec", "spec": GOOD_SPEC, "backend": "naive"}], "'blur'"),
+        ([{"op": "pool2d", "kind": "Spec", "spec": GOOD_SPEC, "backend": "naive"}], "kind"),
+        ([{"op": "pool2d", "kind": "PoolSpec", "spec": [], "backend": "naive"}], "not an object"),
+        (
+            [
+                {
+                    "op": "pool2d",
+                    "kind": "PoolSpec",
+                    "spec": {**GOOD_SPEC, "batch": "1"},
+                    "backend": "naive",
+                }
+            ],
+            "batch='1'",
+        ),
+        (
+            [
+                {
+                    "op": "pool2d",
+                    "kind": "PoolSpec",
+                    "spec": {**GOOD_SPEC, "kernel": [2]},
+                    "backend": "naive",
+                }
+            ],
+            "kernel",
+        ),
+        (
+            [
+                {
+                    "op": "pool2d",
+                    "kind": "PoolSpec",
+                    "spec": {**GOOD_SPEC, "mode": "avg"},
+                    "backend": "naive",
+                }
+            ],
+            "mode='avg'",
+        ),
+        (
+            [
+                {
+                    "op": "pool2d",
+                    "kind": "PoolSpec",
+                    "spec": {**GOOD_SPEC, "kernel": [[1], 2]},
+                    "backend": "naive",
+                }
+            ],
+            "kernel",
+        ),
+        (["pool2d"], "entry 0: is not an object"),
+        ({"a": 1}, "not a list"),
+    ],
+)
+def test_bad_entries_in_a_right_looking_cache_are_rejected(tmp_path, entries, reason):
+    path = tmp_path / "tune.json"
+    path.write_text(json.dumps(_cache_with(entries)))
+    select.clear_autotune_cache()
+    with pytest.warns(UserWarning, match=re.escape(reason)):
         assert fastcnn.load_autotune_cache(path) == 0
+    assert select.autotune_cache() == {}
+
+
+def test_a_right_entry_is_taken_and_a_deeply_nested_file_is_ignored(tmp_path):
+    path = tmp_path / "tune.json"
+    good = {"op": "pool2d", "kind": "PoolSpec", "spec": GOOD_SPEC, "backend": "naive"}
+    path.write_text(json.dumps(_cache_with([good])))
+    select.clear_autotune_cache()
+    assert fastcnn.load_autotune_cache(path) == 1
+    ((key, name),) = select.autotune_cache().items()
+    assert key[0] == "pool2d" and key[1].kernel == (2, 2) and name == "naive"
+    select.clear_autotune_cache()
+    path.write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.warns(UserWarning, match="nested too deeply"):
+        assert fastcnn.load_autotune_cache(path) == 0
+    assert select.autotune_cache() == {}
 
 
 def test_autotune_from_many_threads_at_once(fakes):
