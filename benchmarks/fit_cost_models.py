@@ -11,9 +11,11 @@ Each built-in backend predicts seconds as its ``_COST[op]`` coefficients dotted 
 ``cost_features(op, spec)``. For every backend and op this script solves for the
 coefficients by non-negative least squares on relative error (each row of features
 divided by its measured seconds, fitted to 1), so that a 50 us layer counts as much as a
-500 ms one. It prints the coefficients to paste into the backend's module, the worst
-relative error of the fit, and every measured row where the refitted models would pick a
-backend more than 15 % slower than that row's fastest.
+500 ms one. It prints the coefficients to paste into the backend's ``_COST`` (in its
+module, or for a backend that is a package in its ``cost`` module, e.g.
+``fastcnn.backends.numba.cost``), the worst relative error of the fit, and every measured
+row where the refitted models would pick a backend more than 15 % slower than that row's
+fastest.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import numpy as np
 from scipy.optimize import nnls
 
 from fastcnn import bench
+from fastcnn.ops import backend_op
 from fastcnn.registry import get_backend
 from fastcnn.spec import ConvSpec, PoolSpec
 from fastcnn.suites import suite
@@ -46,7 +49,16 @@ class Sample:
 
 def model_op(op_label: str) -> str:
     """``max_pool2d_backward`` -> ``pool2d_backward``; convolutions unchanged."""
-    return op_label.replace("max_", "").replace("mean_", "").replace("min_", "")
+    return backend_op(op_label)[0]
+
+
+def cost_module(backend: object) -> str:
+    """The module whose ``_COST`` holds ``backend``'s coefficients."""
+    module = type(backend).__module__
+    home = f"{module}.cost" if f"{module}.cost" in sys.modules else module
+    if not hasattr(sys.modules[home], "_COST"):
+        raise LookupError(f"backend {backend!r} keeps no _COST in {module} or {module}.cost")
+    return home
 
 
 def load(paths: list[str]) -> list[Sample]:
@@ -87,6 +99,7 @@ def fit(samples: list[Sample]) -> dict[tuple[str, str], np.ndarray]:
     coefficients = {}
     for name in BACKENDS:
         backend = get_backend(name)
+        print(f"{name}: coefficients for {cost_module(backend)}._COST")
         by_op = defaultdict(list)
         for s in samples:
             if name in s.seconds:  # timed: the backend can run the call

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import multiprocessing
 import os
 import subprocess
@@ -54,8 +55,9 @@ def _child(queue) -> None:
     queue.put((conv, pool, sorted(kernel.__name__ for kernel in jit._serial_twins)))
 
 
-def _module():
-    return sys.modules[type(get_backend("numba")).__module__]
+def _conv_module():
+    """The module holding the convolution kernels and the launches of the forward pass."""
+    return importlib.import_module(f"{type(get_backend('numba')).__module__}.conv")
 
 
 def test_forked_child_after_a_parent_call_computes_and_exits_cleanly():
@@ -124,7 +126,7 @@ def test_forward_in_image_and_channel_chunks_matches_the_reference(monkeypatch, 
     # Eight input channels per group and one output channel: the padded phase copy of the
     # input is far larger than the output, so the forward runs in chunks of images and of
     # in-group channels (later chunks adding to the output), bias added once.
-    module = _module()
+    module = _conv_module()
     launches = []
     real_launch = module.launch
     monkeypatch.setattr(

@@ -1,0 +1,65 @@
+"""The ``numba`` backend: direct loops JIT-compiled by Numba, run in parallel.
+
+The kernels and their host-side set-up live in :mod:`.conv` (convolution and its
+gradients) and :mod:`.pool` (pooling), the cost model behind ``backend="auto"`` in
+:mod:`.cost`. Every output cell is written by exactly one task in a fixed order, so
+results are deterministic.
+
+Threading: Numba picks its layer as usual (TBB if installed, else OpenMP, else workqueue;
+``NUMBA_THREADING_LAYER`` overrides). Launches go through :mod:`fastcnn.jit`, which owns
+the layers' hazards (one launch at a time, serial twins in a forked child, OpenMP's spin).
+Kernels are compiled on first use and cached on disk.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from fastcnn.ops import BACKEND_OPS
+from fastcnn.registry import BackendBase, ConvGrads, GradNeed
+from fastcnn.spec import ConvSpec, PoolSpec
+
+from . import conv, cost, pool
+
+
+class NumbaBackend(BackendBase):
+    """Direct loops compiled by Numba, parallel over images and channels."""
+
+    name = "numba"
+    summary = "direct loops JIT-compiled by Numba, parallel over images and channels"
+    ops = frozenset(BACKEND_OPS)
+
+    def estimate_seconds(self, op: str, spec: ConvSpec | PoolSpec) -> float:
+        """Predicted seconds for ``op`` on ``spec`` (the fitted model in :mod:`.cost`)."""
+        return cost.estimate_seconds(op, spec)
+
+    def cost_features(self, op: str, spec: ConvSpec | PoolSpec) -> tuple[float, ...]:
+        """The cost model's features for ``op`` on ``spec`` (see :mod:`.cost`)."""
+        return cost.cost_features(op, spec)
+
+    def conv2d(
+        self, x: np.ndarray, w: np.ndarray, b: np.ndarray | None, spec: ConvSpec
+    ) -> np.ndarray:
+        return conv.conv2d(x, w, b, spec)
+
+    def conv2d_backward(
+        self,
+        grad_y: np.ndarray,
+        x: np.ndarray,
+        w: np.ndarray,
+        spec: ConvSpec,
+        need: GradNeed,
+    ) -> ConvGrads:
+        grad_x = conv.grad_input(grad_y, w, spec) if need.x else None
+        grad_w = conv.grad_weight(grad_y, x, spec) if need.w else None
+        grad_b = grad_y.sum(axis=(0, 2, 3), dtype=spec.dtype) if need.b else None
+        return ConvGrads(grad_x, grad_w, grad_b)
+
+    def pool2d(self, x: np.ndarray, spec: PoolSpec) -> np.ndarray:
+        return pool.pool2d(x, spec)
+
+    def pool2d_backward(self, grad_y: np.ndarray, x: np.ndarray, spec: PoolSpec) -> np.ndarray:
+        return pool.pool2d_backward(grad_y, x, spec)
+
+
+backend = NumbaBackend()

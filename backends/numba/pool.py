@@ -1,0 +1,405 @@
+"""Pooling: separable max, min and mean kernels, and fused 2x2 ones (Numba kernels and hosts).
+
+The general kernels read the input in place, clipping each tap's range of columns at the
+padding, and split the work into blocks of (image, channel) planes, so both cores are busy
+even at batch 1. Every output cell is written by exactly one task in a fixed order, so
+results are deterministic and the backward pass has no races.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+from fastcnn.jit import launch, readonly
+from fastcnn.ops import POOL_MODES
+from fastcnn.spec import PoolSpec
+
+from .geometry import column_range_jit, geometry
+
+#: The kernels' code of each pooling mode. Numba compiles these in as constants, and its
+#: disk cache notices edits to this file only: so the ints are fixed here, beside the
+#: kernels, not derived from the order of the vocabulary in another module.
+MAX, MIN, MEAN = 0, 1, 2
+_CODES = {"max": MAX, "min": MIN, "mean": MEAN}
+#: Every mode of the vocabulary (:data:`fastcnn.ops.POOL_MODES`) and its kernel code.
+POOL_MODE: dict[str, int] = {mode: _CODES[mode] for mode in POOL_MODES}
+#: Pooling work is split into at most this many blocks of (image, channel) planes: enough
+#: to balance two to a few dozen threads, few enough that per-block scratch is negligible.
+_POOL_BLOCKS = 256
+
+
+@njit(inline="always", cache=True)
+def _better(v, best, mode):  # pragma: no cover
+    """Whether a later cell ``v`` replaces ``best``: strictly more extreme, or the first NaN."""
+    more = v > best if mode == MAX else v < best
+    return (more | (v != v)) & (best == best)
+
+
+@njit(inline="always", cache=True)
+def _pick(a, b, mode):  # pragma: no cover
+    """Max or min (by ``mode``) of ``a`` and then ``b`` under :func:`_better`."""
+    return b if _better(b, a, mode) else a
+
+
+@njit(inline="always", cache=True)
+def _mean_divisors(
+    oh, out, kh, kw, sh, sw, top, left, height, width, include_pad
+):  # pragma: no cover
+    """avg_pool2d's divisor for each window of output row ``oh``, into ``out``."""
+    r0 = oh * sh - top
+    r1 = min(r0 + kh, height + top)
+    rows = r1 - r0 if include_pad else min(r1, height) - max(r0, 0)
+    for ow in range(out.shape[0]):
+        c0 = ow * sw - left
+        c1 = min(c0 + kw, width + left)
+        cols = c1 - c0 if include_pad else min(c1, width) - max(c0, 0)
+        out[ow] = rows * cols
+
+
+@njit(parallel=True, cache=True)
+def _pool_forward(
+    x, y, mode, fill, kh, kw, sh, sw, dh, dw, top, left, include_pad
+):  # pragma: no cover
+    """Separable pooling: reduce the window's rows first, then its columns.
+
+    Max, min and sum are associative and commutative, so a window's result is the
+    reduction over its kw columns of each column's reduction over its kh rows. The
+    row pass runs over whole contiguous input rows (vectorised) into a row buffer
+    that already holds the left/right padding, so the column pass needs no bounds checks.
+    """
+    n_img, n_ch, width = x.shape[0], x.shape[1], x.shape[3]
+    out_w = y.shape[3]
+    span = (out_w - 1) * sw + (kw - 1) * dw + 1
+    inside = max(0, min(width, span - left))
+    planes = n_img * n_ch
+    blocks = min(planes, _POOL_BLOCKS)
+    for block in prange(blocks):
+        # Scratch is allocated once per block of planes, not once per plane.
+        buf = np.empty(span, dtype=x.dtype)
+        divisor = np.empty(out_w, dtype=y.dtype)
+        for plane_index in range(block * planes // blocks, (block + 1) * planes // blocks):
+            _pool_plane(
+                x,
+                y,
+                plane_index // n_ch,
+                plane_index % n_ch,
+                buf,
+                divisor,
+                mode,
+                kh,
+                kw,
+                sh,
+                sw,
+                dh,
+                dw,
+                top,
+                left,
+                include_pad,
+                fill,
+                inside,
+            )
+
+
+@njit(inline="always", cache=True)
+def _pool_plane(
+    x, y, n, c, buf, divisor, mode, kh, kw, sh, sw, dh, dw, top, left, include_pad, fill, inside
+):  # pragma: no cover
+    """One (image, channel) plane of :func:`_pool_forward`."""
+    height, width = x.shape[2], x.shape[3]
+    out_h, out_w = y.shape[2], y.shape[3]
+    for oh in range(out_h):
+        buf[:] = fill
+        seg = buf[left : left + inside]
+        for i in range(kh):
+            r = oh * sh + i * dh - top
+            if r < 0 or r >= height:
+                continue
+            row = x[n, c, r]
+            # Branch-free selects, one loop per mode, so that LLVM vectorises the pass.
+            if mode == MAX:
+                for t in range(inside):
+                    seg[t] = _pick(seg[t], row[t], MAX)
+            elif mode == MIN:
+                for t in range(inside):
+                    seg[t] = _pick(seg[t], row[t], MIN)
+            else:
+                for t in range(inside):
+                    seg[t] += row[t]
+        out = y[n, c, oh]
+        out[:] = buf[0 : (out_w - 1) * sw + 1 : sw]
+        for j in range(1, kw):
+            # One pass per kernel column, over all outputs: a vectorisable select.
+            taps = buf[j * dw : j * dw + (out_w - 1) * sw + 1 : sw]
+            if mode == MAX:
+                for t in range(out_w):
+                    out[t] = _pick(out[t], taps[t], MAX)
+            elif mode == MIN:
+                for t in range(out_w):
+                    out[t] = _pick(out[t], taps[t], MIN)
+            else:
+                for t in range(out_w):
+                    out[t] += taps[t]
+        if mode == MEAN:
+            _mean_divisors(oh, divisor, kh, kw, sh, sw, top, left, height, width, include_pad)
+            for t in range(out_w):
+                out[t] = out[t] / divisor[t]
+
+
+@njit(inline="always", cache=True)
+def _beats(v, row, best, best_row, mode):  # pragma: no cover
+    """Whether cell (v, row) replaces the current extreme (best, best_row).
+
+    Row-major order decides ties: among equal values (or among NaNs, which beat every
+    number) the cell in the earlier row wins; within a row the earlier column, because
+    columns are visited in order and only strictly better cells replace.
+    """
+    if v != v:
+        return best == best or row < best_row
+    if best != best:
+        return False
+    if v == best:
+        return row < best_row
+    return v > best if mode == MAX else v < best
+
+
+@njit(parallel=True, cache=True)
+def _pool_backward(
+    gy, x, dx, mode, fill, kh, kw, sh, sw, dh, dw, top, left, include_pad
+):  # pragma: no cover
+    """Routes each output gradient back: to the first extreme (max/min) or evenly (mean).
+
+    Max/min find each window's first extreme separably, like the forward pass: per column
+    the best (value, row) over the window's rows, then the best over its columns, with
+    ties broken by row-major order, so the winner is exactly np.argmax/np.argmin's over
+    the padded window (padding holds -inf or +inf and can only win an all-infinite
+    window, whose gradient is then dropped). Each block of planes belongs to one task.
+    """
+    n_img, n_ch, width = x.shape[0], x.shape[1], x.shape[3]
+    out_w = gy.shape[3]
+    span = (out_w - 1) * sw + (kw - 1) * dw + 1
+    inside = max(0, min(width, span - left))
+    planes = n_img * n_ch
+    blocks = min(planes, _POOL_BLOCKS)
+    for block in prange(blocks):
+        best = np.empty(span, dtype=x.dtype)
+        best_row = np.empty(span, dtype=np.int64)
+        share = np.empty(out_w, dtype=x.dtype)
+        for plane_index in range(block * planes // blocks, (block + 1) * planes // blocks):
+            _pool_plane_backward(
+                gy,
+                x,
+                dx,
+                plane_index // n_ch,
+                plane_index % n_ch,
+                best,
+                best_row,
+                share,
+                mode,
+                kh,
+                kw,
+                sh,
+                sw,
+                dh,
+                dw,
+                top,
+                left,
+                include_pad,
+                fill,
+                inside,
+            )
+
+
+@njit(inline="always", cache=True)
+def _pool_plane_backward(
+    gy,
+    x,
+    dx,
+    n,
+    c,
+    best,
+    best_row,
+    share,
+    mode,
+    kh,
+    kw,
+    sh,
+    sw,
+    dh,
+    dw,
+    top,
+    left,
+    include_pad,
+    fill,
+    inside,
+):  # pragma: no cover
+    """One (image, channel) plane of :func:`_pool_backward`."""
+    height, width = x.shape[2], x.shape[3]
+    out_h, out_w = gy.shape[2], gy.shape[3]
+    plane = dx[n, c]
+    plane[:, :] = 0
+    for oh in range(out_h):
+        grow = gy[n, c, oh]
+        if mode == MEAN:
+            _mean_divisors(oh, share, kh, kw, sh, sw, top, left, height, width, include_pad)
+            for t in range(out_w):
+                share[t] = grow[t] / share[t]
+            for i in range(kh):
+                r = oh * sh + i - top
+                if r < 0 or r >= height:
+                    continue
+                for j in range(kw):
+                    off = j - left
+                    lo, hi = column_range_jit(off, sw, width, out_w)
+                    if hi <= lo:
+                        continue
+                    dst = plane[r, lo * sw + off : (hi - 1) * sw + off + 1 : sw]
+                    src = share[lo:hi]
+                    for t in range(hi - lo):
+                        dst[t] += src[t]
+            continue
+        first_row = oh * sh - top
+        best[:] = fill
+        best_row[:] = first_row  # the window's first row, padding or not
+        seg, seg_row = best[left : left + inside], best_row[left : left + inside]
+        for i in range(kh):
+            r = first_row + i * dh
+            if r < 0 or r >= height:
+                continue  # a padding row never beats what came before it
+            row = x[n, c, r]
+            for t in range(inside):
+                if _beats(row[t], r, seg[t], seg_row[t], mode):
+                    seg[t] = row[t]
+                    seg_row[t] = r
+        for ow in range(out_w):
+            at = ow * sw
+            for j in range(1, kw):
+                k = ow * sw + j * dw
+                if _beats(best[k], best_row[k], best[at], best_row[at], mode):
+                    at = k
+            r, col = best_row[at], at - left
+            if 0 <= r < height and 0 <= col < width:
+                plane[r, col] += grow[ow]
+
+
+@njit(parallel=True, cache=True)
+def _pool2x2_forward(x, y, mode):  # pragma: no cover
+    """2x2 windows at stride 2 that all lie inside the input: the common pooling layer.
+
+    One pass per output row reads both input rows; with the stride a constant, LLVM
+    vectorises the even/odd column loads, which the general kernel's runtime stride prevents.
+    """
+    n_img, n_ch = x.shape[0], x.shape[1]
+    out_h, out_w = y.shape[2], y.shape[3]
+    planes = n_img * n_ch
+    for plane_index in prange(planes):
+        n, c = plane_index // n_ch, plane_index % n_ch
+        for oh in range(out_h):
+            top, bottom, out = x[n, c, 2 * oh], x[n, c, 2 * oh + 1], y[n, c, oh]
+            if mode == MEAN:
+                for t in range(out_w):
+                    out[t] = (top[2 * t] + top[2 * t + 1] + bottom[2 * t] + bottom[2 * t + 1]) / 4
+            else:
+                for t in range(out_w):
+                    first = _pick(top[2 * t], top[2 * t + 1], mode)
+                    out[t] = _pick(first, _pick(bottom[2 * t], bottom[2 * t + 1], mode), mode)
+
+
+@njit(parallel=True, cache=True)
+def _pool2x2_backward(gy, x, dx, mode):  # pragma: no cover
+    """Backward of :func:`_pool2x2_forward`: each input cell is in at most one window.
+
+    Max/min route each gradient to the window's first extreme in row-major order (the
+    first NaN if any), like the general kernel.
+    """
+    n_img, n_ch, height, width = x.shape
+    out_h, out_w = gy.shape[2], gy.shape[3]
+    planes = n_img * n_ch
+    for plane_index in prange(planes):
+        n, c = plane_index // n_ch, plane_index % n_ch
+        plane = dx[n, c]
+        if height > 2 * out_h:  # the odd last row is in no window
+            plane[2 * out_h :, :] = 0
+        for oh in range(out_h):
+            grad = gy[n, c, oh]
+            xt, xb = x[n, c, 2 * oh], x[n, c, 2 * oh + 1]
+            top, bottom = plane[2 * oh], plane[2 * oh + 1]
+            if width > 2 * out_w:
+                top[2 * out_w :] = 0
+                bottom[2 * out_w :] = 0
+            zero = dx.dtype.type(0)  # a bare 0 would make each select float64
+            if mode == MEAN:
+                for t in range(out_w):
+                    share = grad[t] / 4
+                    top[2 * t] = share
+                    top[2 * t + 1] = share
+                    bottom[2 * t] = share
+                    bottom[2 * t + 1] = share
+                continue
+            for t in range(out_w):
+                # Row-major order: only a strictly better cell (or a first NaN) replaces.
+                v00, v01, v10, v11 = xt[2 * t], xt[2 * t + 1], xb[2 * t], xb[2 * t + 1]
+                best, at = v00, 0
+                if _better(v01, best, mode):
+                    best, at = v01, 1
+                if _better(v10, best, mode):
+                    best, at = v10, 2
+                if _better(v11, best, mode):
+                    at = 3
+                g = grad[t]
+                top[2 * t] = g if at == 0 else zero
+                top[2 * t + 1] = g if at == 1 else zero
+                bottom[2 * t] = g if at == 2 else zero
+                bottom[2 * t + 1] = g if at == 3 else zero
+
+
+def plain_2x2(spec: PoolSpec) -> bool:
+    """2x2 windows at stride 2, undilated, unpadded, all inside the input."""
+    return (
+        spec.kernel == spec.stride == (2, 2)
+        and spec.dilation == (1, 1)
+        and spec.padding == (0, 0, 0, 0)
+        and 2 * spec.out_height <= spec.height
+        and 2 * spec.out_width <= spec.width
+    )
+
+
+def pool2d(x: np.ndarray, spec: PoolSpec) -> np.ndarray:
+    """Max, min or mean pooling of ``x``: the fused 2x2 kernel where it applies."""
+    y = np.empty(spec.y_shape, dtype=spec.dtype)
+    mode = POOL_MODE[spec.mode]
+    if plain_2x2(spec):
+        launch(_pool2x2_forward, readonly(x), y, mode)
+        return y
+    launch(
+        _pool_forward,
+        readonly(x),
+        y,
+        mode,
+        spec.pad_value,
+        *spec.kernel,
+        *geometry(spec),
+        spec.count_include_pad,
+    )
+    return y
+
+
+def pool2d_backward(grad_y: np.ndarray, x: np.ndarray, spec: PoolSpec) -> np.ndarray:
+    """dX of :func:`pool2d`: to each window's first extreme (max/min), or evenly (mean)."""
+    grad_x = np.empty(spec.x_shape, dtype=spec.dtype)
+    mode = POOL_MODE[spec.mode]
+    if plain_2x2(spec):
+        launch(_pool2x2_backward, readonly(grad_y), readonly(x), grad_x, mode)
+        return grad_x
+    launch(
+        _pool_backward,
+        readonly(grad_y),
+        readonly(x),
+        grad_x,
+        mode,
+        spec.pad_value,
+        *spec.kernel,
+        *geometry(spec),
+        spec.count_include_pad,
+    )
+    return grad_x
