@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from fastcnn.ops import BACKEND_OPS
-from fastcnn.registry import BackendBase, ConvGrads, GradNeed
+from fastcnn.registry import BackendBase, ConvGrads, GradNeed, bias_gradient
 from fastcnn.spec import ConvSpec, PoolSpec
 
 from . import conv, cost, pool
@@ -52,7 +52,7 @@ class NumbaBackend(BackendBase):
     ) -> ConvGrads:
         grad_x = conv.grad_input(grad_y, w, spec) if need.x else None
         grad_w = conv.grad_weight(grad_y, x, spec) if need.w else None
-        grad_b = grad_y.sum(axis=(0, 2, 3), dtype=spec.dtype) if need.b else None
+        grad_b = bias_gradient(grad_y, spec) if need.b else None
         return ConvGrads(grad_x, grad_w, grad_b)
 
     def pool2d(self, x: np.ndarray, spec: PoolSpec) -> np.ndarray:
