@@ -8,9 +8,17 @@ import numpy as np
 import pytest
 
 from fastcnn import bench
+from fastcnn.bench import run as bench_run
 from fastcnn.cases import make_inputs
 from fastcnn.cli import main
 from fastcnn.suites import SUITES, suite
+from fastcnn.timing import MIN_ROUNDS
+
+
+@pytest.fixture(autouse=True)
+def small_gemm(monkeypatch):
+    """A small yardstick GEMM: these tests check the tables, not the machine."""
+    monkeypatch.setattr(bench_run, "GEMM_SIZE", 128)
 
 
 @pytest.mark.parametrize("name", list(SUITES))
@@ -34,8 +42,7 @@ def test_suites_name_the_real_layers():
         suite("quick", batch=0)
 
 
-def test_bench_json_holds_the_numbers_of_the_table(tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(bench, "GEMM_SIZE", 128)
+def test_bench_json_holds_the_numbers_of_the_table(tmp_path, capsys):
     path = tmp_path / "bench.json"
     code = main(
         [
@@ -71,7 +78,7 @@ def test_bench_json_holds_the_numbers_of_the_table(tmp_path, capsys, monkeypatch
         assert row["layer"] in out
         for name, timing in row["timings"].items():
             if timing["seconds"] is not None:
-                assert timing["repeats"] >= bench.MIN_ROUNDS
+                assert timing["repeats"] >= MIN_ROUNDS
                 assert timing["ratio"] >= 1.0 - 1e-12 or name in ("auto", "torch")
                 assert timing["gflops"] == pytest.approx(row["flops"] / timing["seconds"] / 1e9)
         fastest = row["fastest"]
@@ -80,9 +87,8 @@ def test_bench_json_holds_the_numbers_of_the_table(tmp_path, capsys, monkeypatch
     assert "GEMM" in out
 
 
-def test_plot_writes_a_png(tmp_path, monkeypatch):
+def test_plot_writes_a_png(tmp_path):
     pytest.importorskip("matplotlib")
-    monkeypatch.setattr(bench, "GEMM_SIZE", 128)
     result = bench.run_bench(
         ["quick"],
         batch=1,
@@ -95,8 +101,7 @@ def test_plot_writes_a_png(tmp_path, monkeypatch):
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_combined_rows_add_forward_and_backward(monkeypatch):
-    monkeypatch.setattr(bench, "GEMM_SIZE", 128)
+def test_combined_rows_add_forward_and_backward():
     result = bench.run_bench(
         ["quick"], batch=1, backends=["im2col"], budget=0, ops=["conv2d", "conv2d_backward"]
     )
@@ -111,8 +116,7 @@ def test_combined_rows_add_forward_and_backward(monkeypatch):
     )
 
 
-def test_a_named_pooling_mode_runs_on_the_pooling_layers_of_other_modes(monkeypatch):
-    monkeypatch.setattr(bench, "GEMM_SIZE", 128)
+def test_a_named_pooling_mode_runs_on_the_pooling_layers_of_other_modes():
     result = bench.run_bench(
         ["quick"], batch=1, backends=["im2col"], budget=0, ops=["min_pool2d_backward"]
     )
@@ -125,9 +129,8 @@ def test_a_named_pooling_mode_runs_on_the_pooling_layers_of_other_modes(monkeypa
         assert row.timings["auto"].picked in ("im2col", "numba")
 
 
-def test_the_peer_backward_is_its_autograd_time_minus_its_forward(monkeypatch):
+def test_the_peer_backward_is_its_autograd_time_minus_its_forward():
     pytest.importorskip("torch")
-    monkeypatch.setattr(bench, "GEMM_SIZE", 128)
     result = bench.run_bench(
         ["quick"],
         batch=1,
