@@ -81,6 +81,13 @@ def test_bench_json_holds_the_numbers_of_the_table(tmp_path, capsys):
                 assert timing["repeats"] >= MIN_ROUNDS
                 assert timing["ratio"] >= 1.0 - 1e-12 or name in ("auto", "torch")
                 assert timing["gflops"] == pytest.approx(row["flops"] / timing["seconds"] / 1e9)
+                # The table shows the file's numbers: time, rate and ratio.
+                for shown in (
+                    f"{timing['seconds'] * 1e3:.2f}",
+                    f"{timing['gflops']:.1f}",
+                    f"{timing['ratio']:.2f}x",
+                ):
+                    assert shown in out, f"{row['layer']} {name}: {shown} not in the table"
         fastest = row["fastest"]
         assert row["timings"][fastest]["ratio"] == 1.0
         assert row["timings"]["auto"]["picked"] in ("im2col", "naive", "numba", "fft")
@@ -108,12 +115,17 @@ def test_combined_rows_add_forward_and_backward():
     rows = bench.with_combined(result)
     both = [r for r in rows if r.op == "conv2d+backward"]
     assert len(both) == 4  # the quick suite's convolutions
-    first = both[0]
-    fwd = next(r for r in rows if r.layer == first.layer and r.op == "conv2d")
-    bwd = next(r for r in rows if r.layer == first.layer and r.op == "conv2d_backward")
-    assert first.timings["im2col"].seconds == pytest.approx(
-        fwd.timings["im2col"].seconds + bwd.timings["im2col"].seconds
-    )
+    for row in both:
+        fwd = next(r for r in rows if r.layer == row.layer and r.op == "conv2d")
+        bwd = next(r for r in rows if r.layer == row.layer and r.op == "conv2d_backward")
+        assert row.flops == fwd.flops + bwd.flops
+        assert set(row.timings) == {"im2col", "auto"}
+        for column, timing in row.timings.items():
+            assert timing.seconds == pytest.approx(
+                fwd.timings[column].seconds + bwd.timings[column].seconds
+            )
+            assert timing.gflops == pytest.approx(row.flops / timing.seconds / 1e9)
+        assert row.timings["im2col"].ratio == 1.0  # the only backend is the fastest
 
 
 def test_a_named_pooling_mode_runs_on_the_pooling_layers_of_other_modes():
