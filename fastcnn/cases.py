@@ -28,10 +28,15 @@ import numpy as np
 
 import fastcnn
 from fastcnn.gradcheck import tie_free
-
-CONV_OP = "conv2d"
-POOL_OPS: dict[str, str] = {"max_pool2d": "max", "mean_pool2d": "mean", "min_pool2d": "min"}
-CASE_OPS: tuple[str, ...] = (CONV_OP, *POOL_OPS)
+from fastcnn.ops import (
+    CONV2D,
+    FORWARD_OPS,
+    POOL2D,
+    POOL_MODES,
+    backward_of,
+    pool_mode,
+    public_op,
+)
 
 _CONV_KEYS = frozenset({"stride", "padding", "dilation", "groups", "bias"})
 _POOL_KEYS = {
@@ -76,15 +81,15 @@ class Case:
     expected: np.ndarray | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
-        if self.op not in CASE_OPS:
-            raise ValueError(f"op={self.op!r} must be one of {CASE_OPS}")
-        if self.op == CONV_OP and self.w is None:
+        if self.op not in FORWARD_OPS:
+            raise ValueError(f"op={self.op!r} must be one of {FORWARD_OPS}")
+        if self.is_conv and self.w is None:
             raise ValueError("a conv2d case needs a filter shape w")
-        allowed = _CONV_KEYS if self.op == CONV_OP else _POOL_KEYS[POOL_OPS[self.op]]
+        allowed = _CONV_KEYS if self.is_conv else _POOL_KEYS[self.mode]
         unknown = set(self.params) - allowed
         if unknown:
             raise ValueError(f"{self.op} case takes {sorted(allowed)}, not {sorted(unknown)}")
-        if self.op != CONV_OP and "kernel" not in self.params:
+        if not self.is_conv and "kernel" not in self.params:
             raise ValueError(f"a {self.op} case needs kernel=")
         if not self.name:
             object.__setattr__(self, "name", self.to_string())
@@ -92,11 +97,16 @@ class Case:
     @property
     def mode(self) -> str | None:
         """Pooling mode, or None for a convolution."""
-        return POOL_OPS.get(self.op)
+        return pool_mode(self.op)
 
     @property
     def is_conv(self) -> bool:
-        return self.op == CONV_OP
+        return self.op == CONV2D
+
+    @property
+    def ops(self) -> tuple[str, str]:
+        """The public ops the case runs, forward and backward (its report and bench rows)."""
+        return self.op, backward_of(self.op)
 
     @property
     def has_bias(self) -> bool:
@@ -295,7 +305,7 @@ _LECTURE_W = np.array([[-1, 0, -2], [1, 1, -1], [-1, -1, 0]], dtype=np.float64)
 
 def _lecture_case(stride: int, expected: list[list[int]]) -> Case:
     return Case(
-        op=CONV_OP,
+        op=CONV2D,
         x=(1, 1, 5, 5),
         w=(1, 1, 3, 3),
         params={"stride": stride},
@@ -310,11 +320,12 @@ def _lecture_case(stride: int, expected: list[list[int]]) -> Case:
 
 
 def _conv(x: str, w: str, **params: Any) -> Case:
-    return Case(CONV_OP, _parse_shape("x", x), _parse_shape("w", w), params)
+    return Case(CONV2D, _parse_shape("x", x), _parse_shape("w", w), params)
 
 
-def _pools(x: str, modes: tuple[str, ...] = ("max", "mean", "min"), **params: Any) -> list[Case]:
-    return [Case(f"{mode}_pool2d", _parse_shape("x", x), None, dict(params)) for mode in modes]
+def _pools(x: str, modes: tuple[str, ...] = POOL_MODES, **params: Any) -> list[Case]:
+    shape = _parse_shape("x", x)
+    return [Case(public_op(POOL2D, mode), shape, None, dict(params)) for mode in modes]
 
 
 def default_cases() -> list[Case]:

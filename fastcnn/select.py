@@ -40,21 +40,30 @@ from fastcnn.registry import (
     unsupported_reason,
 )
 from fastcnn.spec import ConvSpec, PoolSpec, make_conv_spec, make_pool_spec
-from fastcnn.timing import BLOCK_SECONDS, SETTLE_SECONDS, time_interleaved, typical_seconds
+from fastcnn.timing import (
+    BLOCK_SECONDS,
+    MIN_ROUNDS,
+    SETTLE_SECONDS,
+    time_interleaved,
+    typical_seconds,
+)
 
-#: Rounds when autotuning (each round times every candidate in turn; the medians,
-#: compared round by round, decide), the least time of timed runs per candidate
-#: (sub-millisecond calls on a shared machine need many runs before the median means
-#: anything), the least time of timed runs in one turn, and the longest pause before
-#: each turn (see :mod:`fastcnn.timing`). Tuning a signature with three candidates took
-#: 0.6-1.8 s on ResNet-18's layers.
-AUTOTUNE_REPEATS = 4
+#: The least time of timed runs per candidate (sub-millisecond calls on a shared machine
+#: need many runs before the median means anything), the most rounds, the least time of
+#: timed runs in one turn, and the longest pause before each turn; the least rounds are
+#: :data:`fastcnn.timing.MIN_ROUNDS`, as for the bench (see :mod:`fastcnn.timing`). A
+#: tuning is paid for by the first call of a signature: about a second with three
+#: candidates on ResNet-18's layers.
 AUTOTUNE_MIN_SECONDS = 0.12
-AUTOTUNE_MAX_REPEATS = 50
+AUTOTUNE_MAX_ROUNDS = 50
 AUTOTUNE_BLOCK_SECONDS = BLOCK_SECONDS
 AUTOTUNE_SETTLE_SECONDS = SETTLE_SECONDS
-#: After ``AUTOTUNE_REPEATS`` rounds, candidates over this many times the fastest so far
-#: stop being timed: they cannot win, and the rest of the time goes to the close ones.
+#: After ``MIN_ROUNDS`` rounds, candidates over this many times the fastest so far stop
+#: being timed, and the rest of the time goes to the close ones. Autotune only needs the
+#: winner among close candidates (one more than ``AUTOTUNE_MARGIN`` faster than the
+#: model's pick): a candidate 1.5x the fastest after the least rounds will not win, and
+#: timing it on would lengthen a tuning the user waits for. The bench keeps columns up to
+#: 3x (:data:`fastcnn.bench.run.KEEP_WITHIN`) because it reports every column's ratio.
 AUTOTUNE_KEEP_WITHIN = 1.5
 #: The cost model's pick stays unless another candidate measured faster by more than this
 #: fraction: memory-bound backends have slow phases of several seconds on a shared
@@ -193,9 +202,9 @@ def _time_all(run: Callable[[Any], Any], backends: list[Any]) -> dict[str, float
     """
     samples = time_interleaved(
         {backend.name: functools.partial(run, backend) for backend in backends},
-        rounds=AUTOTUNE_REPEATS,
+        rounds=MIN_ROUNDS,
         seconds=AUTOTUNE_MIN_SECONDS,
-        max_rounds=AUTOTUNE_MAX_REPEATS,
+        max_rounds=AUTOTUNE_MAX_ROUNDS,
         block_seconds=AUTOTUNE_BLOCK_SECONDS,
         settle_seconds=AUTOTUNE_SETTLE_SECONDS,
         keep_within=AUTOTUNE_KEEP_WITHIN,

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from fastcnn.cases import Case
+from fastcnn.ops import CONV2D, POOL2D, public_op
 
 
 @dataclass(frozen=True)
@@ -32,13 +33,17 @@ class Layer:
 def _conv(name: str, cin: int, size: int, cout: int, k: int, **params: Any) -> Layer:
     groups = params.get("groups", 1)
     return Layer(
-        name, "conv2d", (cin, size, size), (cout, cin // groups, k, k), tuple(params.items())
+        name, CONV2D, (cin, size, size), (cout, cin // groups, k, k), tuple(params.items())
     )
 
 
 def _pool(name: str, mode: str, channels: int, size: int, k: int, **params: Any) -> Layer:
     return Layer(
-        name, f"{mode}_pool2d", (channels, size, size), None, (("kernel", k), *params.items())
+        name,
+        public_op(POOL2D, mode),
+        (channels, size, size),
+        None,
+        (("kernel", k), *params.items()),
     )
 
 

@@ -4,33 +4,30 @@ Used by autotune (which backend is fastest for this call?) and by ``fastcnn benc
 (how much faster?). Both need the same precautions:
 
 - Interleaving. The calls take turns, round after round, so a burst of load from another
-  tenant slows every contender alike instead of whichever was being timed: timed one
-  after another, the same backend on the same layer read 1.0x and 1.7x of itself.
+  tenant slows every contender alike instead of whichever was being timed.
 - Settling. Each turn starts once the process is idle, after at most ``SETTLE_SECONDS``.
   OpenBLAS's idle threads spin after a GEMM (2**28 clock ticks by default, 0.1 s at
-  2.6 GHz), and a Numba kernel sharing the two cores with them ran 1.5x slower for as
-  long: without the pause, whichever contender followed im2col was measured slower than
+  2.6 GHz), and a Numba kernel sharing the cores with them runs slower for as long:
+  without the pause, whichever contender followed im2col was measured slower than
   itself. The pause watches the process's CPU time rather than waiting a fixed time, so
   a contender that leaves no spinning threads costs the next one a single short step.
 - Blocks. Each turn then makes one untimed run and times runs for at least
   ``BLOCK_SECONDS``, so a sub-millisecond call gets many tries at a quiet moment. The
-  untimed run takes what the previous contender left behind: right after a Numba
-  kernel, or after a pause of a second, the FFT backend's first call on a 31x31 layer
-  took 230 ms and the next 76 ms (fresh memory from the kernel is slow to come by then:
-  a 64 MB allocation took 7 ms as a rule and 70-130 ms now and then).
-- Shuffling. The first round takes the given order, later ones a shuffled one, so no
-  contender always follows the same other. Right after an im2col turn, even once the
-  process was idle, the Numba backend's next few calls on a ResNet layer ran 2-3x slower
-  for some 50 ms (no page faults, no busy thread to be seen); in a fixed order the
-  column after im2col read 1.6x the same backend's time in another column.
-- Racing. Once the least rounds are done, contenders far slower than the fastest
-  (``keep_within``) stop, and the rest of the time goes to rounds among the close ones:
-  a 100 ms FFT column beside 10 ms ones otherwise took most of a row's time, leaving
-  seven rounds to tell apart two backends within 10 % of each other.
+  untimed run takes what the previous contender left behind: right after a Numba kernel,
+  or after a pause, fresh memory is slow to come by and a first call can take several
+  times as long as the next.
+- Shuffling. The first round takes the given order, later ones a shuffled one (the same
+  every run), so no contender always follows the same other: what one leaves behind can
+  slow the next for a while even once the process is idle.
+- Racing. Once the least rounds (``MIN_ROUNDS``) are done, contenders far slower than
+  the fastest (``keep_within``) stop, and the rest of the time goes to rounds among the
+  close ones, whose order is still in doubt, rather than to a slow column whose ratio is
+  already plain.
 - Pairing. :func:`typical_seconds` compares the contenders round by round, not pooled
   over the whole run: the machine's slow phases last seconds, about a round, and fall on
-  different shares of each contender's turns. Pooled, one backend timed in two columns
-  of a row read 0.63 and 0.88 ms (medians); paired, a phase slows both sides of a ratio.
+  different shares of each contender's turns; paired, a phase slows both sides of a ratio.
+
+The measurements behind these rules are in ``benchmarks/RESULTS.md``.
 """
 
 from __future__ import annotations
@@ -43,6 +40,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+#: The least rounds of every timing, autotune's and the bench's: short turns in more
+#: rounds, so that a slow phase of the machine lasting a second falls on one or two of a
+#: contender's turns, not on most of them. Contenders stop racing only after these.
+MIN_ROUNDS = 4
 #: The longest pause before each turn, and the least time of timed runs in it.
 SETTLE_SECONDS = 0.25
 BLOCK_SECONDS = 0.03

@@ -8,9 +8,17 @@ import numpy as np
 import pytest
 
 from fastcnn import bench
+from fastcnn.bench import run as bench_run
 from fastcnn.cases import make_inputs
 from fastcnn.cli import main
 from fastcnn.suites import SUITES, suite
+from fastcnn.timing import MIN_ROUNDS
+
+
+@pytest.fixture(autouse=True)
+def small_gemm(monkeypatch):
+    """A small yardstick GEMM: these tests check the tables, not the machine."""
+    monkeypatch.setattr(bench_run, "GEMM_SIZE", 128)
 
 
 @pytest.mark.parametrize("name", list(SUITES))
@@ -34,8 +42,7 @@ def test_suites_name_the_real_layers():
         suite("quick", batch=0)
 
 
-def test_bench_json_holds_the_numbers_of_the_table(tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(bench, "GEMM_SIZE", 128)
+def test_bench_json_holds_the_numbers_of_the_table(tmp_path, capsys):
     path = tmp_path / "bench.json"
     code = main(
         [
@@ -71,18 +78,24 @@ def test_bench_json_holds_the_numbers_of_the_table(tmp_path, capsys, monkeypatch
         assert row["layer"] in out
         for name, timing in row["timings"].items():
             if timing["seconds"] is not None:
-                assert timing["repeats"] >= bench.MIN_ROUNDS
+                assert timing["repeats"] >= MIN_ROUNDS
                 assert timing["ratio"] >= 1.0 - 1e-12 or name in ("auto", "torch")
                 assert timing["gflops"] == pytest.approx(row["flops"] / timing["seconds"] / 1e9)
+                # The table shows the file's numbers: time, rate and ratio.
+                for shown in (
+                    f"{timing['seconds'] * 1e3:.2f}",
+                    f"{timing['gflops']:.1f}",
+                    f"{timing['ratio']:.2f}x",
+                ):
+                    assert shown in out, f"{row['layer']} {name}: {shown} not in the table"
         fastest = row["fastest"]
         assert row["timings"][fastest]["ratio"] == 1.0
         assert row["timings"]["auto"]["picked"] in ("im2col", "naive", "numba", "fft")
     assert "GEMM" in out
 
 
-def test_plot_writes_a_png(tmp_path, monkeypatch):
+def test_plot_writes_a_png(tmp_path):
     pytest.importorskip("matplotlib")
-    monkeypatch.setattr(bench, "GEMM_SIZE", 128)
     result = bench.run_bench(
         ["quick"],
         batch=1,
@@ -95,24 +108,27 @@ def test_plot_writes_a_png(tmp_path, monkeypatch):
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_combined_rows_add_forward_and_backward(monkeypatch):
-    monkeypatch.setattr(bench, "GEMM_SIZE", 128)
+def test_combined_rows_add_forward_and_backward():
     result = bench.run_bench(
         ["quick"], batch=1, backends=["im2col"], budget=0, ops=["conv2d", "conv2d_backward"]
     )
     rows = bench.with_combined(result)
     both = [r for r in rows if r.op == "conv2d+backward"]
     assert len(both) == 4  # the quick suite's convolutions
-    first = both[0]
-    fwd = next(r for r in rows if r.layer == first.layer and r.op == "conv2d")
-    bwd = next(r for r in rows if r.layer == first.layer and r.op == "conv2d_backward")
-    assert first.timings["im2col"].seconds == pytest.approx(
-        fwd.timings["im2col"].seconds + bwd.timings["im2col"].seconds
-    )
+    for row in both:
+        fwd = next(r for r in rows if r.layer == row.layer and r.op == "conv2d")
+        bwd = next(r for r in rows if r.layer == row.layer and r.op == "conv2d_backward")
+        assert row.flops == fwd.flops + bwd.flops
+        assert set(row.timings) == {"im2col", "auto"}
+        for column, timing in row.timings.items():
+            assert timing.seconds == pytest.approx(
+                fwd.timings[column].seconds + bwd.timings[column].seconds
+            )
+            assert timing.gflops == pytest.approx(row.flops / timing.seconds / 1e9)
+        assert row.timings["im2col"].ratio == 1.0  # the only backend is the fastest
 
 
-def test_a_named_pooling_mode_runs_on_the_pooling_layers_of_other_modes(monkeypatch):
-    monkeypatch.setattr(bench, "GEMM_SIZE", 128)
+def test_a_named_pooling_mode_runs_on_the_pooling_layers_of_other_modes():
     result = bench.run_bench(
         ["quick"], batch=1, backends=["im2col"], budget=0, ops=["min_pool2d_backward"]
     )
@@ -125,9 +141,8 @@ def test_a_named_pooling_mode_runs_on_the_pooling_layers_of_other_modes(monkeypa
         assert row.timings["auto"].picked in ("im2col", "numba")
 
 
-def test_the_peer_backward_is_its_autograd_time_minus_its_forward(monkeypatch):
+def test_the_peer_backward_is_its_autograd_time_minus_its_forward():
     pytest.importorskip("torch")
-    monkeypatch.setattr(bench, "GEMM_SIZE", 128)
     result = bench.run_bench(
         ["quick"],
         batch=1,

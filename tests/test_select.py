@@ -15,6 +15,7 @@ import fastcnn
 from fastcnn import select, tuning_file
 from fastcnn.registry import BackendBase, get_backend
 from fastcnn.spec import make_pool_spec
+from fastcnn.timing import MIN_ROUNDS
 
 
 class Fake(BackendBase):
@@ -338,12 +339,12 @@ def test_autotune_times_the_candidates_in_interleaved_turns(monkeypatch):
     assert calls[:2] == ["zz_a", "zz_b"]  # one warm-up call each
     # Interleaved rounds; each turn an untimed run and a timed one.
     rounds = [calls[i : i + 4] for i in range(2, len(calls), 4)]
-    assert len(rounds) == select.AUTOTUNE_REPEATS
+    assert len(rounds) == MIN_ROUNDS
     assert all(sorted(r) == ["zz_a", "zz_a", "zz_b", "zz_b"] and r[0] == r[1] for r in rounds)
     calls.clear()
     monkeypatch.setattr(select, "AUTOTUNE_BLOCK_SECONDS", 0.02)
     select._time_all(lambda b: calls.append(b.name), backends)
-    assert calls.count("zz_a") > 3 * select.AUTOTUNE_REPEATS  # runs repeat for 20 ms a turn
+    assert calls.count("zz_a") > 3 * MIN_ROUNDS  # runs repeat for 20 ms a turn
 
 
 def test_autotune_never_picks_a_candidate_that_fails_on_the_real_input(monkeypatch):
