@@ -142,3 +142,32 @@ def suite(name: str, batch: int | None = None) -> list[Case]:
         raise ValueError(f"batch={batch!r} must be a positive int")
     size = DEFAULT_BATCH[name] if batch is None else batch
     return [layer.case(size) for layer in SUITES[name]]
+
+
+#: Layer classes, each judged against its own roof (DESIGN.md §5): compute-bound ones
+#: against numpy's GEMM, memory-bound ones against a copy of the same bytes.
+POOLING = "pooling"
+MEMORY_BOUND_PREFIXES = ("depthwise", POOLING)
+
+
+def layer_class(case: Case) -> str:
+    """The class a layer is judged in: ``"1x1 s1"``, ``"3x3 s1"``, ``"strided kxk"`` (3x3
+    stride 2 and the 7x7 stem), ``"depthwise 3x3 s2"``, ``"large kernel"``, ``"pooling"``.
+    """
+    if not case.is_conv:
+        return POOLING
+    k = case.w[2]
+    stride = case.params.get("stride", 1)
+    s = stride if isinstance(stride, int) else max(stride)
+    if case.w[1] == 1 and case.params.get("groups", 1) == case.x[-3] > 1:
+        return f"depthwise {k}x{k} s{s}"
+    if k >= 11:
+        return "large kernel"
+    if k > 1 and s > 1:
+        return "strided kxk"
+    return f"{k}x{k} s{s}"
+
+
+def is_memory_bound(case: Case) -> bool:
+    """Depthwise convolution and pooling: about 2 FLOPs per byte moved."""
+    return layer_class(case).startswith(MEMORY_BOUND_PREFIXES)

@@ -11,7 +11,7 @@ from fastcnn import bench
 from fastcnn.bench import run as bench_run
 from fastcnn.cases import make_inputs
 from fastcnn.cli import main
-from fastcnn.suites import SUITES, suite
+from fastcnn.suites import SUITES, layer_class, suite
 from fastcnn.timing import MIN_ROUNDS
 
 
@@ -79,15 +79,21 @@ def test_bench_json_holds_the_numbers_of_the_table(tmp_path, capsys):
         for name, timing in row["timings"].items():
             if timing["seconds"] is not None:
                 assert timing["repeats"] >= MIN_ROUNDS
-                assert timing["ratio"] >= 1.0 - 1e-12 or name in ("auto", "torch")
+                assert timing["ratio"] >= 1.0 - 1e-12 or name in ("auto", "torch", "copy")
                 assert timing["gflops"] == pytest.approx(row["flops"] / timing["seconds"] / 1e9)
-                # The table shows the file's numbers: time, rate and ratio.
-                for shown in (
-                    f"{timing['seconds'] * 1e3:.2f}",
-                    f"{timing['gflops']:.1f}",
-                    f"{timing['ratio']:.2f}x",
-                ):
-                    assert shown in out, f"{row['layer']} {name}: {shown} not in the table"
+                # The table shows the file's numbers: time, rate (GB/s and the share of
+                # the copy's on memory-bound rows) and ratio.
+                shown = [f"{timing['seconds'] * 1e3:.2f}"]
+                if row["bytes_moved"]:
+                    shown.append(f"{timing['gbps']:.1f} GB/s")
+                    if name != "copy":
+                        shown.append(f"{timing['copy_share']:.2f} copy")
+                else:
+                    shown.append(f"{timing['gflops']:.1f} GF/s")
+                if name != "copy":
+                    shown.append(f"{timing['ratio']:.2f}x")
+                for text in shown:
+                    assert text in out, f"{row['layer']} {name}: {text} not in the table"
         fastest = row["fastest"]
         assert row["timings"][fastest]["ratio"] == 1.0
         assert row["timings"]["auto"]["picked"] in ("im2col", "naive", "numba", "fft")
@@ -119,7 +125,8 @@ def test_combined_rows_add_forward_and_backward():
         fwd = next(r for r in rows if r.layer == row.layer and r.op == "conv2d")
         bwd = next(r for r in rows if r.layer == row.layer and r.op == "conv2d_backward")
         assert row.flops == fwd.flops + bwd.flops
-        assert set(row.timings) == {"im2col", "auto"}
+        memory_bound = {"copy"} if row.layer_class.startswith("depthwise") else set()
+        assert set(row.timings) == {"im2col", "auto"} | memory_bound
         for column, timing in row.timings.items():
             assert timing.seconds == pytest.approx(
                 fwd.timings[column].seconds + bwd.timings[column].seconds
@@ -152,9 +159,68 @@ def test_the_peer_backward_is_its_autograd_time_minus_its_forward():
         peer="torch",
     )
     for row in result.rows:
-        assert set(row.timings) == {"im2col", "auto", "torch"}  # no helper column left
+        copy = {"copy"} if row.bytes_moved else set()
+        assert set(row.timings) == {"im2col", "auto", "torch"} | copy  # no helper column left
         peer = row.timings["torch"]
         if row.op == "min_pool2d":
             assert peer.seconds is None and peer.note == "no torch equivalent"
         else:
             assert peer.seconds > 0 and peer.note == "autograd time minus its forward"
+
+
+def test_layer_classes_name_each_roof():
+    classes = {c.name: layer_class(c) for name in SUITES for c in suite(name, batch=1)}
+    assert classes["resnet18.conv3x3.64@56"] == "3x3 s1"
+    assert classes["resnet18.conv3x3s2.128@56"] == "strided kxk"
+    assert classes["resnet18.stem.7x7s2.64@224"] == "strided kxk"
+    assert classes["resnet18.down1x1s2.128@56"] == "1x1 s2"
+    assert classes["mobilenet.pw1x1.64@112"] == "1x1 s1"
+    assert classes["mobilenet.dw3x3.32@112"] == "depthwise 3x3 s1"
+    assert classes["mobilenet.dw3x3s2.64@112"] == "depthwise 3x3 s2"
+    assert classes["large.31x31.32@64"] == "large kernel"
+    assert classes["vgg16.pool2x2.64@224"] == "pooling"
+
+
+def test_memory_bound_rows_are_judged_against_a_copy_of_their_bytes():
+    result = bench.run_bench(
+        ["quick"], batch=1, budget=0, backends=["numba"], ops=["conv2d", "max_pool2d_backward"]
+    )
+    rows = {(r.layer, r.op): r for r in result.rows}
+    dw = rows["quick.dw3x3.64@28", "conv2d"]
+    x_bytes, w_bytes = 64 * 28 * 28 * 4, 64 * 9 * 4
+    assert dw.bytes_moved == 2 * x_bytes + w_bytes  # x read, y (same size) written, w read
+    copy, numba = dw.timings[bench.COPY], dw.timings["numba"]
+    assert numba.gbps == pytest.approx(dw.bytes_moved / numba.seconds / 1e9)
+    assert numba.copy_share == pytest.approx(copy.seconds / numba.seconds)
+    assert dw.fastest == "numba"  # the copy is a yardstick, not a backend
+    pool = rows["quick.maxpool3x3s2.64@56", "max_pool2d_backward"]
+    x_bytes = 64 * 56 * 56 * 4
+    assert pool.bytes_moved == 2 * x_bytes + 64 * 28 * 28 * 4  # x and dy read, dx written
+    dense = rows["quick.conv3x3.64@28", "conv2d"]
+    assert dense.bytes_moved == 0 and bench.COPY not in dense.timings
+    assert dense.timings["numba"].gbps is None
+
+
+def _row(layer, op, klass, auto, peer, suite_name="s"):
+    row = bench.BenchRow(suite_name, layer, op, "float32", 1, 1, klass)
+    row.timings = {bench.AUTO: bench.Timing(auto), bench.PEER: bench.Timing(peer)}
+    return row
+
+
+def test_peer_summary_takes_geometric_means_per_suite_kind_and_class():
+    rows = [
+        _row("a", "conv2d", "1x1 s1", 2.0, 1.0),
+        _row("a", "conv2d_backward", "1x1 s1", 2.0, 4.0),
+        _row("b", "conv2d", "1x1 s1", 0.5, 1.0),
+        _row("b", "conv2d_backward", "1x1 s1", 1.0, 1.0),
+        _row("p", "max_pool2d", "pooling", 1.0, 8.0),
+    ]
+    summary = {r.group: r for r in bench.peer_summary(bench.BenchResult({}, rows))}
+    conv = summary["s convolution layers"]
+    assert conv.layers == 2
+    assert conv.forward == pytest.approx(1.0)  # sqrt(2 * 0.5)
+    assert conv.forward_backward == pytest.approx((4 / 5 * 1.5 / 2) ** 0.5)
+    assert conv.worst_forward == 2.0
+    assert summary["s pooling layers"].forward == pytest.approx(0.125)
+    assert summary["class 1x1 s1"].forward == pytest.approx(1.0)
+    assert summary["class pooling"].forward_backward is None

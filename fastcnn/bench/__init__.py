@@ -13,11 +13,14 @@ from fastcnn.bench.render import plot_result, print_result
 from fastcnn.bench.rows import (
     AUTO,
     AUTOTUNED,
+    COPY,
     PEER,
     BenchResult,
     BenchRow,
+    PeerRatio,
     Timing,
     add_rates,
+    peer_summary,
     with_combined,
 )
 from fastcnn.bench.run import (
@@ -37,6 +40,7 @@ from fastcnn.bench.run import (
 __all__ = [
     "AUTO",
     "AUTOTUNED",
+    "COPY",
     "DEFAULT_BUDGET",
     "GEMM_SIZE",
     "KEEP_WITHIN",
@@ -45,12 +49,14 @@ __all__ = [
     "SLOW_BY_DEFAULT",
     "BenchResult",
     "BenchRow",
+    "PeerRatio",
     "Timing",
     "add_rates",
     "gemm_gflops",
     "layer_spec",
     "machine_context",
     "measure",
+    "peer_summary",
     "plot_result",
     "print_result",
     "run_bench",

@@ -7,9 +7,22 @@ from pathlib import Path
 from typing import Any
 
 from fastcnn.bench.peers import NOT_INSTALLED
-from fastcnn.bench.rows import AUTOTUNED, PEER, BenchResult, BenchRow, Timing, with_combined
+from fastcnn.bench.rows import (
+    AUTOTUNED,
+    COPY,
+    PEER,
+    BenchResult,
+    BenchRow,
+    PeerRatio,
+    Timing,
+    peer_summary,
+    with_combined,
+)
 
-TITLE = "fastcnn bench: median time, GFLOP/s, time / fastest backend"
+TITLE = (
+    "fastcnn bench: median time, GFLOP/s (memory-bound rows: GB/s and its share of a "
+    "same-size copy's), time / fastest backend"
+)
 #: Layer-op groups per panel of ``--plot``'s chart.
 PLOT_ROWS_PER_PANEL = 16
 
@@ -32,7 +45,15 @@ def _cell(row: BenchRow, name: str, timing: Timing | None) -> str:
     """One column's cell: time, GFLOP/s, ratio (and auto's pick), or why there is none."""
     if timing is None or timing.seconds is None:
         return "[dim]-[/]" if timing is None or not timing.note else "[dim]n/a[/]"
-    text = f"{timing.seconds * 1e3:.2f} ms {timing.gflops:.1f} GF/s {timing.ratio:.2f}x"
+    text = f"{timing.seconds * 1e3:.2f} ms "
+    if timing.gbps is None:
+        text += f"{timing.gflops:.1f} GF/s"
+    else:  # a memory-bound row: its roof is the copy's bytes per second
+        text += f"{timing.gbps:.1f} GB/s"
+        if timing.copy_share is not None and name != COPY:
+            text += f" {timing.copy_share:.2f} copy"
+    if timing.ratio is not None and name != COPY:
+        text += f" {timing.ratio:.2f}x"
     if timing.picked:
         text += f" ({timing.picked})"
     return f"[bold green]{text}[/]" if name == row.fastest else text
@@ -59,17 +80,44 @@ def print_result(result: BenchResult, console: Any) -> None:
     rows = with_combined(result)
     columns = _columns(rows)
     table = Table(title=TITLE)
-    for name in ("layer", "op", "dtype", *columns):
+    table.add_column("layer", no_wrap=True)  # the row's key: never folded
+    for name in ("op", "dtype", *columns):
         table.add_column(name, overflow="fold")
     for row in rows:
         cells = [_cell(row, name, row.timings.get(name)) for name in columns]
         table.add_row(row.layer, row.op, row.dtype, *cells)
     console.print(table)
     console.print(_first_calls(result, columns))
+    summary = peer_summary(result)
+    if summary:
+        console.print(_peer_table(summary))
     if any(PEER in r.timings and r.timings[PEER].note == NOT_INSTALLED for r in rows):
         console.print(
             "[yellow]--peer torch: torch is not installed, so there is no torch column[/]"
         )
+
+
+def _ratio(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
+
+def _peer_table(summary: list[PeerRatio]) -> Any:
+    """Auto's time over the peer's, per suite and kind of layer, then per layer class."""
+    from rich.table import Table
+
+    table = Table(title=f"auto's time / {PEER}'s (geometric mean; below 1: fastcnn faster)")
+    for name in ("group", "layers", "forward", "fwd+bwd", "worst fwd", "worst fwd+bwd"):
+        table.add_column(name)
+    for r in summary:
+        table.add_row(
+            r.group,
+            str(r.layers),
+            _ratio(r.forward),
+            _ratio(r.forward_backward),
+            _ratio(r.worst_forward),
+            _ratio(r.worst_forward_backward),
+        )
+    return table
 
 
 def _pyplot() -> Any:

@@ -8,6 +8,7 @@ a backend, ``auto`` (what the library picks), ``auto+tune`` (with autotuning) or
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,11 @@ from fastcnn.ops import forward_of, is_backward
 AUTO = "auto"
 AUTOTUNED = "auto+tune"
 PEER = "torch"
+#: The memory yardstick's column on memory-bound rows: ``numpy.copyto`` of a buffer as
+#: large as the bytes the row must move (half read, half written).
+COPY = "copy"
+#: Columns that are not fastcnn backends: never a row's fastest.
+NOT_BACKENDS = (AUTO, AUTOTUNED, PEER, COPY)
 #: The op of a row that adds a layer's forward and backward times.
 COMBINED_SUFFIX = "+backward"
 
@@ -30,6 +36,8 @@ class Timing:
     repeats: int = 0
     first_call: float | None = None
     gflops: float | None = None
+    gbps: float | None = None
+    copy_share: float | None = None
     ratio: float | None = None
     picked: str | None = None
     note: str = ""
@@ -45,6 +53,10 @@ class BenchRow:
     dtype: str
     flops: int
     batch: int
+    layer_class: str = ""
+    #: Bytes a memory-bound row must move at least (0 on compute-bound rows): the input
+    #: read and the output written, for a backward the incoming gradient read too.
+    bytes_moved: int = 0
     timings: dict[str, Timing] = field(default_factory=dict)
 
     @property
@@ -53,7 +65,7 @@ class BenchRow:
         own = {
             k: t.seconds
             for k, t in self.timings.items()
-            if t.seconds is not None and k not in (AUTO, AUTOTUNED, PEER)
+            if t.seconds is not None and k not in NOT_BACKENDS
         }
         return min(own, key=own.__getitem__) if own else None
 
@@ -70,6 +82,7 @@ class BenchResult:
         return {
             "context": self.context,
             "rows": [asdict(row) | {"fastest": row.fastest} for row in self.rows],
+            "peer_summary": [asdict(r) for r in peer_summary(self)],
         }
 
     def write_json(self, path: str | Path) -> None:
@@ -78,19 +91,34 @@ class BenchResult:
 
 
 def add_rates(row: BenchRow) -> None:
-    """Each timing's GFLOP/s and its ratio to the row's fastest backend."""
+    """Each timing's GFLOP/s and ratio to the row's fastest backend; on memory-bound rows
+    also its GB/s and that as a share of the copy's (the copy moved the same bytes)."""
     fastest = row.fastest
     best = row.timings[fastest].seconds if fastest else None
+    copy = row.timings.get(COPY)
+    copy_seconds = copy.seconds if copy is not None else None
     for timing in row.timings.values():
         if timing.seconds is not None:
             timing.gflops = row.flops / timing.seconds / 1e9
             timing.ratio = timing.seconds / best if best else None
+            if row.bytes_moved:
+                timing.gbps = row.bytes_moved / timing.seconds / 1e9
+                timing.copy_share = copy_seconds / timing.seconds if copy_seconds else None
 
 
 def _combined(fwd: BenchRow, bwd: BenchRow) -> BenchRow:
     """A layer's forward+backward row: each column's two times added."""
     op = fwd.op + COMBINED_SUFFIX
-    both = BenchRow(bwd.suite, bwd.layer, op, bwd.dtype, fwd.flops + bwd.flops, bwd.batch)
+    both = BenchRow(
+        bwd.suite,
+        bwd.layer,
+        op,
+        bwd.dtype,
+        fwd.flops + bwd.flops,
+        bwd.batch,
+        bwd.layer_class,
+        fwd.bytes_moved + bwd.bytes_moved,
+    )
     for column in bwd.timings:
         a, b = fwd.timings.get(column), bwd.timings.get(column)
         if a and b and a.seconds is not None and b.seconds is not None:
@@ -113,3 +141,60 @@ def with_combined(result: BenchResult) -> list[BenchRow]:
         if fwd is not None:
             out.append(_combined(fwd, row))
     return out
+
+
+def _geomean(values: list[float]) -> float | None:
+    return math.exp(sum(map(math.log, values)) / len(values)) if values else None
+
+
+def _auto_over_peer(row: BenchRow) -> float | None:
+    auto, peer = row.timings.get(AUTO), row.timings.get(PEER)
+    if auto is None or peer is None or auto.seconds is None or peer.seconds is None:
+        return None
+    return auto.seconds / peer.seconds
+
+
+@dataclass
+class PeerRatio:
+    """Geometric mean of auto's time over the peer's on a group of layers."""
+
+    group: str
+    layers: int
+    forward: float | None
+    forward_backward: float | None
+    worst_forward: float | None
+    worst_forward_backward: float | None
+
+
+def _peer_ratio(group: str, rows: list[BenchRow]) -> PeerRatio | None:
+    fwd = [r for r in rows if not is_backward(r.op) and not r.op.endswith(COMBINED_SUFFIX)]
+    both = [r for r in rows if r.op.endswith(COMBINED_SUFFIX)]
+    fwd_ratios = [x for x in map(_auto_over_peer, fwd) if x is not None]
+    both_ratios = [x for x in map(_auto_over_peer, both) if x is not None]
+    if not fwd_ratios and not both_ratios:
+        return None
+    layers = len({r.layer for r in fwd + both})
+    return PeerRatio(
+        group,
+        layers,
+        _geomean(fwd_ratios),
+        _geomean(both_ratios),
+        max(fwd_ratios, default=None),
+        max(both_ratios, default=None),
+    )
+
+
+def peer_summary(result: BenchResult) -> list[PeerRatio]:
+    """Auto's time over the peer's, as geometric means: per suite for convolution layers
+    and for pooling layers apart, then per layer class over all suites (each class is
+    judged on its own: a win on pooling must not average away a loss on convolutions).
+    """
+    rows = with_combined(result)
+    groups: dict[str, list[BenchRow]] = {}
+    for row in rows:
+        kind = "pooling" if row.layer_class == "pooling" else "convolution"
+        groups.setdefault(f"{row.suite} {kind} layers", []).append(row)
+    for row in rows:
+        groups.setdefault(f"class {row.layer_class}", []).append(row)
+    out = [_peer_ratio(name, members) for name, members in groups.items()]
+    return [r for r in out if r is not None]

@@ -25,12 +25,21 @@ import numpy as np
 
 from fastcnn import registry, select
 from fastcnn.bench.peers import finish_peer, peer_calls, torch_version
-from fastcnn.bench.rows import AUTO, AUTOTUNED, PEER, BenchResult, BenchRow, Timing, add_rates
+from fastcnn.bench.rows import (
+    AUTO,
+    AUTOTUNED,
+    COPY,
+    PEER,
+    BenchResult,
+    BenchRow,
+    Timing,
+    add_rates,
+)
 from fastcnn.cases import Case, make_inputs, run_backward, run_forward
 from fastcnn.config import get_num_threads
 from fastcnn.ops import POOL2D, POOL_MODES, backward_of, is_backward, public_op
 from fastcnn.spec import ConvSpec, PoolSpec, make_conv_spec, make_pool_spec
-from fastcnn.suites import suite
+from fastcnn.suites import is_memory_bound, layer_class, suite
 from fastcnn.timing import (
     BLOCK_SECONDS,
     MIN_ROUNDS,
@@ -163,7 +172,34 @@ class _Layer:
         flops = self.spec.flops
         if is_backward(op) and self.case.is_conv:
             flops *= 2
-        return BenchRow(self.suite, self.case.name, op, self.dtype, flops, self.spec.batch)
+        return BenchRow(
+            self.suite,
+            self.case.name,
+            op,
+            self.dtype,
+            flops,
+            self.spec.batch,
+            layer_class(self.case),
+            self.bytes_moved(op) if is_memory_bound(self.case) else 0,
+        )
+
+    def bytes_moved(self, op: str) -> int:
+        """Bytes ``op`` must move at least: its inputs read once and its outputs written
+        once (a backward reads the incoming gradient and the input, writes dX; weights
+        and their gradient count too)."""
+        item = np.dtype(self.dtype).itemsize
+        x = self.arrays["x"].nbytes
+        w = self.arrays["w"].nbytes if "w" in self.arrays else 0
+        if is_backward(op):
+            return x + self.grad_y.nbytes + x + 2 * w
+        return x + int(np.prod(self.spec.y_shape)) * item + w
+
+
+def _copy_call(nbytes: int) -> Callable[[], Any]:
+    """``numpy.copyto`` between two buffers of ``nbytes / 2``: ``nbytes`` read plus written."""
+    source = np.ones(max(1, nbytes // 2), dtype=np.uint8)
+    target = np.empty_like(source)
+    return lambda: np.copyto(target, source)
 
 
 def _autotuned(call: Callable[[], Any]) -> Callable[[], Any]:
@@ -202,6 +238,8 @@ def _bench_row(
         calls[AUTOTUNED] = _autotuned(calls[AUTO])
     if peer == PEER:
         calls.update(peer_calls(layer.case, op, layer.arrays, layer.grad_y))
+    if row.bytes_moved:
+        calls[COPY] = _copy_call(row.bytes_moved)
     row.timings = measure(calls, budget)
     if peer == PEER:
         finish_peer(row)
