@@ -43,7 +43,64 @@ _COST = {
 #: gather and the GEMM made ResNet-18's 64@56 layer 1.6x faster than one 58 MB chunk.
 _CACHE_FRIENDLY_CHUNK_BYTES = 8 * 2**20
 
+#: A 1x1 convolution multiplies the filters by the input as it lies in memory, one GEMM
+#: per image; below this many output positions per image those GEMMs are too thin for
+#: BLAS, so the images are laid side by side as one operand (one transpose copy).
+_SIDE_BY_SIDE_POSITIONS = 400
+
 Chunk = tuple[int, int, int, int]
+
+
+def _axis_box(out: int, stride: int, pad: int, size: int) -> tuple[int, int]:
+    """Outputs ``[first, last)`` of a 1x1 window along one axis that read real input."""
+    first = -(-pad // stride)
+    last = min(out, (size - 1 + pad) // stride + 1)
+    return first, max(first, last)
+
+
+def _pointwise_box(spec: ConvSpec) -> tuple[tuple[int, int], tuple[int, int], bool]:
+    """For a 1x1 convolution: the output rows and columns that read input (the others
+    read only padding and are zero), and whether that is the whole output."""
+    top, _, left, _ = spec.padding
+    rows = _axis_box(spec.out_height, spec.stride[0], top, spec.height)
+    cols = _axis_box(spec.out_width, spec.stride[1], left, spec.width)
+    whole = rows == (0, spec.out_height) and cols == (0, spec.out_width)
+    return rows, cols, whole
+
+
+def _pointwise_input(a: np.ndarray, spec: ConvSpec, rows: tuple, cols: tuple) -> np.ndarray:
+    """The cells of ``a`` (shaped like the input) that the 1x1 windows in the box read."""
+    (sh, sw), (top, _, left, _) = spec.stride, spec.padding
+    y0, x0 = rows[0] * sh - top, cols[0] * sw - left
+    return a[
+        :,
+        :,
+        y0 : y0 + sh * (rows[1] - rows[0] - 1) + 1 : sh,
+        x0 : x0 + sw * (cols[1] - cols[0] - 1) + 1 : sw,
+    ]
+
+
+def _flat(a: np.ndarray, slot: str, groups: int) -> np.ndarray:
+    """``a`` (nb, C, h, w) as ``(nb, G, C/G, h*w)``; a copy in scratch ``slot`` if strided."""
+    if not a.flags.c_contiguous:
+        buf = scratch(slot, a.shape, a.dtype)
+        np.copyto(buf, a)
+        a = buf
+    return a.reshape(a.shape[0], groups, -1, a.shape[2] * a.shape[3])
+
+
+def _side_by_side(a: np.ndarray, slot: str) -> np.ndarray:
+    """``(nb, G, K, P)`` as ``(G, K, nb*P)``: the images side by side, one operand."""
+    nb, groups, k, p = a.shape
+    out = scratch(slot, (groups, k, nb, p), a.dtype)
+    np.copyto(out, a.transpose(1, 2, 0, 3))
+    return out.reshape(groups, k, nb * p)
+
+
+def _unstack(a: np.ndarray, nb: int) -> np.ndarray:
+    """``(G, K, nb*P)`` back to an ``(nb, G, K, P)`` view."""
+    groups, k, _ = a.shape
+    return a.reshape(groups, k, nb, -1).transpose(2, 0, 1, 3)
 
 
 def _chunks(batch: int, out_rows: int, bytes_per_row: int) -> Iterator[Chunk]:
@@ -166,6 +223,87 @@ class Im2colBackend(BackendBase):
             float(w_bytes * chunks),
         )
 
+    # --- 1x1 convolution: a GEMM on the input as it lies, no lowering ---------------------
+
+    @staticmethod
+    def _pointwise_image_bytes(spec: ConvSpec) -> int:
+        """Scratch per image of the 1x1 path, an upper bound for forward and backward:
+        gathered input and gradient, and both again side by side."""
+        (r0, r1), (c0, c1), _ = _pointwise_box(spec)
+        item = np.dtype(spec.dtype).itemsize
+        return 4 * (spec.in_channels + spec.out_channels) * (r1 - r0) * (c1 - c0) * item
+
+    def _is_pointwise(self, spec: ConvSpec) -> bool:
+        """1x1 kernel (any stride, padding, dilation) whose per-image scratch fits."""
+        return spec.kernel == (1, 1) and (
+            self._pointwise_image_bytes(spec) <= get_workspace_limit()
+        )
+
+    def _pointwise_chunks(self, spec: ConvSpec) -> Iterator[tuple[int, int, bool]]:
+        """Image slices within the scratch budget, and whether to lay them side by side."""
+        (r0, r1), (c0, c1), _ = _pointwise_box(spec)
+        limit = min(get_workspace_limit(), _CACHE_FRIENDLY_CHUNK_BYTES)
+        step = max(1, limit // max(self._pointwise_image_bytes(spec), 1))
+        thin = (r1 - r0) * (c1 - c0) < _SIDE_BY_SIDE_POSITIONS
+        for n0 in range(0, spec.batch, step):
+            n1 = min(n0 + step, spec.batch)
+            yield n0, n1, thin and n1 - n0 > 1
+
+    def _pointwise_forward(self, x: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndarray:
+        """``y[n] = W @ x[n]`` per group, on the (subsampled) input; padding gives zeros."""
+        rows, cols, whole = _pointwise_box(spec)
+        y = (np.empty if whole else np.zeros)(spec.y_shape, dtype=spec.dtype)
+        w_g = w.reshape(spec.groups, spec.out_channels // spec.groups, -1)
+        y_box = y[:, :, rows[0] : rows[1], cols[0] : cols[1]]
+        for n0, n1, side in self._pointwise_chunks(spec):
+            xs = _flat(_pointwise_input(x[n0:n1], spec, rows, cols), "pw_x", spec.groups)
+            if side:
+                xt = _side_by_side(xs, "pw_xt")
+                out = np.matmul(
+                    w_g, xt, out=scratch("gemm", (*w_g.shape[:2], xt.shape[2]), x.dtype)
+                )
+                y_box[n0:n1] = _unstack(out, n1 - n0).reshape(y_box[n0:n1].shape)
+            elif whole:
+                np.matmul(w_g, xs, out=y[n0:n1].reshape(n1 - n0, *w_g.shape[:2], -1))
+            else:
+                y_box[n0:n1] = np.matmul(w_g, xs).reshape(y_box[n0:n1].shape)
+        return y
+
+    def _pointwise_backward(
+        self, grad_y: np.ndarray, x: np.ndarray, w: np.ndarray, spec: ConvSpec, need: GradNeed
+    ) -> tuple[np.ndarray | None, np.ndarray]:
+        """``dW = sum_n dY[n] @ X[n].T`` and ``dX = W.T @ dY`` scattered to the cells read."""
+        rows, cols, whole = _pointwise_box(spec)
+        groups = spec.groups
+        w_t = w.reshape(groups, spec.out_channels // groups, -1).transpose(0, 2, 1)
+        grad_w = np.zeros((groups, *w_t.shape[1:][::-1]), dtype=spec.dtype)
+        grad_x = None
+        if need.x:
+            dense = whole and spec.stride == (1, 1)  # every input cell is read exactly once
+            grad_x = (np.empty if dense else np.zeros)(spec.x_shape, dtype=spec.dtype)
+        for n0, n1, side in self._pointwise_chunks(spec):
+            nb = n1 - n0
+            gy_box = grad_y[n0:n1, :, rows[0] : rows[1], cols[0] : cols[1]]
+            gy = _flat(gy_box, "pw_gy", groups)
+            if need.w:
+                xs = _flat(_pointwise_input(x[n0:n1], spec, rows, cols), "pw_x", groups)
+            if side:
+                gy = _side_by_side(gy, "pw_gyt")
+                if need.w:
+                    grad_w += np.matmul(gy, _side_by_side(xs, "pw_xt").transpose(0, 2, 1))
+            elif need.w:
+                grad_w += np.matmul(gy, xs.transpose(0, 1, 3, 2)).sum(axis=0)
+            if not need.x:
+                continue
+            dx = np.matmul(
+                w_t,
+                gy,
+                out=scratch("pw_dx", (*gy.shape[:-2], *w_t.shape[1:2], gy.shape[-1]), gy.dtype),
+            )
+            target = _pointwise_input(grad_x[n0:n1], spec, rows, cols)
+            target[...] = (_unstack(dx, nb) if side else dx).reshape(target.shape)
+        return grad_x, grad_w
+
     # --- convolution ----------------------------------------------------------------------
 
     def _lower(self, x: np.ndarray, spec: ConvSpec, chunk: Chunk) -> tuple[np.ndarray, int]:
@@ -182,6 +320,11 @@ class Im2colBackend(BackendBase):
     def conv2d(
         self, x: np.ndarray, w: np.ndarray, b: np.ndarray | None, spec: ConvSpec
     ) -> np.ndarray:
+        if self._is_pointwise(spec):
+            y = self._pointwise_forward(x, w, spec)
+            if b is not None:
+                y += b[np.newaxis, :, np.newaxis, np.newaxis]
+            return y
         y = np.empty(spec.y_shape, dtype=spec.dtype)
         w_g = w.reshape(spec.groups, spec.out_channels // spec.groups, -1)
         row_bytes = self._conv_row_bytes(spec, "conv2d")
@@ -205,49 +348,59 @@ class Im2colBackend(BackendBase):
         spec: ConvSpec,
         need: GradNeed,
     ) -> ConvGrads:
+        grad_x, grad_w = None, None
+        if need.x or need.w:
+            lowered = not self._is_pointwise(spec)
+            backward = self._lowered_backward if lowered else self._pointwise_backward
+            grad_x, grad_w = backward(grad_y, x, w, spec, need)
+        grad_b = grad_y.sum(axis=(0, 2, 3), dtype=spec.dtype) if need.b else None
+        return ConvGrads(grad_x, grad_w.reshape(spec.w_shape) if need.w else None, grad_b)
+
+    def _lowered_backward(
+        self, grad_y: np.ndarray, x: np.ndarray, w: np.ndarray, spec: ConvSpec, need: GradNeed
+    ) -> tuple[np.ndarray | None, np.ndarray]:
+        """dW = dY @ cols.T and dX = col2im(W.T @ dY), chunk by chunk."""
         groups, cout = spec.groups, spec.out_channels
         w_g = w.reshape(groups, cout // groups, -1)
         grad_w = np.zeros((groups, cout // groups, w_g.shape[2]), dtype=spec.dtype)
         grad_x = np.zeros(spec.x_shape, dtype=spec.dtype) if need.x else None
         top, _, left, _ = spec.padding
         kh, kw = spec.kernel
-        if need.x or need.w:
-            row_bytes = self._conv_row_bytes(spec, "conv2d_backward")
-            for chunk in _chunks(spec.batch, spec.out_height, row_bytes):
-                n0, n1, r0, r1 = chunk
-                rows = r1 - r0
-                # dY as (G, Og, nb*rows*OW): the GEMMs' layout for both gradients.
-                gy = grad_y[n0:n1, :, r0:r1].transpose(1, 0, 2, 3)
-                gy = np.ascontiguousarray(gy).reshape(groups, cout // groups, -1)
-                if need.w:
-                    cols, _ = self._lower(x, spec, chunk)
-                    grad_w += np.matmul(gy, cols.transpose(0, 2, 1))
-                    del cols
-                if grad_x is None:
-                    continue
-                dcols = scratch("dcols", (groups, w_g.shape[2], gy.shape[2]), x.dtype)
-                np.matmul(w_g.transpose(0, 2, 1), gy, out=dcols)  # (G, Kg, nb*rows*OW)
-                dcols = dcols.reshape(spec.in_channels, kh, kw, n1 - n0, rows, spec.out_width)
-                slab, first = _slab(x, spec, chunk, 0.0)
-                grad_slab = scratch("grad_slab", slab.shape, slab.dtype)
-                grad_slab.fill(0)
-                for i in range(kh):
-                    for j in range(kw):
-                        # col2im: every output position adds its tap gradient to the cell
-                        # that tap read.
-                        view = _tap_view(grad_slab, spec, i, j, rows)
-                        view += dcols[:, i, j].transpose(1, 0, 2, 3)
-                del dcols
-                # Keep the slab cells that are real input (not padding) and add them in.
-                src0, src1 = max(first - top, 0), min(first + slab.shape[2] - top, spec.height)
-                if src1 > src0:
-                    d0 = src0 + top - first
-                    grad_x[n0:n1, :, src0:src1] += grad_slab[
-                        :, :, d0 : d0 + src1 - src0, left : left + spec.width
-                    ]
-                del slab, grad_slab
-        grad_b = grad_y.sum(axis=(0, 2, 3), dtype=spec.dtype) if need.b else None
-        return ConvGrads(grad_x, grad_w.reshape(spec.w_shape) if need.w else None, grad_b)
+        row_bytes = self._conv_row_bytes(spec, "conv2d_backward")
+        for chunk in _chunks(spec.batch, spec.out_height, row_bytes):
+            n0, n1, r0, r1 = chunk
+            rows = r1 - r0
+            # dY as (G, Og, nb*rows*OW): the GEMMs' layout for both gradients.
+            gy = grad_y[n0:n1, :, r0:r1].transpose(1, 0, 2, 3)
+            gy = np.ascontiguousarray(gy).reshape(groups, cout // groups, -1)
+            if need.w:
+                cols, _ = self._lower(x, spec, chunk)
+                grad_w += np.matmul(gy, cols.transpose(0, 2, 1))
+                del cols
+            if grad_x is None:
+                continue
+            dcols = scratch("dcols", (groups, w_g.shape[2], gy.shape[2]), x.dtype)
+            np.matmul(w_g.transpose(0, 2, 1), gy, out=dcols)  # (G, Kg, nb*rows*OW)
+            dcols = dcols.reshape(spec.in_channels, kh, kw, n1 - n0, rows, spec.out_width)
+            slab, first = _slab(x, spec, chunk, 0.0)
+            grad_slab = scratch("grad_slab", slab.shape, slab.dtype)
+            grad_slab.fill(0)
+            for i in range(kh):
+                for j in range(kw):
+                    # col2im: every output position adds its tap gradient to the cell
+                    # that tap read.
+                    view = _tap_view(grad_slab, spec, i, j, rows)
+                    view += dcols[:, i, j].transpose(1, 0, 2, 3)
+            del dcols
+            # Keep the slab cells that are real input (not padding) and add them in.
+            src0, src1 = max(first - top, 0), min(first + slab.shape[2] - top, spec.height)
+            if src1 > src0:
+                d0 = src0 + top - first
+                grad_x[n0:n1, :, src0:src1] += grad_slab[
+                    :, :, d0 : d0 + src1 - src0, left : left + spec.width
+                ]
+            del slab, grad_slab
+        return grad_x, grad_w
 
     # --- pooling ------------------------------------------------------------------------------
 
