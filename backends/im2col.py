@@ -118,6 +118,15 @@ def _chunks(batch: int, out_rows: int, bytes_per_row: int) -> Iterator[Chunk]:
             yield n, n + 1, r0, min(r0 + rows, out_rows)
 
 
+def _slab_extent(spec: ConvSpec | PoolSpec, chunk: Chunk) -> tuple[int, int, int]:
+    """First padded row, rows and columns of the padded input that a chunk reads."""
+    r0, r1 = chunk[2:]
+    (kh, kw), (sh, sw), (dh, dw) = spec.kernel, spec.stride, spec.dilation
+    height = (r1 - 1 - r0) * sh + dh * (kh - 1) + 1
+    width = (spec.out_width - 1) * sw + dw * (kw - 1) + 1
+    return r0 * sh, height, max(width, spec.padding[2] + spec.width)
+
+
 def _slab(
     x: np.ndarray, spec: ConvSpec | PoolSpec, chunk: Chunk, fill: float
 ) -> tuple[np.ndarray, int]:
@@ -126,13 +135,9 @@ def _slab(
     Returns the slab and the padded-coordinate row it starts at. Cells outside the input
     (padding, and a ceil_mode window's overhang) hold ``fill``.
     """
-    n0, n1, r0, r1 = chunk
+    n0, n1 = chunk[:2]
     top, _, left, _ = spec.padding
-    (kh, kw), (sh, sw), (dh, dw) = spec.kernel, spec.stride, spec.dilation
-    first = r0 * sh
-    height = (r1 - 1 - r0) * sh + dh * (kh - 1) + 1
-    width = (spec.out_width - 1) * sw + dw * (kw - 1) + 1
-    width = max(width, left + spec.width)
+    first, height, width = _slab_extent(spec, chunk)
     slab = scratch("slab", (n1 - n0, x.shape[1], height, width), x.dtype)
     slab.fill(fill)
     # Rows of x that fall inside the slab: padded row p holds x row p - top.
@@ -164,6 +169,43 @@ def _tap_view(target: np.ndarray, spec: ConvSpec | PoolSpec, i: int, j: int, row
     ]
 
 
+def _wide_width(spec: ConvSpec) -> int:
+    """Columns per output row of the lowered matrix: the phase images' width.
+
+    Output rows are computed on the width of a stride phase of the padded input (one or
+    a few columns more than the output), so that every kernel tap's columns are one
+    contiguous run of that phase, copied at memory speed rather than element by element
+    in rows of a few outputs; the extra columns are computed and dropped.
+    """
+    width = _slab_extent(spec, (0, 1, 0, 1))[2]
+    return -(-width // spec.stride[1])
+
+
+def _taps(spec: ConvSpec, wq: int) -> Iterator[tuple[int, int, int, int, int]]:
+    """Per kernel tap ``(i, j)``: its stride phase ``(a, b)`` and the offset of its run."""
+    (kh, kw), (sh, sw), (dh, dw) = spec.kernel, spec.stride, spec.dilation
+    for i in range(kh):
+        for j in range(kw):
+            (oi, a), (oj, b) = divmod(i * dh, sh), divmod(j * dw, sw)
+            yield i, j, a, b, oi * wq + oj
+
+
+def _phase_grid(slab: np.ndarray, spec: ConvSpec, slot: str) -> tuple[np.ndarray, np.ndarray]:
+    """A ``(sh, sw, C, nb, hq + 1, wq)`` scratch grid for the stride phases of ``slab``
+    (one spare row: the last tap's run overhangs into it by a few dropped columns), and
+    its flat ``(sh, sw, C, nb, (hq + 1) * wq)`` view."""
+    nb, c, height, _ = slab.shape
+    sh, sw = spec.stride
+    hq, wq = -(-height // sh), _wide_width(spec)
+    grid = scratch(slot, (sh, sw, c, nb, hq + 1, wq), slab.dtype)
+    return grid, grid.reshape(sh, sw, c, nb, -1)
+
+
+def _drop_columns(a: np.ndarray, spec: ConvSpec) -> None:
+    """Zero the lowered columns past the output's width (``a`` ends in ``rows*wq``)."""
+    a.reshape(*a.shape[:-1], -1, _wide_width(spec))[..., spec.out_width :] = 0
+
+
 class Im2colBackend(BackendBase):
     """Window lowering plus one BLAS GEMM per group and chunk."""
 
@@ -177,7 +219,7 @@ class Im2colBackend(BackendBase):
         """Scratch per output row of one image: the lowered rows (twice for backward)."""
         kh, kw = spec.kernel
         item = np.dtype(spec.dtype).itemsize
-        per_row = spec.in_channels * kh * kw * spec.out_width * item
+        per_row = spec.in_channels * kh * kw * _wide_width(spec) * item
         return per_row * (2 if op == "conv2d_backward" else 1)
 
     def workspace_bytes(self, op: str, spec: ConvSpec | PoolSpec) -> int:
@@ -306,16 +348,25 @@ class Im2colBackend(BackendBase):
 
     # --- convolution ----------------------------------------------------------------------
 
-    def _lower(self, x: np.ndarray, spec: ConvSpec, chunk: Chunk) -> tuple[np.ndarray, int]:
-        """Columns ``(G, Kg, nb*rows*OW)`` for a chunk, and the slab's first padded row."""
+    def _lower(self, x: np.ndarray, spec: ConvSpec, chunk: Chunk) -> np.ndarray:
+        """Columns ``(G, Kg, nb*rows*wq)`` of a chunk, rows ``(C, kh, kw)`` as ``w``'s.
+
+        The padded slab is split once into its stride phases; each tap's columns are
+        then one contiguous run of its phase (see ``_wide_width``).
+        """
         n0, n1, r0, r1 = chunk
-        slab, first = _slab(x, spec, chunk, 0.0)
-        windows = _windows(slab, spec, r1 - r0)  # (nb, C, kh, kw, rows, OW)
-        cols = scratch(
-            "cols", (spec.in_channels, *spec.kernel, n1 - n0, r1 - r0, spec.out_width), x.dtype
-        )
-        np.copyto(cols, windows.transpose(1, 2, 3, 0, 4, 5))
-        return cols.reshape(spec.groups, -1, (n1 - n0) * (r1 - r0) * spec.out_width), first
+        slab, _ = _slab(x, spec, chunk, 0.0)
+        grid, flat = _phase_grid(slab, spec, "phases")
+        sh, sw = spec.stride
+        for a in range(sh):
+            for b in range(sw):
+                part = slab[:, :, a::sh, b::sw].transpose(1, 0, 2, 3)
+                grid[a, b, :, :, : part.shape[2], : part.shape[3]] = part
+        run = (r1 - r0) * grid.shape[-1]
+        cols = scratch("cols", (spec.in_channels, *spec.kernel, n1 - n0, run), x.dtype)
+        for i, j, a, b, offset in _taps(spec, grid.shape[-1]):
+            cols[:, i, j] = flat[a, b, :, :, offset : offset + run]
+        return cols.reshape(spec.groups, -1, (n1 - n0) * run)
 
     def conv2d(
         self, x: np.ndarray, w: np.ndarray, b: np.ndarray | None, spec: ConvSpec
@@ -330,11 +381,11 @@ class Im2colBackend(BackendBase):
         row_bytes = self._conv_row_bytes(spec, "conv2d")
         for chunk in _chunks(spec.batch, spec.out_height, row_bytes):
             n0, n1, r0, r1 = chunk
-            cols, _ = self._lower(x, spec, chunk)
+            cols = self._lower(x, spec, chunk)
             gemm = scratch("gemm", (*w_g.shape[:2], cols.shape[2]), x.dtype)
-            out = np.matmul(w_g, cols, out=gemm)  # (G, Og, nb*rows*OW)
+            out = np.matmul(w_g, cols, out=gemm)  # (G, Og, nb*rows*wq)
             del cols  # free before the next chunk is lowered, so only one is ever alive
-            out = out.reshape(spec.out_channels, n1 - n0, r1 - r0, spec.out_width)
+            out = out.reshape(spec.out_channels, n1 - n0, r1 - r0, -1)[..., : spec.out_width]
             y[n0:n1, :, r0:r1] = out.transpose(1, 0, 2, 3)
         if b is not None:
             y += b[np.newaxis, :, np.newaxis, np.newaxis]
@@ -364,43 +415,52 @@ class Im2colBackend(BackendBase):
         w_g = w.reshape(groups, cout // groups, -1)
         grad_w = np.zeros((groups, cout // groups, w_g.shape[2]), dtype=spec.dtype)
         grad_x = np.zeros(spec.x_shape, dtype=spec.dtype) if need.x else None
-        top, _, left, _ = spec.padding
-        kh, kw = spec.kernel
         row_bytes = self._conv_row_bytes(spec, "conv2d_backward")
+        wq = _wide_width(spec)
         for chunk in _chunks(spec.batch, spec.out_height, row_bytes):
             n0, n1, r0, r1 = chunk
-            rows = r1 - r0
-            # dY as (G, Og, nb*rows*OW): the GEMMs' layout for both gradients.
-            gy = grad_y[n0:n1, :, r0:r1].transpose(1, 0, 2, 3)
-            gy = np.ascontiguousarray(gy).reshape(groups, cout // groups, -1)
+            # dY as (G, Og, nb*rows*wq), zero in the dropped columns: both GEMMs' layout.
+            gy = scratch("gy", (cout, n1 - n0, r1 - r0, wq), x.dtype)
+            gy[..., spec.out_width :] = 0
+            gy[..., : spec.out_width] = grad_y[n0:n1, :, r0:r1].transpose(1, 0, 2, 3)
+            gy = gy.reshape(groups, cout // groups, -1)
             if need.w:
-                cols, _ = self._lower(x, spec, chunk)
+                cols = self._lower(x, spec, chunk)
+                _drop_columns(cols, spec)  # so that a NaN there cannot reach dW
                 grad_w += np.matmul(gy, cols.transpose(0, 2, 1))
                 del cols
-            if grad_x is None:
-                continue
-            dcols = scratch("dcols", (groups, w_g.shape[2], gy.shape[2]), x.dtype)
-            np.matmul(w_g.transpose(0, 2, 1), gy, out=dcols)  # (G, Kg, nb*rows*OW)
-            dcols = dcols.reshape(spec.in_channels, kh, kw, n1 - n0, rows, spec.out_width)
-            slab, first = _slab(x, spec, chunk, 0.0)
-            grad_slab = scratch("grad_slab", slab.shape, slab.dtype)
-            grad_slab.fill(0)
-            for i in range(kh):
-                for j in range(kw):
-                    # col2im: every output position adds its tap gradient to the cell
-                    # that tap read.
-                    view = _tap_view(grad_slab, spec, i, j, rows)
-                    view += dcols[:, i, j].transpose(1, 0, 2, 3)
-            del dcols
-            # Keep the slab cells that are real input (not padding) and add them in.
-            src0, src1 = max(first - top, 0), min(first + slab.shape[2] - top, spec.height)
-            if src1 > src0:
-                d0 = src0 + top - first
-                grad_x[n0:n1, :, src0:src1] += grad_slab[
-                    :, :, d0 : d0 + src1 - src0, left : left + spec.width
-                ]
-            del slab, grad_slab
+            if grad_x is not None:
+                dcols = scratch("dcols", (groups, w_g.shape[2], gy.shape[2]), x.dtype)
+                np.matmul(w_g.transpose(0, 2, 1), gy, out=dcols)
+                self._col2im(dcols, grad_x, spec, chunk)
         return grad_x, grad_w
+
+    def _col2im(self, dcols: np.ndarray, grad_x: np.ndarray, spec: ConvSpec, chunk: Chunk) -> None:
+        """Add each lowered column's gradient to the input cell it was read from."""
+        n0, n1 = chunk[:2]
+        top, _, left, _ = spec.padding
+        sh, sw = spec.stride
+        _drop_columns(dcols, spec)
+        dcols = dcols.reshape(spec.in_channels, *spec.kernel, n1 - n0, -1)
+        run = dcols.shape[-1]
+        first, height, width = _slab_extent(spec, chunk)
+        slab_shape = (n1 - n0, spec.in_channels, height, width)
+        grad_slab = scratch("grad_slab", slab_shape, dcols.dtype)
+        grid, flat = _phase_grid(grad_slab, spec, "grad_phases")
+        grid.fill(0)
+        for i, j, a, b, offset in _taps(spec, grid.shape[-1]):
+            flat[a, b, :, :, offset : offset + run] += dcols[:, i, j]
+        for a in range(sh):
+            for b in range(sw):
+                part = grad_slab[:, :, a::sh, b::sw]
+                part[...] = grid[a, b, :, :, : part.shape[2], : part.shape[3]].transpose(1, 0, 2, 3)
+        # Keep the slab cells that are real input (not padding) and add them in.
+        src0, src1 = max(first - top, 0), min(first + height - top, spec.height)
+        if src1 > src0:
+            d0 = src0 + top - first
+            grad_x[n0:n1, :, src0:src1] += grad_slab[
+                :, :, d0 : d0 + src1 - src0, left : left + spec.width
+            ]
 
     # --- pooling ------------------------------------------------------------------------------
 
