@@ -169,41 +169,76 @@ def _tap_view(target: np.ndarray, spec: ConvSpec | PoolSpec, i: int, j: int, row
     ]
 
 
-def _wide_width(spec: ConvSpec) -> int:
-    """Columns per output row of the lowered matrix: the phase images' width.
+def _row_width(spec: ConvSpec) -> int:
+    """Columns per output row in the lowered matrix.
 
-    Output rows are computed on the width of a stride phase of the padded input (one or
-    a few columns more than the output), so that every kernel tap's columns are one
-    contiguous run of that phase, copied at memory speed rather than element by element
-    in rows of a few outputs; the extra columns are computed and dropped.
+    The stride phases of the padded input hold every tap's windows at unit stride. When
+    the output rows are computed on the full width of a phase (a column or two more than
+    the output, dropped afterwards), each tap's columns are one contiguous run of its
+    phase, copied at memory speed; rows of a few outputs copied one by one cost more than
+    the GEMM's extra columns, unless those exceed an eighth of the output.
     """
-    width = _slab_extent(spec, (0, 1, 0, 1))[2]
-    return -(-width // spec.stride[1])
+    wq = -(-_slab_extent(spec, (0, 1, 0, 1))[2] // spec.stride[1])
+    return wq if 8 * wq <= 9 * spec.out_width else spec.out_width
 
 
-def _taps(spec: ConvSpec, wq: int) -> Iterator[tuple[int, int, int, int, int]]:
-    """Per kernel tap ``(i, j)``: its stride phase ``(a, b)`` and the offset of its run."""
+def _phases(spec: ConvSpec, chunk: Chunk, slot: str) -> np.ndarray:
+    """A zeroed scratch grid ``(sh, sw, C, nb, hq + 1, wq)`` for the stride phases of the
+    padded input a chunk reads (one spare row: the last tap's run overhangs into it by a
+    few dropped columns)."""
+    _, height, width = _slab_extent(spec, chunk)
+    (sh, sw), nb = spec.stride, chunk[1] - chunk[0]
+    grid = scratch(
+        slot,
+        (sh, sw, spec.in_channels, nb, -(-height // sh) + 1, -(-width // sw)),
+        np.dtype(spec.dtype),
+    )
+    grid.fill(0)
+    return grid
+
+
+def _phase_cells(spec: ConvSpec, chunk: Chunk, grid: np.ndarray) -> Iterator[tuple]:
+    """Per phase ``(a, b)``: the grid cells that hold real input, and those input cells
+    (padded row ``first + a + sh*q`` and column ``b + sw*p`` of the chunk)."""
+    (sh, sw), (top, _, left, _) = spec.stride, spec.padding
+    first = chunk[2] * sh
+    rows, cols = grid.shape[-2:]
+    for a in range(sh):
+        q0 = max(0, -(-(top - first - a) // sh))
+        q1 = min(rows, (spec.height - 1 + top - first - a) // sh + 1)
+        for b in range(sw):
+            p0, p1 = max(0, -(-(left - b) // sw)), min(cols, (spec.width - 1 + left - b) // sw + 1)
+            if q1 > q0 and p1 > p0:
+                y0, x0 = first + a + sh * q0 - top, b + sw * p0 - left
+                src = np.s_[
+                    :,
+                    :,
+                    y0 : y0 + sh * (q1 - q0 - 1) + 1 : sh,
+                    x0 : x0 + sw * (p1 - p0 - 1) + 1 : sw,
+                ]
+                yield grid[a, b, :, :, q0:q1, p0:p1], src
+
+
+def _tap_blocks(spec: ConvSpec, grid: np.ndarray, rows: int) -> Iterator[tuple]:
+    """Per kernel tap ``(i, j)``: the ``(C, nb, rows, width)`` block of its phase that it
+    reads, one contiguous run per image when ``width`` is the phase's."""
     (kh, kw), (sh, sw), (dh, dw) = spec.kernel, spec.stride, spec.dilation
+    width, wq = _row_width(spec), grid.shape[-1]
+    flat = grid.reshape(*grid.shape[:4], -1)
     for i in range(kh):
         for j in range(kw):
             (oi, a), (oj, b) = divmod(i * dh, sh), divmod(j * dw, sw)
-            yield i, j, a, b, oi * wq + oj
-
-
-def _phase_grid(slab: np.ndarray, spec: ConvSpec, slot: str) -> tuple[np.ndarray, np.ndarray]:
-    """A ``(sh, sw, C, nb, hq + 1, wq)`` scratch grid for the stride phases of ``slab``
-    (one spare row: the last tap's run overhangs into it by a few dropped columns), and
-    its flat ``(sh, sw, C, nb, (hq + 1) * wq)`` view."""
-    nb, c, height, _ = slab.shape
-    sh, sw = spec.stride
-    hq, wq = -(-height // sh), _wide_width(spec)
-    grid = scratch(slot, (sh, sw, c, nb, hq + 1, wq), slab.dtype)
-    return grid, grid.reshape(sh, sw, c, nb, -1)
+            if width == wq:
+                start = oi * wq + oj
+                block = flat[a, b, :, :, start : start + rows * wq]
+                yield i, j, block.reshape(*block.shape[:2], rows, wq)
+            else:
+                yield i, j, grid[a, b, :, :, oi : oi + rows, oj : oj + width]
 
 
 def _drop_columns(a: np.ndarray, spec: ConvSpec) -> None:
-    """Zero the lowered columns past the output's width (``a`` ends in ``rows*wq``)."""
-    a.reshape(*a.shape[:-1], -1, _wide_width(spec))[..., spec.out_width :] = 0
+    """Zero the lowered columns past the output's width (``a`` ends in ``rows*width``)."""
+    a.reshape(*a.shape[:-1], -1, _row_width(spec))[..., spec.out_width :] = 0
 
 
 class Im2colBackend(BackendBase):
@@ -219,7 +254,7 @@ class Im2colBackend(BackendBase):
         """Scratch per output row of one image: the lowered rows (twice for backward)."""
         kh, kw = spec.kernel
         item = np.dtype(spec.dtype).itemsize
-        per_row = spec.in_channels * kh * kw * _wide_width(spec) * item
+        per_row = spec.in_channels * kh * kw * _row_width(spec) * item
         return per_row * (2 if op == "conv2d_backward" else 1)
 
     def workspace_bytes(self, op: str, spec: ConvSpec | PoolSpec) -> int:
@@ -349,24 +384,20 @@ class Im2colBackend(BackendBase):
     # --- convolution ----------------------------------------------------------------------
 
     def _lower(self, x: np.ndarray, spec: ConvSpec, chunk: Chunk) -> np.ndarray:
-        """Columns ``(G, Kg, nb*rows*wq)`` of a chunk, rows ``(C, kh, kw)`` as ``w``'s.
+        """Columns ``(G, Kg, nb*rows*width)`` of a chunk, rows ``(C, kh, kw)`` as ``w``'s.
 
-        The padded slab is split once into its stride phases; each tap's columns are
-        then one contiguous run of its phase (see ``_wide_width``).
+        The input is split once into the stride phases of its padded form; each tap's
+        columns are then a unit-stride block of its phase (see ``_row_width``).
         """
         n0, n1, r0, r1 = chunk
-        slab, _ = _slab(x, spec, chunk, 0.0)
-        grid, flat = _phase_grid(slab, spec, "phases")
-        sh, sw = spec.stride
-        for a in range(sh):
-            for b in range(sw):
-                part = slab[:, :, a::sh, b::sw].transpose(1, 0, 2, 3)
-                grid[a, b, :, :, : part.shape[2], : part.shape[3]] = part
-        run = (r1 - r0) * grid.shape[-1]
-        cols = scratch("cols", (spec.in_channels, *spec.kernel, n1 - n0, run), x.dtype)
-        for i, j, a, b, offset in _taps(spec, grid.shape[-1]):
-            cols[:, i, j] = flat[a, b, :, :, offset : offset + run]
-        return cols.reshape(spec.groups, -1, (n1 - n0) * run)
+        grid = _phases(spec, chunk, "phases")
+        for cells, src in _phase_cells(spec, chunk, grid):
+            cells[...] = x[n0:n1][src].transpose(1, 0, 2, 3)
+        shape = (spec.in_channels, *spec.kernel, n1 - n0, r1 - r0, _row_width(spec))
+        cols = scratch("cols", shape, x.dtype)
+        for i, j, block in _tap_blocks(spec, grid, r1 - r0):
+            cols[:, i, j] = block
+        return cols.reshape(spec.groups, -1, (n1 - n0) * (r1 - r0) * shape[-1])
 
     def conv2d(
         self, x: np.ndarray, w: np.ndarray, b: np.ndarray | None, spec: ConvSpec
@@ -416,11 +447,11 @@ class Im2colBackend(BackendBase):
         grad_w = np.zeros((groups, cout // groups, w_g.shape[2]), dtype=spec.dtype)
         grad_x = np.zeros(spec.x_shape, dtype=spec.dtype) if need.x else None
         row_bytes = self._conv_row_bytes(spec, "conv2d_backward")
-        wq = _wide_width(spec)
+        width = _row_width(spec)
         for chunk in _chunks(spec.batch, spec.out_height, row_bytes):
             n0, n1, r0, r1 = chunk
             # dY as (G, Og, nb*rows*wq), zero in the dropped columns: both GEMMs' layout.
-            gy = scratch("gy", (cout, n1 - n0, r1 - r0, wq), x.dtype)
+            gy = scratch("gy", (cout, n1 - n0, r1 - r0, width), x.dtype)
             gy[..., spec.out_width :] = 0
             gy[..., : spec.out_width] = grad_y[n0:n1, :, r0:r1].transpose(1, 0, 2, 3)
             gy = gy.reshape(groups, cout // groups, -1)
@@ -437,30 +468,14 @@ class Im2colBackend(BackendBase):
 
     def _col2im(self, dcols: np.ndarray, grad_x: np.ndarray, spec: ConvSpec, chunk: Chunk) -> None:
         """Add each lowered column's gradient to the input cell it was read from."""
-        n0, n1 = chunk[:2]
-        top, _, left, _ = spec.padding
-        sh, sw = spec.stride
+        n0, n1, r0, r1 = chunk
         _drop_columns(dcols, spec)
-        dcols = dcols.reshape(spec.in_channels, *spec.kernel, n1 - n0, -1)
-        run = dcols.shape[-1]
-        first, height, width = _slab_extent(spec, chunk)
-        slab_shape = (n1 - n0, spec.in_channels, height, width)
-        grad_slab = scratch("grad_slab", slab_shape, dcols.dtype)
-        grid, flat = _phase_grid(grad_slab, spec, "grad_phases")
-        grid.fill(0)
-        for i, j, a, b, offset in _taps(spec, grid.shape[-1]):
-            flat[a, b, :, :, offset : offset + run] += dcols[:, i, j]
-        for a in range(sh):
-            for b in range(sw):
-                part = grad_slab[:, :, a::sh, b::sw]
-                part[...] = grid[a, b, :, :, : part.shape[2], : part.shape[3]].transpose(1, 0, 2, 3)
-        # Keep the slab cells that are real input (not padding) and add them in.
-        src0, src1 = max(first - top, 0), min(first + height - top, spec.height)
-        if src1 > src0:
-            d0 = src0 + top - first
-            grad_x[n0:n1, :, src0:src1] += grad_slab[
-                :, :, d0 : d0 + src1 - src0, left : left + spec.width
-            ]
+        dcols = dcols.reshape(spec.in_channels, *spec.kernel, n1 - n0, r1 - r0, -1)
+        grid = _phases(spec, chunk, "grad_phases")
+        for i, j, block in _tap_blocks(spec, grid, r1 - r0):
+            block += dcols[:, i, j]
+        for cells, dst in _phase_cells(spec, chunk, grid):
+            grad_x[n0:n1][dst] += cells.transpose(1, 0, 2, 3)
 
     # --- pooling ------------------------------------------------------------------------------
 
