@@ -1,15 +1,21 @@
 """im2col + GEMM: lower every window to a column, then one matrix product per group.
 
-The lowered matrix has the layout ``(C, kh, kw, N, OH, OW)``: for group ``g`` its rows
-``g*Kg:(g+1)*Kg`` form a ``(Kg, N*OH*OW)`` matrix, so the forward pass is
+The lowered matrix has the layout ``(C, kh, kw, N, OH, width)``: for group ``g`` its rows
+``g*Kg:(g+1)*Kg`` form a ``(Kg, N*OH*width)`` matrix, so the forward pass is
 ``Y_g = W_g @ cols_g`` (one BLAS GEMM per group, whole batch chunk at once, which keeps
 skinny late layers efficient), ``dW_g = dY_g @ cols_g.T`` (BLAS reads the transpose in
 place) and ``dcols_g = W_g.T @ dY_g``, scattered back by col2im one kernel tap at a time.
-Windows are gathered with stride tricks, never with Python loops over positions.
+The input is first split into the stride phases of its padded form (one phase at
+stride 1), where every tap's windows lie at unit stride: each tap's columns are then a
+block copy, and with ``width`` the phase's width (a column or two beyond the output,
+dropped afterwards) one contiguous run per image. No Python loops over positions.
+
+A 1x1 convolution is not lowered: it is ``W @ x[n]`` on the input as it lies (after one
+subsampling copy for a stride), with the images side by side on small maps.
 
 Scratch is bounded: the batch is processed in chunks (and a single huge image in bands of
 output rows) so that lowered matrices stay under ``fastcnn.config.get_workspace_limit()``.
-Pooling uses the same lowering, reducing over the tap axis.
+Pooling uses a window view of the padded input, reducing over the tap axis.
 """
 
 from __future__ import annotations
@@ -27,7 +33,8 @@ from fastcnn.spec import ConvSpec, PoolSpec
 # Cost model for backend="auto": seconds = the coefficients below . the features of
 # Im2colBackend.cost_features: for convolutions an intercept, dense GEMM FLOPs,
 # depthwise FLOPs, lowered bytes at stride 1 and at other strides, output bytes, and
-# filter bytes times the number of chunks (each chunk's GEMM repacks them); for pooling
+# filter bytes times the number of chunks (each chunk's GEMM repacks them; for a 1x1
+# convolution, which is not lowered, the "lowered" bytes are those it copies); for pooling
 # an intercept and window-tap bytes of max/min and of mean. Fitted by non-negative least
 # squares on relative error to `fastcnn bench` timings (benchmarks/fit_cost_models.py);
 # 4.85e-12 s/FLOP is 206 GFLOP/s of GEMM. float64 doubles the FLOP terms (half the SIMD
@@ -259,6 +266,10 @@ class Im2colBackend(BackendBase):
 
     def workspace_bytes(self, op: str, spec: ConvSpec | PoolSpec) -> int:
         """The lowered matrices of one chunk (capped by the workspace limit when chunking)."""
+        if isinstance(spec, ConvSpec) and self._is_pointwise(spec):
+            per_image = self._pointwise_image_bytes(spec)
+            budget = min(get_workspace_limit(), _CACHE_FRIENDLY_CHUNK_BYTES)
+            return min(per_image * spec.batch, max(budget, per_image))
         if isinstance(spec, ConvSpec):
             row = self._conv_row_bytes(spec, op)
         else:
@@ -278,8 +289,12 @@ class Im2colBackend(BackendBase):
         if isinstance(spec, PoolSpec):
             taps = float(spec.flops * item)
             return (1.0, 0.0, taps) if spec.mode == "mean" else (1.0, taps, 0.0)
-        row_bytes = self._conv_row_bytes(spec, "conv2d")
-        lowered_bytes = float(spec.batch * row_bytes * spec.out_height)
+        if self._is_pointwise(spec):
+            lowered_bytes, chunks = self._pointwise_copy_bytes(spec)
+        else:
+            row_bytes = self._conv_row_bytes(spec, "conv2d")
+            lowered_bytes = float(spec.batch * row_bytes * spec.out_height)
+            chunks = sum(1 for _ in _chunks(spec.batch, spec.out_height, row_bytes))
         out_bytes = spec.batch * spec.out_channels * spec.out_height * spec.out_width * item
         flops = spec.flops * item / 4
         is_dense = spec.out_channels // spec.groups > 1
@@ -287,7 +302,6 @@ class Im2colBackend(BackendBase):
         # A strided gather of windows is slower per byte; BLAS repacks the filters for
         # every chunk's GEMM, which shows on deep layers with small images.
         strided = spec.stride != (1, 1)
-        chunks = sum(1 for _ in _chunks(spec.batch, spec.out_height, row_bytes))
         w_bytes = spec.out_channels * (spec.in_channels // spec.groups) * item
         w_bytes *= spec.kernel[0] * spec.kernel[1]
         return (
@@ -309,6 +323,22 @@ class Im2colBackend(BackendBase):
         (r0, r1), (c0, c1), _ = _pointwise_box(spec)
         item = np.dtype(spec.dtype).itemsize
         return 4 * (spec.in_channels + spec.out_channels) * (r1 - r0) * (c1 - c0) * item
+
+    def _pointwise_copy_bytes(self, spec: ConvSpec) -> tuple[float, int]:
+        """What the 1x1 path copies, in the cost model's terms: the bytes of its input
+        gather and side-by-side transposes (none for stride 1 without padding on large
+        maps), and its number of chunks."""
+        (r0, r1), (c0, c1), whole = _pointwise_box(spec)
+        item = np.dtype(spec.dtype).itemsize
+        positions = spec.batch * (r1 - r0) * (c1 - c0) * item
+        gathered = not whole or spec.stride != (1, 1)
+        copies, chunks = 0.0, 0
+        for _, _, side in self._pointwise_chunks(spec):
+            chunks += 1
+            if side:
+                copies = float(positions * (spec.in_channels + spec.out_channels))
+        copies += positions * spec.in_channels if gathered else 0.0
+        return copies, chunks
 
     def _is_pointwise(self, spec: ConvSpec) -> bool:
         """1x1 kernel (any stride, padding, dilation) whose per-image scratch fits."""
