@@ -8,13 +8,15 @@ import numpy as np
 import pytest
 from helpers import (
     CONV_SWEEP,
+    case_id,
     check_conv,
+    check_conv_fd,
     check_pool,
     conv_inputs,
 )
 
 import fastcnn
-from fastcnn.registry import get_backend
+from fastcnn.registry import GradNeed, get_backend
 from fastcnn.spec import make_conv_spec
 
 
@@ -81,3 +83,70 @@ def test_repeated_calls_are_bit_identical():
         x.astype(np.float32), w.astype(np.float32), b, backend="im2col", **params
     )
     np.testing.assert_array_equal(first, again)
+
+
+#: 1x1 convolutions take a path without lowering: per-image GEMMs on large maps, the
+#: images side by side on small ones (under 400 positions), a subsampling copy for a
+#: stride, zeros where a window reads only padding.
+POINTWISE = [
+    dict(n=3, cin=4, h=5, w=6, cout=6, k=(1, 1)),  # side by side
+    dict(n=2, cin=3, h=21, w=20, cout=5, k=(1, 1)),  # one GEMM per image (420 positions)
+    dict(n=1, cin=3, h=5, w=5, cout=4, k=(1, 1)),  # a single image
+    dict(n=3, cin=4, h=9, w=8, cout=6, k=(1, 1), stride=2),
+    dict(n=2, cin=4, h=43, w=41, cout=2, k=(1, 1), stride=2),  # strided, per image
+    dict(n=2, cin=4, h=7, w=9, cout=4, k=(1, 1), stride=(3, 2), bias=False),
+    dict(n=2, cin=3, h=5, w=4, cout=4, k=(1, 1), padding=1),
+    dict(n=2, cin=3, h=22, w=21, cout=2, k=(1, 1), padding=(2, 0, 1, 3)),
+    dict(n=3, cin=4, h=6, w=7, cout=6, k=(1, 1), stride=2, padding=(1, 2, 0, 1)),
+    dict(n=2, cin=3, h=3, w=3, cout=2, k=(1, 1), stride=3, padding=2),  # rows of padding only
+    dict(n=2, cin=6, h=5, w=5, cout=4, k=(1, 1), groups=2, dilation=3),
+    dict(n=3, cin=6, h=7, w=6, cout=9, k=(1, 1), groups=3, stride=2, padding=1),
+    dict(n=2, cin=6, h=21, w=21, cout=6, k=(1, 1), groups=6),  # per image, depthwise
+]
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("case", POINTWISE, ids=case_id)
+def test_pointwise_paths_match_naive(case, dtype):
+    check_conv("im2col", case, dtype)
+
+
+@pytest.mark.parametrize("case", POINTWISE[::3], ids=case_id)
+def test_pointwise_gradients_match_finite_differences(case):
+    check_conv_fd("im2col", case)
+
+
+@pytest.mark.parametrize("need", [(True, False), (False, True)])
+def test_pointwise_backward_gives_only_the_gradients_asked_for(need):
+    case = dict(n=3, cin=4, h=9, w=8, cout=6, k=(1, 1), stride=2, padding=1)
+    x, w, _, params = conv_inputs(case)
+    gy = np.random.default_rng(3).standard_normal((3, 6, 6, 5))
+    want = fastcnn.conv2d_backward(gy, x, w, bias=False, backend="naive", **params)
+    spec = make_conv_spec(x, w, bias=False, dtype=np.dtype("float64"), **params)
+    got = get_backend("im2col").conv2d_backward(gy, x, w, spec, GradNeed(*need, False))
+    for name, wanted in zip(("x", "w"), need, strict=True):
+        if wanted:
+            np.testing.assert_allclose(getattr(got, name), getattr(want, name), atol=1e-12)
+        else:
+            assert getattr(got, name) is None
+
+
+def test_pointwise_chunks_of_images_give_the_same_result(workspace_limit):
+    case = dict(n=5, cin=4, h=6, w=6, cout=6, k=(1, 1), stride=2, padding=1, groups=2)
+    x, w, b, params = conv_inputs(case)
+    gy = np.random.default_rng(4).standard_normal((5, 6, 4, 4))
+    whole = fastcnn.conv2d(x, w, b, backend="im2col", **params)
+    whole_grads = fastcnn.conv2d_backward(gy, x, w, backend="im2col", **params)
+    workspace_limit(6000)  # two images per chunk
+    spec = make_conv_spec(x, w, bias=True, dtype=np.dtype("float64"), **params)
+    assert [c[:2] for c in get_backend("im2col")._pointwise_chunks(spec)] == [
+        (0, 2),
+        (2, 4),
+        (4, 5),
+    ]
+    np.testing.assert_allclose(fastcnn.conv2d(x, w, b, backend="im2col", **params), whole)
+    chunked = fastcnn.conv2d_backward(gy, x, w, backend="im2col", **params)
+    for got, want in zip(chunked, whole_grads, strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+    workspace_limit(1)  # not even one image: the lowering path
+    np.testing.assert_allclose(fastcnn.conv2d(x, w, b, backend="im2col", **params), whole)
