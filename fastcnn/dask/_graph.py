@@ -7,7 +7,6 @@ workers, and the block's task joins them.
 
 from __future__ import annotations
 
-import operator
 from bisect import bisect_right
 from collections.abc import Sequence
 from itertools import accumulate, pairwise, product
@@ -19,6 +18,7 @@ from dask.base import tokenize
 from dask.highlevelgraph import HighLevelGraph
 
 from fastcnn import registry
+from fastcnn.dask import _tasks
 from fastcnn.registry import BackendUnsupported
 from fastcnn.spec import ConvSpec, PoolSpec
 
@@ -60,7 +60,7 @@ class Graph:
                 return key
             self._pieces += 1
             sliced = (f"{self.name}-piece", self._pieces)
-            self.layer[sliced] = (operator.getitem, key, tuple(s for _, s, _ in parts))
+            self.layer[sliced] = (_tasks.take, key, tuple(s for _, s, _ in parts))
             return sliced
 
         if all(len(a) == 1 for a in axes):

@@ -128,15 +128,19 @@ def _conv_rows(axis: Axis, first: int, end: int) -> tuple[int, int, int, int, in
 
 
 def output_chunks(axis: Axis, chunks: tuple[int, ...]) -> list[tuple[int, int]]:
-    """Output ranges, one per input chunk: the windows that start in that chunk.
+    """Output ranges, one per input chunk: the outputs ``i`` whose row ``i * stride``
+    lies in that chunk.
 
-    Windows starting in the top padding go to the first chunk and ``ceil_mode`` windows
-    to the last; an input chunk in which no window starts (smaller than the stride) gives
-    no output chunk. The input a range needs reaches ``span - 1`` rows into the chunks
-    after its own: that is the halo.
+    That row is where the window starts before padding shifts it, so a stride-1
+    convolution with padding "same" keeps the input's chunks, and a stride-s op maps
+    chunks that are multiples of s onto chunks s times smaller: a chain of ops keeps
+    its chunks aligned. Outputs past the last row (``ceil_mode``, a wide bottom padding)
+    go to the last chunk; an input chunk that holds no such row (smaller than the
+    stride) gives no output chunk. The halo a range needs is ``pad_lo`` rows before its
+    chunk and ``span - 1 - pad_lo`` after.
     """
     bounds = [0, *accumulate(chunks)]
-    edges = [min(axis.out, max(0, -(-(r + axis.pad_lo) // axis.stride))) for r in bounds]
+    edges = [min(axis.out, -(-r // axis.stride)) for r in bounds]
     edges[0], edges[-1] = 0, axis.out
     return [(lo, hi) for lo, hi in pairwise(edges) if hi > lo]
 

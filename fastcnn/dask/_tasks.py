@@ -55,6 +55,12 @@ class Call:
         return getattr(fastcnn, self.fn)(*arrays, *self.args, **dict(self.kwargs), **extra)
 
 
+def take(chunk: np.ndarray, index: tuple[slice, ...]) -> np.ndarray:
+    """Part of a chunk, copied: a view would keep the whole chunk in memory while it
+    waits for the task that needs only its halo rows."""
+    return np.array(chunk[index], copy=True)
+
+
 def assemble(pieces: Pieces) -> np.ndarray:
     """One array from the pieces a task gathered (a halo crosses chunk borders)."""
     return np.block(pieces) if isinstance(pieces, list) else pieces
