@@ -5,11 +5,14 @@ Each function takes the front end's arguments with a dask array for ``x`` (and
 ordinary front end (``fastcnn.conv2d`` ...) on one block:
 
 - Chunks along the batch: one task per block of images, the whole call per block.
-- Chunks in space: each output block reads the input rows and columns its windows need
-  (a halo of ``dilation * (kernel - 1)`` past its chunk, one side only), with the op's
-  padding applied only at the real border, so the result equals the whole-array call
-  (see :mod:`fastcnn.dask._plan`). Output chunks follow the input chunks: the outputs
-  whose windows start in an input chunk form one output chunk.
+- Chunks in space: output ``i`` belongs to the input chunk holding row ``i * stride``
+  (so a stride-1 "same" convolution keeps the chunks, and chunks that are multiples of
+  the stride map onto chunks ``stride`` times smaller). Each output block reads exactly
+  the rows and columns its windows touch, a halo of ``dilation * (kernel - 1)`` rows in
+  all around its chunk, with the op's padding applied only at the real border, so the
+  result equals the whole-array call (see :mod:`fastcnn.dask._plan`). A halo reaches
+  into the neighbouring chunks, so about two rows of chunks are in memory at once:
+  short chunks keep a wide image's footprint small.
 - Channels: pooling keeps the channel chunks. A convolution sums over the input channels
   of each group, so a task needs all the channels of its groups: channel chunks are kept
   when their borders fall on group borders (grouped and depthwise convolution), and

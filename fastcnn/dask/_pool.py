@@ -102,10 +102,10 @@ def _pool_backward(
 _POOL_DOC = """{title} pooling of a dask array, lazily: :func:`fastcnn.{fn}` chunk by chunk.
 
     Parameters are those of :func:`fastcnn.{fn}`, with a dask array ``x`` of shape
-    (N, C, H, W) or (C, H, W). Channel and batch chunks are kept; each output chunk holds
-    the windows that start in one input chunk, computed from that chunk and a halo of
-    the rows after it, with padding only at the real border, so the result equals the
-    whole-array call (``ceil_mode`` and the mean's divisor included).
+    (N, C, H, W) or (C, H, W). Channel and batch chunks are kept; each spatial output
+    chunk is computed from one input chunk and the halo its windows need, with padding
+    only at the real border, so the result equals the whole-array call (``ceil_mode``
+    and the mean's divisor included).
     """
 
 _POOL_BACKWARD_DOC = """Gradient through :func:`{fn}` for dask arrays, lazily, chunked like ``x``.
