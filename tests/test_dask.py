@@ -237,6 +237,21 @@ def test_unbatched_input_gives_unbatched_results():
     _close(gp, fastcnn.max_pool2d_backward(np.ones(p.shape), x, 2, ceil_mode=True), "float64")
 
 
+def test_weights_may_be_dask_arrays():
+    x, w = _data((2, 3, 9, 9), "float64", 21), _data((4, 3, 3, 3), "float64", 22)
+    b = _data((4,), "float64", 23)
+    xd = da.from_array(x, chunks=(1, 3, 4, 5))
+    wd, bd = da.from_array(w, chunks=(2, 2, 3, 3)), da.from_array(b, chunks=3)
+    y = fd.conv2d(xd, wd, bd, padding=1, backend="naive")
+    gy = _data(y.shape, "float64", 24)
+    grads = fd.conv2d_backward(da.from_array(gy, chunks=4), xd, wd, padding=1, backend="naive")
+    ref = fastcnn.conv2d_backward(gy, x, w, padding=1, backend="naive")
+    got = _threads(y, *grads)
+    _close(got[0], fastcnn.conv2d(x, w, b, padding=1, backend="naive"), "float64")
+    for actual, reference in zip(got[1:], ref, strict=True):
+        _close(actual, reference, "float64")
+
+
 def test_need_skips_gradients():
     x, w = _data((2, 2, 6, 6), "float64", 14), _data((2, 2, 3, 3), "float64", 15)
     gy = da.ones((2, 2, 4, 4), chunks=2)
