@@ -31,6 +31,15 @@ _GRAD_NAMES = frozenset({"x", "w", "b"})
 
 
 def _as_array(name: str, value: ArrayLike) -> np.ndarray:
+    # Detected by module name so that the front end never imports Dask: converting a dask
+    # array would silently compute all of it into memory.
+    if type(value).__module__.startswith("dask."):
+        raise TypeError(
+            f"{name} is a dask array ({type(value).__name__}); fastcnn's functions take "
+            "in-memory arrays and would compute all of it at once. Use the same function "
+            "from fastcnn.dask (e.g. fastcnn.dask.conv2d), which works chunk by chunk and "
+            "returns a dask array"
+        )
     try:
         return np.asarray(value)
     except (ValueError, TypeError) as exc:
