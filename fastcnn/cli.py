@@ -61,7 +61,28 @@ def _cmd_backends(args: argparse.Namespace, console: Console) -> int:
 # --- fastcnn check -----------------------------------------------------------------------------
 
 
+def _cmd_sweep(args: argparse.Namespace, console: Console) -> int:
+    if args.case or args.cases or args.full or args.op:
+        raise ValueError("--sweep draws its own cases: it takes no --case, --cases, --full or --op")
+    with _progress(console, "sweeping") as progress:
+        report = crosscheck.sweep(
+            args.sweep,
+            seed=args.seed,
+            backends=args.backend,
+            dtypes=args.dtype or crosscheck.DTYPES,
+            scheduler=args.scheduler,
+            progress=progress,
+        )
+    crosscheck.print_report(report, console)
+    _save(console, args.json, report.write_json)
+    return 0 if report.passed else 1
+
+
 def _cmd_check(args: argparse.Namespace, console: Console) -> int:
+    if args.sweep is not None:
+        return _cmd_sweep(args, console)
+    if args.scheduler is not None:
+        raise ValueError("--scheduler runs a sweep over Dask workers: give --sweep N too")
     cases: list[Case] | None = None
     if args.case or args.cases:
         cases = [as_case(text) for text in args.case or []]
@@ -105,7 +126,18 @@ def _add_check(sub: argparse._SubParsersAction) -> None:
         help="a case such as 'conv2d x=2x3x8x8 w=4x3x3x3 stride=2 padding=1' (repeatable)",
     )
     parser.add_argument("--cases", action="append", metavar="FILE", help="a JSON list of cases")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the random inputs")
+    parser.add_argument(
+        "--seed", type=int, default=0, help="seed of the random inputs (and of --sweep's cases)"
+    )
+    parser.add_argument(
+        "--sweep", type=int, metavar="N", help="audit N random cases over every parameter"
+    )
+    parser.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="run --sweep's cases on a Dask cluster: a scheduler address, or 'local' for a "
+        "LocalCluster started for the sweep (needs fastcnn[dask])",
+    )
     parser.add_argument("--json", metavar="PATH", help=JSON_HELP)
     parser.set_defaults(run=_cmd_check)
 

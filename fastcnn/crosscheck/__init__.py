@@ -13,7 +13,8 @@ float32 and float64, through the public API:
 Use :func:`run` from Python (``report.passed``), or ``fastcnn check`` from the shell.
 The parts: :mod:`~fastcnn.crosscheck.report` (results, rows, the verdict, JSON),
 :mod:`~fastcnn.crosscheck.audit` (running the checks), :mod:`~fastcnn.crosscheck.nonfinite`
-(NaN/Inf locality) and :mod:`~fastcnn.crosscheck.render` (the table).
+(NaN/Inf locality), :mod:`~fastcnn.crosscheck.sweeps` (random cases, in-process or over
+Dask workers) and :mod:`~fastcnn.crosscheck.render` (the table).
 """
 
 from fastcnn.crosscheck.audit import Auditor, Reference, run
@@ -32,6 +33,7 @@ from fastcnn.crosscheck.report import (
     Report,
     Row,
 )
+from fastcnn.crosscheck.sweeps import random_cases, sweep
 
 __all__ = [
     "DTYPES",
@@ -49,5 +51,7 @@ __all__ = [
     "Row",
     "nonfinite_check",
     "print_report",
+    "random_cases",
     "run",
+    "sweep",
 ]
