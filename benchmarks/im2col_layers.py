@@ -2,13 +2,13 @@
 
 Usage::
 
-    python benchmarks/im2col_layers.py [--layer SUBSTRING ...] [--baseline OLD_IM2COL.py]
+    python benchmarks/im2col_layers.py [--layer SUBSTRING ...] [--baseline OLD_IM2COL_DIR]
         [--dtype float32] [--budget 0.3] [--repeat 1]
 
 For each chosen layer (default: the ResNet-18 and MobileNet convolutions with a 1x1
 kernel or a stride, depthwise excepted) it times, interleaved in one set of rounds
 (:func:`fastcnn.bench.measure`), im2col's forward and its backward (dX, dW and db), the
-same for an older copy of the backend's module when ``--baseline`` names one, and
+same for an older copy of the backend's package when ``--baseline`` names one, and
 PyTorch CPU's forward and its autograd forward+backward. It prints the time ratios to
 PyTorch (forward, and forward+backward as the sum of the two calls) and GFLOP/s beside
 numpy's float32 GEMM measured in the same run, then the geometric mean per layer class.
@@ -20,8 +20,10 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import math
+import sys
 from collections import defaultdict
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -46,9 +48,18 @@ def layer_class(case: Any) -> str | None:
 
 
 def load_module(path: str) -> Any:
-    """The backend object of another copy of the im2col module."""
-    spec = importlib.util.spec_from_file_location("im2col_baseline", path)
+    """The backend object of another copy of the im2col backend: a copy of the package
+    folder ``backends/im2col/``, or a single module file of an older layout."""
+    root = Path(path)
+    if root.is_dir():
+        init = root / "__init__.py"
+        spec = importlib.util.spec_from_file_location(
+            "im2col_baseline", init, submodule_search_locations=[str(root)]
+        )
+    else:
+        spec = importlib.util.spec_from_file_location("im2col_baseline", root)
     module = importlib.util.module_from_spec(spec)
+    sys.modules["im2col_baseline"] = module  # for the package's relative imports
     spec.loader.exec_module(module)
     return module.backend
 
@@ -88,7 +99,10 @@ def calls_for(case: Any, dtype: str, backends: dict[str, Any]) -> tuple[dict, in
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--layer", action="append", default=[], help="name substring")
-    parser.add_argument("--baseline", help="another copy of backends/im2col.py to compare")
+    parser.add_argument(
+        "--baseline",
+        help="another copy of backends/im2col/ (or of a one-file im2col module) to compare",
+    )
     parser.add_argument("--dtype", default="float32", choices=["float32", "float64"])
     parser.add_argument("--budget", type=float, default=0.3)
     parser.add_argument("--repeat", type=int, default=1, help="runs; medians are printed")

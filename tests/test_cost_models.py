@@ -77,4 +77,4 @@ def test_the_refit_script_reads_bench_json_and_fits_every_model(tmp_path, monkey
     out = capsys.readouterr().out
     assert "rows over" in out
     assert "numba: coefficients for fastcnn.backends.numba.cost._COST" in out
-    assert "im2col: coefficients for fastcnn.backends.im2col._COST" in out
+    assert "im2col: coefficients for fastcnn.backends.im2col.cost._COST" in out

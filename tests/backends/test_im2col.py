@@ -16,6 +16,7 @@ from helpers import (
 )
 
 import fastcnn
+from fastcnn.backends.im2col import pointwise
 from fastcnn.registry import GradNeed, get_backend
 from fastcnn.spec import make_conv_spec
 
@@ -139,7 +140,7 @@ def test_pointwise_chunks_of_images_give_the_same_result(workspace_limit):
     whole_grads = fastcnn.conv2d_backward(gy, x, w, backend="im2col", **params)
     workspace_limit(6000)  # two images per chunk
     spec = make_conv_spec(x, w, bias=True, dtype=np.dtype("float64"), **params)
-    assert [c[:2] for c in get_backend("im2col")._pointwise_chunks(spec)] == [
+    assert [c[:2] for c in pointwise.chunks(spec)] == [
         (0, 2),
         (2, 4),
         (4, 5),

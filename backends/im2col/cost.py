@@ -1,0 +1,110 @@
+"""The im2col backend's cost model for ``backend="auto"`` and its scratch estimate."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from fastcnn.ops import CONV2D
+from fastcnn.spec import ConvSpec, PoolSpec
+
+from . import lowering, pointwise, pool
+
+# seconds = _COST[op] . cost_features(op, spec). Convolution: an intercept, dense GEMM
+# FLOPs, depthwise FLOPs, lowered bytes at stride 1 and at other strides, output bytes,
+# and filter bytes times the number of chunks (each chunk's GEMM repacks them; for a 1x1
+# convolution, which is not lowered, the "lowered" bytes are those it copies). Pooling: an
+# intercept and window-tap bytes of max/min and of mean. 4.85e-12 s/FLOP is 206 GFLOP/s of
+# GEMM. float64 doubles the FLOP terms (half the SIMD lanes); byte terms already scale
+# with the itemsize.
+#
+# Fitted on 2026-11-25 by benchmarks/fit_cost_models.py (non-negative least squares on
+# relative error) to `fastcnn bench --json` timings from a 2-core AVX2 machine: two runs
+# of the suites resnet18, vgg16, mobilenet and large-kernel and one of lenet and quick,
+# timed by interleaved medians, each row's least time over the runs. The lowering through
+# stride phases and the 1x1 path came later with the coefficients unchanged (the 1x1
+# path's features count the copies it makes instead of lowered bytes). Refit when the
+# code, the features or the machine change, and update this note.
+_COST = {
+    "conv2d": (6.82e-05, 4.85e-12, 0.0, 7.33e-11, 1.49e-10, 1.73e-10, 1.07e-10),
+    "conv2d_backward": (9.52e-05, 8.11e-12, 2.87e-10, 4.4e-10, 6.86e-10, 2.66e-10, 7.01e-10),
+    "pool2d": (1.03e-4, 1.86e-10, 2.04e-10),
+    "pool2d_backward": (9.36e-05, 2.2e-09, 3.8e-10),
+}
+
+
+def estimate_seconds(op: str, spec: ConvSpec | PoolSpec) -> float:
+    """Predicted seconds for ``op`` on ``spec``: ``_COST[op]`` dotted with the features."""
+    return float(np.dot(_COST[op], cost_features(op, spec)))
+
+
+def _pointwise_copies(spec: ConvSpec) -> tuple[float, int]:
+    """What the 1x1 path copies, in the cost model's terms: the bytes of its input
+    gather and side-by-side transposes (none for stride 1 without padding on large
+    maps), and its number of chunks."""
+    (r0, r1), (c0, c1), whole = pointwise.box(spec)
+    item = np.dtype(spec.dtype).itemsize
+    positions = spec.batch * (r1 - r0) * (c1 - c0) * item
+    gathered = not whole or spec.stride != (1, 1)
+    copies, chunks = 0.0, 0
+    for _, _, side in pointwise.chunks(spec):
+        chunks += 1
+        if side:
+            copies = float(positions * (spec.in_channels + spec.out_channels))
+    copies += positions * spec.in_channels if gathered else 0.0
+    return copies, chunks
+
+
+def cost_features(op: str, spec: ConvSpec | PoolSpec) -> tuple[float, ...]:
+    """The cost model's features for ``op`` on ``spec`` (see ``_COST``).
+
+    Parameters
+    ----------
+    op : str
+        A backend op of :data:`fastcnn.ops.BACKEND_OPS`.
+    spec : ConvSpec or PoolSpec
+        The call's validated spec.
+
+    Returns
+    -------
+    tuple of float
+        As many features as ``_COST[op]`` has coefficients.
+    """
+    item = np.dtype(spec.dtype).itemsize
+    if isinstance(spec, PoolSpec):
+        taps = float(spec.flops * item)
+        return (1.0, 0.0, taps) if spec.mode == "mean" else (1.0, taps, 0.0)
+    if pointwise.applies(spec):
+        lowered_bytes, chunks = _pointwise_copies(spec)
+    else:
+        row_bytes = lowering.row_bytes(spec, CONV2D)
+        lowered_bytes = float(spec.batch * row_bytes * spec.out_height)
+        chunks = sum(1 for _ in lowering.chunks(spec.batch, spec.out_height, row_bytes))
+    out_bytes = spec.batch * spec.out_channels * spec.out_height * spec.out_width * item
+    flops = spec.flops * item / 4
+    is_dense = spec.out_channels // spec.groups > 1
+    dense, depthwise = (flops, 0.0) if is_dense else (0.0, flops)
+    # A strided gather of windows is slower per byte; BLAS repacks the filters for
+    # every chunk's GEMM, which shows on deep layers with small images.
+    strided = spec.stride != (1, 1)
+    w_bytes = spec.out_channels * (spec.in_channels // spec.groups) * item
+    w_bytes *= spec.kernel[0] * spec.kernel[1]
+    return (
+        1.0,
+        dense,
+        depthwise,
+        0.0 if strided else lowered_bytes,
+        lowered_bytes if strided else 0.0,
+        float(out_bytes),
+        float(w_bytes * chunks),
+    )
+
+
+def workspace_bytes(op: str, spec: ConvSpec | PoolSpec) -> int:
+    """Scratch of one chunk: the lowered matrices (the 1x1 path's copies), at most the
+    chunk budget unless a single row (image) needs more."""
+    budget = lowering.chunk_budget()
+    if isinstance(spec, ConvSpec) and pointwise.applies(spec):
+        per_image = pointwise.image_bytes(spec)
+        return min(per_image * spec.batch, max(budget, per_image))
+    row = lowering.row_bytes(spec, op) if isinstance(spec, ConvSpec) else pool.row_bytes(spec)
+    return min(row * spec.out_height * spec.batch, max(budget, row))

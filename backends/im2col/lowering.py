@@ -1,0 +1,217 @@
+"""Convolution by lowering: windows to columns through the stride phases, one GEMM per group.
+
+The lowered matrix has the layout ``(C, kh, kw, N, OH, width)``: for group ``g`` its rows
+``g*Kg:(g+1)*Kg`` form a ``(Kg, N*OH*width)`` matrix, so the forward pass is
+``Y_g = W_g @ cols_g`` (one BLAS GEMM per group, whole batch chunk at once, which keeps
+skinny late layers efficient), ``dW_g = dY_g @ cols_g.T`` (BLAS reads the transpose in
+place) and ``dcols_g = W_g.T @ dY_g``, scattered back by col2im one kernel tap at a time.
+The input is first split into the stride phases of its padded form (one phase at
+stride 1), where every tap's windows lie at unit stride: each tap's columns are then a
+block copy, and with ``width`` the phase's width (a column or two beyond the output,
+dropped afterwards) one contiguous run per image. No Python loops over positions.
+
+Scratch is bounded: the batch is processed in chunks (and a single huge image in bands of
+output rows) so that lowered matrices stay under ``fastcnn.config.get_workspace_limit()``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+
+from fastcnn.config import get_workspace_limit
+from fastcnn.ops import CONV2D, CONV2D_BACKWARD
+from fastcnn.registry import GradNeed
+from fastcnn.scratch import scratch
+from fastcnn.spec import ConvSpec, PoolSpec
+
+#: Lowered columns are built and consumed in chunks of about this size even when the
+#: workspace limit allows more: a chunk that stays in the last-level cache between the
+#: gather and the GEMM is faster than one large chunk streamed through memory twice.
+CACHE_FRIENDLY_CHUNK_BYTES = 8 * 2**20
+
+#: Images ``n0:n1`` and output rows ``r0:r1`` of one chunk.
+Chunk = tuple[int, int, int, int]
+
+
+def chunk_budget() -> int:
+    """Bytes of scratch one chunk may use: the workspace limit, or less to stay in cache."""
+    return min(get_workspace_limit(), CACHE_FRIENDLY_CHUNK_BYTES)
+
+
+def chunks(batch: int, out_rows: int, bytes_per_row: int) -> Iterator[Chunk]:
+    """Batch slices (or, for one oversized image, row bands) within the workspace limit."""
+    limit = chunk_budget()
+    per_image = bytes_per_row * out_rows
+    if per_image <= limit:
+        step = max(1, limit // max(per_image, 1))
+        for n0 in range(0, batch, step):
+            yield n0, min(n0 + step, batch), 0, out_rows
+        return
+    rows = max(1, limit // max(bytes_per_row, 1))
+    for n in range(batch):
+        for r0 in range(0, out_rows, rows):
+            yield n, n + 1, r0, min(r0 + rows, out_rows)
+
+
+def slab_extent(spec: ConvSpec | PoolSpec, chunk: Chunk) -> tuple[int, int, int]:
+    """First padded row, rows and columns of the padded input that a chunk reads."""
+    r0, r1 = chunk[2:]
+    (kh, kw), (sh, sw), (dh, dw) = spec.kernel, spec.stride, spec.dilation
+    height = (r1 - 1 - r0) * sh + dh * (kh - 1) + 1
+    width = (spec.out_width - 1) * sw + dw * (kw - 1) + 1
+    return r0 * sh, height, max(width, spec.padding[2] + spec.width)
+
+
+def row_width(spec: ConvSpec) -> int:
+    """Columns per output row in the lowered matrix.
+
+    The stride phases of the padded input hold every tap's windows at unit stride. When
+    the output rows are computed on the full width of a phase (a column or two more than
+    the output, dropped afterwards), each tap's columns are one contiguous run of its
+    phase, copied at memory speed; rows of a few outputs copied one by one cost more than
+    the GEMM's extra columns, unless those exceed an eighth of the output.
+    """
+    wq = -(-slab_extent(spec, (0, 1, 0, 1))[2] // spec.stride[1])
+    return wq if 8 * wq <= 9 * spec.out_width else spec.out_width
+
+
+def row_bytes(spec: ConvSpec, op: str) -> int:
+    """Scratch per output row of one image: the lowered rows (twice for backward)."""
+    kh, kw = spec.kernel
+    item = np.dtype(spec.dtype).itemsize
+    per_row = spec.in_channels * kh * kw * row_width(spec) * item
+    return per_row * (2 if op == CONV2D_BACKWARD else 1)
+
+
+def _phases(spec: ConvSpec, chunk: Chunk, slot: str) -> np.ndarray:
+    """A zeroed scratch grid ``(sh, sw, C, nb, hq + 1, wq)`` for the stride phases of the
+    padded input a chunk reads (one spare row: the last tap's run overhangs into it by a
+    few dropped columns)."""
+    _, height, width = slab_extent(spec, chunk)
+    (sh, sw), nb = spec.stride, chunk[1] - chunk[0]
+    grid = scratch(
+        slot,
+        (sh, sw, spec.in_channels, nb, -(-height // sh) + 1, -(-width // sw)),
+        np.dtype(spec.dtype),
+    )
+    grid.fill(0)
+    return grid
+
+
+def _phase_cells(spec: ConvSpec, chunk: Chunk, grid: np.ndarray) -> Iterator[tuple]:
+    """Per phase ``(a, b)``: the grid cells that hold real input, and those input cells
+    (padded row ``first + a + sh*q`` and column ``b + sw*p`` of the chunk)."""
+    (sh, sw), (top, _, left, _) = spec.stride, spec.padding
+    first = chunk[2] * sh
+    rows, cols = grid.shape[-2:]
+    for a in range(sh):
+        q0 = max(0, -(-(top - first - a) // sh))
+        q1 = min(rows, (spec.height - 1 + top - first - a) // sh + 1)
+        for b in range(sw):
+            p0, p1 = max(0, -(-(left - b) // sw)), min(cols, (spec.width - 1 + left - b) // sw + 1)
+            if q1 > q0 and p1 > p0:
+                y0, x0 = first + a + sh * q0 - top, b + sw * p0 - left
+                src = np.s_[
+                    :,
+                    :,
+                    y0 : y0 + sh * (q1 - q0 - 1) + 1 : sh,
+                    x0 : x0 + sw * (p1 - p0 - 1) + 1 : sw,
+                ]
+                yield grid[a, b, :, :, q0:q1, p0:p1], src
+
+
+def _tap_blocks(spec: ConvSpec, grid: np.ndarray, rows: int) -> Iterator[tuple]:
+    """Per kernel tap ``(i, j)``: the ``(C, nb, rows, width)`` block of its phase that it
+    reads, one contiguous run per image when ``width`` is the phase's."""
+    (kh, kw), (sh, sw), (dh, dw) = spec.kernel, spec.stride, spec.dilation
+    width, wq = row_width(spec), grid.shape[-1]
+    flat = grid.reshape(*grid.shape[:4], -1)
+    for i in range(kh):
+        for j in range(kw):
+            (oi, a), (oj, b) = divmod(i * dh, sh), divmod(j * dw, sw)
+            if width == wq:
+                start = oi * wq + oj
+                block = flat[a, b, :, :, start : start + rows * wq]
+                yield i, j, block.reshape(*block.shape[:2], rows, wq)
+            else:
+                yield i, j, grid[a, b, :, :, oi : oi + rows, oj : oj + width]
+
+
+def _drop_columns(a: np.ndarray, spec: ConvSpec) -> None:
+    """Zero the lowered columns past the output's width (``a`` ends in ``rows*width``)."""
+    a.reshape(*a.shape[:-1], -1, row_width(spec))[..., spec.out_width :] = 0
+
+
+def _lower(x: np.ndarray, spec: ConvSpec, chunk: Chunk) -> np.ndarray:
+    """Columns ``(G, Kg, nb*rows*width)`` of a chunk, rows ``(C, kh, kw)`` as ``w``'s.
+
+    The input is split once into the stride phases of its padded form; each tap's
+    columns are then a unit-stride block of its phase (see :func:`row_width`).
+    """
+    n0, n1, r0, r1 = chunk
+    grid = _phases(spec, chunk, "phases")
+    for cells, src in _phase_cells(spec, chunk, grid):
+        cells[...] = x[n0:n1][src].transpose(1, 0, 2, 3)
+    shape = (spec.in_channels, *spec.kernel, n1 - n0, r1 - r0, row_width(spec))
+    cols = scratch("cols", shape, x.dtype)
+    for i, j, block in _tap_blocks(spec, grid, r1 - r0):
+        cols[:, i, j] = block
+    return cols.reshape(spec.groups, -1, (n1 - n0) * (r1 - r0) * shape[-1])
+
+
+def _col2im(dcols: np.ndarray, grad_x: np.ndarray, spec: ConvSpec, chunk: Chunk) -> None:
+    """Add each lowered column's gradient to the input cell it was read from."""
+    n0, n1, r0, r1 = chunk
+    _drop_columns(dcols, spec)
+    dcols = dcols.reshape(spec.in_channels, *spec.kernel, n1 - n0, r1 - r0, -1)
+    grid = _phases(spec, chunk, "grad_phases")
+    for i, j, block in _tap_blocks(spec, grid, r1 - r0):
+        block += dcols[:, i, j]
+    for cells, dst in _phase_cells(spec, chunk, grid):
+        grad_x[n0:n1][dst] += cells.transpose(1, 0, 2, 3)
+
+
+def forward(x: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndarray:
+    """The convolution without its bias: ``Y_g = W_g @ cols_g``, chunk by chunk."""
+    y = np.empty(spec.y_shape, dtype=spec.dtype)
+    w_g = w.reshape(spec.groups, spec.out_channels // spec.groups, -1)
+    for chunk in chunks(spec.batch, spec.out_height, row_bytes(spec, CONV2D)):
+        n0, n1, r0, r1 = chunk
+        cols = _lower(x, spec, chunk)
+        gemm = scratch("gemm", (*w_g.shape[:2], cols.shape[2]), x.dtype)
+        out = np.matmul(w_g, cols, out=gemm)  # (G, Og, nb*rows*wq)
+        del cols  # free before the next chunk is lowered, so only one is ever alive
+        out = out.reshape(spec.out_channels, n1 - n0, r1 - r0, -1)[..., : spec.out_width]
+        y[n0:n1, :, r0:r1] = out.transpose(1, 0, 2, 3)
+    return y
+
+
+def backward(
+    grad_y: np.ndarray, x: np.ndarray, w: np.ndarray, spec: ConvSpec, need: GradNeed
+) -> tuple[np.ndarray | None, np.ndarray]:
+    """``dW = dY @ cols.T`` and ``dX = col2im(W.T @ dY)``, chunk by chunk; ``dW`` is
+    ``(G, Og, Kg)`` (zero unless ``need.w``)."""
+    groups, cout = spec.groups, spec.out_channels
+    w_g = w.reshape(groups, cout // groups, -1)
+    grad_w = np.zeros((groups, cout // groups, w_g.shape[2]), dtype=spec.dtype)
+    grad_x = np.zeros(spec.x_shape, dtype=spec.dtype) if need.x else None
+    width = row_width(spec)
+    for chunk in chunks(spec.batch, spec.out_height, row_bytes(spec, CONV2D_BACKWARD)):
+        n0, n1, r0, r1 = chunk
+        # dY as (G, Og, nb*rows*wq), zero in the dropped columns: both GEMMs' layout.
+        gy = scratch("gy", (cout, n1 - n0, r1 - r0, width), x.dtype)
+        gy[..., spec.out_width :] = 0
+        gy[..., : spec.out_width] = grad_y[n0:n1, :, r0:r1].transpose(1, 0, 2, 3)
+        gy = gy.reshape(groups, cout // groups, -1)
+        if need.w:
+            cols = _lower(x, spec, chunk)
+            _drop_columns(cols, spec)  # so that a NaN there cannot reach dW
+            grad_w += np.matmul(gy, cols.transpose(0, 2, 1))
+            del cols
+        if grad_x is not None:
+            dcols = scratch("dcols", (groups, w_g.shape[2], gy.shape[2]), x.dtype)
+            np.matmul(w_g.transpose(0, 2, 1), gy, out=dcols)
+            _col2im(dcols, grad_x, spec, chunk)
+    return grad_x, grad_w
