@@ -42,7 +42,8 @@ def test_suites_name_the_real_layers():
         suite("quick", batch=0)
 
 
-def test_bench_json_holds_the_numbers_of_the_table(tmp_path, capsys):
+def test_bench_json_holds_the_numbers_of_the_table(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "400")  # wide enough that no cell wraps
     path = tmp_path / "bench.json"
     code = main(
         [

@@ -43,6 +43,11 @@ def box(spec: ConvSpec) -> tuple[Span, Span, bool]:
     return rows, cols, whole
 
 
+def _reads_nothing(rows: Span, cols: Span) -> bool:
+    """No window of the box reads an input cell: every output sees only padding."""
+    return rows[0] == rows[1] or cols[0] == cols[1]
+
+
 def _input_cells(a: np.ndarray, spec: ConvSpec, rows: Span, cols: Span) -> np.ndarray:
     """The cells of ``a`` (shaped like the input) that the 1x1 windows in the box read."""
     (sh, sw), (top, _, left, _) = spec.stride, spec.padding
@@ -107,6 +112,8 @@ def forward(x: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndarray:
     rows, cols, whole = box(spec)
     y = (np.empty if whole else np.zeros)(spec.y_shape, dtype=spec.dtype)
     w_g = w.reshape(spec.groups, spec.out_channels // spec.groups, -1)
+    if _reads_nothing(rows, cols):
+        return y
     y_box = y[:, :, rows[0] : rows[1], cols[0] : cols[1]]
     for n0, n1, side in chunks(spec):
         xs = _flat(_input_cells(x[n0:n1], spec, rows, cols), "pw_x", spec.groups)
@@ -134,6 +141,8 @@ def backward(
     if need.x:
         dense = whole and spec.stride == (1, 1)  # every input cell is read exactly once
         grad_x = (np.empty if dense else np.zeros)(spec.x_shape, dtype=spec.dtype)
+    if _reads_nothing(rows, cols):
+        return grad_x, grad_w
     for n0, n1, side in chunks(spec):
         nb = n1 - n0
         gy_box = grad_y[n0:n1, :, rows[0] : rows[1], cols[0] : cols[1]]

@@ -103,6 +103,8 @@ POINTWISE = [
     dict(n=2, cin=6, h=5, w=5, cout=4, k=(1, 1), groups=2, dilation=3),
     dict(n=3, cin=6, h=7, w=6, cout=9, k=(1, 1), groups=3, stride=2, padding=1),
     dict(n=2, cin=6, h=21, w=21, cout=6, k=(1, 1), groups=6),  # per image, depthwise
+    # no window reads an input cell: every output sees only padding (bias alone)
+    dict(n=1, cin=2, h=1, w=3, cout=2, k=(1, 1), stride=2, padding=(3, 4, 0, 5)),
 ]
 
 
