@@ -113,6 +113,11 @@ class Im2colBackend(BackendBase):
     name = "im2col"
     summary = "lower windows to a matrix (im2col), one GEMM per group via numpy.matmul / BLAS"
     ops = frozenset({"conv2d", "conv2d_backward", "pool2d", "pool2d_backward"})
+    exact = True  # sums of products only: integer data give exact results
+    # OpenBLAS blocks a GEMM per thread count, so its rounding changes with it (measured:
+    # float32 (1024 x 144) @ (144 x 32) differs between 1, 2 and 3 threads); pinning
+    # BLAS to one thread would cost the GEMM's parallel speed.
+    thread_invariant = False
 
     # --- memory and cost --------------------------------------------------------------------
 

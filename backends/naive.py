@@ -77,6 +77,7 @@ class NaiveBackend(BackendBase):
     name = "naive"
     summary = "explicit loops over output windows, straight from the definitions (reference)"
     ops = frozenset({"conv2d", "conv2d_backward", "pool2d", "pool2d_backward"})
+    exact = True  # sums of products only: integer data give exact results
 
     def estimate_seconds(self, op: str, spec: ConvSpec | PoolSpec) -> float:
         groups = spec.groups if isinstance(spec, ConvSpec) else 1
