@@ -319,9 +319,13 @@ class Im2colBackend(BackendBase):
                 cols = _windows(slab, spec, rows).reshape(
                     n1 - n0, spec.channels, -1, rows, spec.out_width
                 )
-                # argmax/argmin give the first extreme, and the first NaN if any.
+                # argmax/argmin give the first extreme; a window holding NaN routes to
+                # its last NaN, as PyTorch's kernel does.
                 pick = np.argmax if spec.mode == "max" else np.argmin
-                winner = pick(cols, axis=2)
+                nan = np.isnan(cols)
+                last_nan = cols.shape[2] - 1 - np.argmax(nan[:, :, ::-1], axis=2)
+                winner = np.where(nan.any(axis=2), last_nan, pick(cols, axis=2))
+                del nan, last_nan
                 del cols
                 gy = grad_y[n0:n1, :, r0:r1]
                 for i in range(kh):

@@ -373,7 +373,12 @@ def precision_probe() -> Case:
     to hundreds of u, while correct rounding stays within gamma_K of sum|x||w|.
     """
     return Case(
-        CONV2D, (2, 2, 12, 12), (2, 2, 2, 2), {"bias": False}, name="precision probe", data="positive"
+        CONV2D,
+        (2, 2, 12, 12),
+        (2, 2, 2, 2),
+        {"bias": False},
+        name="precision probe",
+        data="positive",
     )
 
 
