@@ -174,8 +174,9 @@ def _pool_backward(
     Max/min find each window's first extreme separably, like the forward pass: per column
     the best (value, row) over the window's rows, then the best over its columns, with
     ties broken by row-major order, so the winner is np.argmax/np.argmin's over the
-    padded window, or its last NaN if it holds any (padding holds -inf or +inf and can only win an all-infinite
-    window, whose gradient is then dropped). Each block of planes belongs to one task.
+    padded window, or its last NaN if it holds any (padding holds -inf or +inf and can
+    only win an all-infinite window, whose gradient is then dropped). Each block of
+    planes belongs to one task.
     """
     n_img, n_ch, width = x.shape[0], x.shape[1], x.shape[3]
     out_w = gy.shape[3]
