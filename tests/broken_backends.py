@@ -198,3 +198,35 @@ BROKEN = [
     (ThreadDependentSums, "conv2d", "threads"),
     (LastTieMaxPool, "max_pool2d_backward", "exact"),
 ]
+
+
+class WinogradF23(_Wrapper):
+    """A correct Winograd F(2x2, 3x3) forward in plain NumPy (3x3, stride 1, undilated,
+    ungrouped; anything else by the reference), to test the Winograd bound with."""
+
+    name = "test_winograd"
+    keeps_nonfinite_local = False  # the transforms spread a NaN over its tile
+    error_model = ErrorModel("winograd", tile=2)
+    AT = np.array([[1, 1, 1, 0], [0, 1, -1, -1]], dtype=np.float64)
+    G = np.array([[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]])
+    BT = np.array([[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]], dtype=np.float64)
+
+    def conv2d(self, x, w, b, spec):
+        plain = spec.kernel == (3, 3) and spec.stride == spec.dilation == (1, 1)
+        if not plain or spec.groups != 1:
+            return super().conv2d(x, w, b, spec)
+        dt = x.dtype
+        at, g, bt = (m.astype(dt) for m in (self.AT, self.G, self.BT))
+        top, _, left, _ = spec.padding
+        th, tw = -(-spec.out_height // 2), -(-spec.out_width // 2)
+        xp = np.zeros((*x.shape[:2], 2 * th + 2, 2 * tw + 2), dtype=dt)
+        xp[:, :, top : top + spec.height, left : left + spec.width] = x
+        view = np.lib.stride_tricks.sliding_window_view(xp, (4, 4), axis=(2, 3))
+        d = view[:, :, ::2, ::2]  # (N, C, th, tw, 4, 4) input tiles
+        v = np.einsum("ab,nctwbd,ed->nctwae", bt, d, bt)
+        u = np.einsum("ab,ocbd,ed->ocae", g, w, g)
+        m = np.einsum("nctwae,ocae->notwae", v, u)
+        y = np.einsum("ab,notwbd,ed->notwae", at, m, at)
+        y = y.transpose(0, 1, 2, 4, 3, 5).reshape(x.shape[0], -1, 2 * th, 2 * tw)
+        y = np.ascontiguousarray(y[:, :, : spec.out_height, : spec.out_width])
+        return y if b is None else y + b[:, None, None]

@@ -164,7 +164,7 @@ def _ratio(err: np.ndarray, bound: np.ndarray) -> float:
         return math.inf
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = np.where(err == 0, 0.0, err / bound)
-    return float(np.nan_to_num(ratio, nan=math.inf).max())
+    return float(np.nan_to_num(ratio, nan=math.inf, posinf=math.inf).max())
 
 
 def bound_use(
