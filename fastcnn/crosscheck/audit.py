@@ -355,7 +355,7 @@ def _audit_case(
     results: list[CheckResult] = []
     for name in names:
         if progress is not None:
-            first = "" if name in started else " (first use: compiling kernels, one-time)"
+            first = "" if name in started else " (first use: may compile kernels, one-time)"
             started.add(name)
             progress(f"{name}: {case.name}{first}")
         for dtype in dtypes:
