@@ -71,12 +71,25 @@ def _mean_divisor(spec: PoolSpec, i: int, j: int) -> int:
     return counts[0] * counts[1]
 
 
+def _winner(window: np.ndarray, mode: str) -> np.ndarray:
+    """The tap each ``(N, C, k)`` window routes its gradient to, as PyTorch does.
+
+    The first extreme in row-major order; in a window holding NaN, the last NaN (PyTorch's
+    kernel replaces its pick with every NaN it meets).
+    """
+    pick = np.argmax if mode == "max" else np.argmin
+    nan = np.isnan(window)
+    last_nan = window.shape[-1] - 1 - np.argmax(nan[..., ::-1], axis=-1)
+    return np.where(nan.any(axis=-1), last_nan, pick(window, axis=-1))
+
+
 class NaiveBackend(BackendBase):
     """Explicit loops straight from the definitions: the reference oracle."""
 
     name = "naive"
     summary = "explicit loops over output windows, straight from the definitions (reference)"
     ops = frozenset({"conv2d", "conv2d_backward", "pool2d", "pool2d_backward"})
+    exact = True  # sums of products only: integer data give exact results
 
     def estimate_seconds(self, op: str, spec: ConvSpec | PoolSpec) -> float:
         groups = spec.groups if isinstance(spec, ConvSpec) else 1
@@ -158,8 +171,8 @@ class NaiveBackend(BackendBase):
                 if spec.mode == "mean":
                     y[:, :, i, j] = window.sum(axis=2) / _mean_divisor(spec, i, j)
                 else:
-                    # np.argmax/argmin pick the first extreme, and the first NaN if any,
-                    # which is exactly the value (and tap) PyTorch propagates.
+                    # np.argmax/argmin pick the first extreme, and a NaN if any: the
+                    # value PyTorch propagates.
                     pick = np.argmax if spec.mode == "max" else np.argmin
                     first = pick(window, axis=2)[:, :, np.newaxis]
                     y[:, :, i, j] = np.take_along_axis(window, first, axis=2)[:, :, 0]
@@ -178,8 +191,7 @@ class NaiveBackend(BackendBase):
                     grad_xp[:, :, rows, cols] += share[:, :, np.newaxis, np.newaxis]
                     continue
                 window = xp[:, :, rows, cols].reshape(spec.batch, spec.channels, -1)
-                pick = np.argmax if spec.mode == "max" else np.argmin
-                tap = pick(window, axis=2)  # first extreme, row-major
+                tap = _winner(window, spec.mode)
                 r = rows.start + (tap // kw) * spec.dilation[0]
                 c = cols.start + (tap % kw) * spec.dilation[1]
                 # Each (n, c) pair appears once per window, so this never collides.

@@ -48,6 +48,12 @@ _POOL_KEYS = {
 #: Parameter count up to which a case also gets the full-Jacobian check.
 JACOBIAN_MAX_CELLS = 120
 
+#: How a case's random inputs are drawn (see :class:`Case`).
+DATA_KINDS = ("normal", "positive", "integer")
+#: Exact mode's ranges (benchdnn's way): |x| <= 4, |w| <= 2, so every partial sum of a
+#: case here is an integer far below 2**24, exact in float32 whatever the order.
+INT_X, INT_W = 4, 2
+
 
 @dataclass(frozen=True)
 class Case:
@@ -70,6 +76,10 @@ class Case:
         Fixed input arrays (``x``, ``w``, ``b``) instead of seeded random ones.
     expected : numpy.ndarray, optional
         An exact known forward result (the lecture's worked example).
+    data : {"normal", "positive", "integer"}
+        How random inputs are drawn: standard normal; uniform in [1, 2) (all positive,
+        every mantissa bit used: errors that do not cancel, as truncation's, add up);
+        small integers (exact mode: every partial sum is exact, max/min windows tie).
     """
 
     op: str
@@ -79,8 +89,11 @@ class Case:
     name: str = ""
     inputs: dict[str, np.ndarray] | None = field(default=None, compare=False)
     expected: np.ndarray | None = field(default=None, compare=False)
+    data: str = "normal"
 
     def __post_init__(self) -> None:
+        if self.data not in DATA_KINDS:
+            raise ValueError(f"data={self.data!r} must be one of {DATA_KINDS}")
         if self.op not in FORWARD_OPS:
             raise ValueError(f"op={self.op!r} must be one of {FORWARD_OPS}")
         if self.is_conv and self.w is None:
@@ -123,6 +136,8 @@ class Case:
             words.append("w=" + "x".join(map(str, self.w)))
         for key, value in self.params.items():
             words.append(f"{key}={_format_value(value)}")
+        if self.data != "normal":
+            words.append(f"data={self.data}")
         return " ".join(words)
 
     def to_dict(self) -> dict[str, Any]:
@@ -131,6 +146,8 @@ class Case:
         if self.w is not None:
             out["w"] = list(self.w)
         out.update({k: list(v) if isinstance(v, tuple) else v for k, v in self.params.items()})
+        if self.data != "normal":
+            out["data"] = self.data
         return out
 
 
@@ -184,6 +201,8 @@ def parse_case(text: str) -> Case:
         key, value = word.split("=", 1)
         if key in ("x", "w"):
             fields[key] = _parse_shape(key, value)
+        elif key == "data":
+            fields["data"] = value
         else:
             fields.setdefault("params", {})[key] = _parse_value(key, value)
     if "x" not in fields:
@@ -198,7 +217,7 @@ def case_from_dict(data: dict[str, Any]) -> Case:
     params = {
         k: tuple(v) if isinstance(v, list) else v
         for k, v in data.items()
-        if k not in ("op", "x", "w", "name")
+        if k not in ("op", "x", "w", "name", "data")
     }
     return Case(
         op=data["op"],
@@ -206,6 +225,7 @@ def case_from_dict(data: dict[str, Any]) -> Case:
         w=tuple(data["w"]) if data.get("w") is not None else None,
         params=params,
         name=data.get("name", ""),
+        data=data.get("data", "normal"),
     )
 
 
@@ -240,13 +260,30 @@ _POOL_BACKWARD: dict[str, Callable[..., np.ndarray]] = {
 }
 
 
+def draw(kind: str, rng: np.random.Generator, shape: tuple[int, ...], peak: int = INT_X):
+    """float64 values of ``shape`` drawn as data ``kind`` says (integers within ``peak``)."""
+    if kind == "positive":
+        return rng.uniform(1.0, 2.0, shape)
+    if kind == "integer":
+        return rng.integers(-peak, peak + 1, shape).astype(np.float64)
+    return rng.standard_normal(shape)
+
+
 def make_inputs(case: Case, rng: np.random.Generator) -> dict[str, np.ndarray]:
     """float64 inputs of a case: its fixed ones, or seeded random ones.
 
-    Max/min pooling inputs are tie-free, so that finite differences are valid.
+    Max/min pooling inputs of normal data are tie-free, so that finite differences are
+    valid; integer data ties on purpose.
     """
     if case.inputs is not None:
         return {k: np.asarray(v, dtype=np.float64) for k, v in case.inputs.items()}
+    if case.data != "normal":
+        arrays = {"x": draw(case.data, rng, case.x)}
+        if case.is_conv:
+            arrays["w"] = draw(case.data, rng, case.w, INT_W)
+            if case.has_bias:
+                arrays["b"] = draw(case.data, rng, case.w[:1])
+        return arrays
     if case.is_conv:
         arrays = {"x": rng.standard_normal(case.x), "w": rng.standard_normal(case.w)}
         if case.has_bias:
@@ -328,6 +365,44 @@ def _pools(x: str, modes: tuple[str, ...] = POOL_MODES, **params: Any) -> list[C
     return [Case(public_op(POOL2D, mode), shape, None, dict(params)) for mode in modes]
 
 
+def precision_probe() -> Case:
+    """All-positive data and few terms per output, where errors that do not cancel show.
+
+    Random-sign data hides a biased error (inputs truncated, not rounded): it cancels like
+    rounding error while the bounds grow with K. On positive data it adds up coherently
+    to hundreds of u, while correct rounding stays within gamma_K of sum|x||w|.
+    """
+    return Case(
+        CONV2D,
+        (2, 2, 12, 12),
+        (2, 2, 2, 2),
+        {"bias": False},
+        name="precision probe",
+        data="positive",
+    )
+
+
+def exact_cases() -> list[Case]:
+    """Exact mode: integer-valued data, where an exact algorithm equals the reference."""
+    cases = [
+        _conv("2x3x7x6", "4x3x3x3", padding=1),
+        _conv("2x4x9x9", "6x2x3x3", stride=2, groups=2, dilation=(1, 2), padding=1),
+        _conv("1x2x8x8", "3x2x2x2", stride=2, bias=False),
+        *_pools("2x3x7x7", kernel=3, stride=2, padding=1),
+        *_pools("2x2x6x6", kernel=2),
+        *_pools("1x2x8x7", ("mean",), kernel=3, stride=2, ceil_mode=True, count_include_pad=False),
+    ]
+    return [Case(c.op, c.x, c.w, c.params, name=f"exact: {c.name}", data="integer") for c in cases]
+
+
+def thread_cases() -> list[Case]:
+    """Cases run with 1, 2 and 3 threads: big enough for every pool of threads to split."""
+    return [
+        _conv("4x16x16x16", "32x16x3x3", padding=1),
+        *_pools("4x8x16x16", ("max", "mean"), kernel=3, stride=2, padding=1),
+    ]
+
+
 def default_cases() -> list[Case]:
     """The built-in set: every op and every parameter at least once, in small shapes."""
     return [
@@ -344,6 +419,7 @@ def default_cases() -> list[Case]:
         _conv("1x2x16x16", "2x2x9x9", padding=4),
         _conv("3x2x9x9", "2x2x3x3", stride=(2, 1), dilation=(1, 2), bias=False),
         _conv("1x1x4x4", "1x1x2x2"),
+        precision_probe(),
         *_pools("2x3x6x6", kernel=2),
         *_pools("1x2x7x7", kernel=3, stride=2, padding=1, ceil_mode=True),
         *_pools("2x2x8x7", kernel=(3, 2), stride=(2, 1), padding=(1, 1)),

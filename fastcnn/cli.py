@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -220,8 +221,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status (0 ok, 1 failures, 2 bad usage)."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    # Logs and pipes get a wide table rather than 80 folded columns.
-    console = Console() if sys.stdout.isatty() else Console(width=160)
+    # Logs and pipes get $COLUMNS if set, else a wide table rather than 80 folded columns.
+    width = int(os.environ.get("COLUMNS") or 160)
+    console = Console() if sys.stdout.isatty() else Console(width=width)
     try:
         return int(args.run(args, console))
     except (ValueError, TypeError, registry.BackendUnsupported) as exc:

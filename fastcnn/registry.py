@@ -53,6 +53,49 @@ class ConvGrads(NamedTuple):
     b: np.ndarray | None
 
 
+ERROR_MODELS = ("direct", "fft", "winograd")
+
+
+@dataclass(frozen=True)
+class ErrorModel:
+    """Which rounding-error bound a backend's arithmetic follows: data the audit reads.
+
+    A backend declares it as its ``error_model`` attribute; the audit
+    (:mod:`fastcnn.crosscheck.bounds`) turns it into a bound per result and reports each
+    error as a share of it. Declaring a model never imports the audit.
+
+    Attributes
+    ----------
+    kind : {"direct", "fft", "winograd"}
+        ``"direct"``: sums of products in some order (loops, GEMM), bounded elementwise
+        by ``gamma_K * sum|x||w|``. ``"fft"``: convolution through discrete Fourier
+        transforms, bounded normwise per output plane, growing with log2 of the
+        transform length. ``"winograd"``: minimal filtering F(m x m, r x r), the direct
+        bound times a growth factor from the transform matrices.
+    tile : int, optional
+        Winograd: the output tile ``m`` (2 for F(2,3), 4 for F(4,3)).
+    kernel : int
+        Winograd: the filter size ``r`` the transforms are built for.
+    transforms : tuple, optional
+        Winograd: the matrices ``(A^T, G, B^T)`` as nested tuples of floats. Without them
+        the standard (Lavin and Gray 2016) matrices of ``tile`` 2 or 4 are assumed.
+    growth : float, optional
+        Winograd: the growth factor itself, overriding the one computed from the matrices.
+    """
+
+    kind: str = "direct"
+    tile: int | None = None
+    kernel: int = 3
+    transforms: tuple[Any, Any, Any] | None = None
+    growth: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in ERROR_MODELS:
+            raise ValueError(f"ErrorModel kind={self.kind!r} must be one of {ERROR_MODELS}")
+        if self.kind == "winograd" and self.tile is None and self.growth is None:
+            raise ValueError("a winograd ErrorModel needs its tile= (or growth=)")
+
+
 @runtime_checkable
 class Backend(Protocol):
     """What every backend must provide; :class:`BackendBase` lists the optional hooks.
@@ -97,9 +140,21 @@ class BackendBase:
     #: (a transform spreads it). Such a backend is refused on non-finite input when chosen
     #: by name, and ``"auto"`` avoids it there.
     keeps_nonfinite_local: bool = True
-    #: How many times the direct-summation error bound the algorithm may need (an FFT's
-    #: or a Winograd transform's error grows faster than a direct sum's); the audit
-    #: multiplies its tolerance by it and prints both.
+    #: The rounding-error bound the arithmetic follows (see :class:`ErrorModel`): direct
+    #: summation unless declared, ``ErrorModel("fft")`` for frequency-domain convolution,
+    #: ``ErrorModel("winograd", tile=m)`` for minimal filtering.
+    error_model: ErrorModel = ErrorModel()
+    #: True when the algorithm only adds and multiplies input values (no transforms), so
+    #: integer-valued data whose partial sums stay below 2**24 give results equal to the
+    #: reference bit for bit: the audit's exact mode then checks it so.
+    exact: bool = False
+    #: True when results do not depend on the number of threads (fastcnn's, Numba's or
+    #: BLAS's): the audit checks 1, 2 and 3 threads give the same bits. A backend whose
+    #: reductions split with the thread count declares False, and the report says so.
+    thread_invariant: bool = True
+    #: Deprecated: a plain multiplier on the declared model's bound. Declare an
+    #: ``error_model`` instead; a factor above 1 still widens the bound, and the report
+    #: shows the widened bound.
     error_factor: float = 1.0
 
     def supports(self, op: str, spec: ConvSpec | PoolSpec) -> str | None:

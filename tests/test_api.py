@@ -159,7 +159,7 @@ def test_max_and_min_pool_tie_and_nan_rules():
     assert np.isnan(fastcnn.max_pool2d(x_nan, 2)).all()
     assert np.isnan(fastcnn.min_pool2d(x_nan, 2)).all()
     g = fastcnn.max_pool2d_backward(np.ones((1, 1, 1, 1)), x_nan, 2, backend="naive")
-    np.testing.assert_array_equal(g[0, 0], [[0, 1], [0, 0]])  # the first NaN
+    np.testing.assert_array_equal(g[0, 0], [[0, 0], [0, 1]])  # the last NaN, as PyTorch
 
 
 def test_pooling_padding_uses_infinities_not_zeros():

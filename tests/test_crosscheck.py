@@ -106,15 +106,18 @@ def test_cli_passes_exits_0_and_json_round_trips(tmp_path, capsys):
     report = crosscheck.Report.from_dict(data)
     assert report.passed and data["passed"]
     assert [r.__dict__ for r in report.rows] == data["rows"]
-    # Every number in the table is in the file, and is a result's error.
+    # The table's numbers are in the file: each row's worst error and bound use.
     for row in data["rows"]:
-        for check, value in row["worst"].items():
-            assert f"{value:.1e}" in out, f"{row['backend']} {row['op']} {check}: {value:.1e}"
-            assert any(
-                r["error"] == value
-                for r in data["results"]
-                if r["check"] == check and r["backend"] == row["backend"] and r["op"] == row["op"]
-            )
+        if "reference" not in row["worst"]:
+            continue
+        value = row["worst"]["reference"]
+        assert f"{value:.1e}" in out, f"{row['backend']} {row['op']}: {value:.1e}"
+        assert f"{row['use']['reference']:.2f}" in out
+        assert any(
+            r["error"] == value and r["use"] is not None
+            for r in data["results"]
+            if r["check"] == "reference" and r["backend"] == row["backend"] and r["op"] == row["op"]
+        )
 
 
 def test_cli_bad_usage_exits_2(capsys):

@@ -25,6 +25,11 @@ class Im2colBackend(BackendBase):
     name = "im2col"
     summary = "lower windows to a matrix (im2col), one GEMM per group via numpy.matmul / BLAS"
     ops = frozenset(BACKEND_OPS)
+    exact = True  # sums of products only: integer data give exact results
+    # OpenBLAS blocks a GEMM per thread count, so its rounding changes with it (float32
+    # (1024 x 144) @ (144 x 32) differs between 1, 2 and 3 threads); pinning BLAS to one
+    # thread would cost the GEMM's parallel speed.
+    thread_invariant = False
 
     def workspace_bytes(self, op: str, spec: ConvSpec | PoolSpec) -> int:
         """The lowered matrices of one chunk (capped by the workspace limit when chunking)."""

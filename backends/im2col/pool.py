@@ -116,10 +116,13 @@ def _tap_gradients(
                 _tap_view(grad_slab, spec, i, j, rows)[...] += gy
         return
     cols = _windows(slab, spec, rows)
-    # argmax/argmin give the first extreme, and the first NaN if any.
+    # argmax/argmin give the first extreme; a window holding NaN routes to its last NaN,
+    # as PyTorch's kernel does.
     pick = np.argmax if spec.mode == "max" else np.argmin
-    winner = pick(cols, axis=2)
-    del cols
+    nan = np.isnan(cols)
+    last_nan = cols.shape[2] - 1 - np.argmax(nan[:, :, ::-1], axis=2)
+    winner = np.where(nan.any(axis=2), last_nan, pick(cols, axis=2))
+    del cols, nan, last_nan
     for i in range(kh):
         for j in range(kw):
             won = winner == i * kw + j

@@ -28,6 +28,7 @@ class NumbaBackend(BackendBase):
     name = "numba"
     summary = "direct loops JIT-compiled by Numba, parallel over images and channels"
     ops = frozenset(BACKEND_OPS)
+    exact = True  # sums of products only: integer data give exact results
 
     def estimate_seconds(self, op: str, spec: ConvSpec | PoolSpec) -> float:
         """Predicted seconds for ``op`` on ``spec`` (the fitted model in :mod:`.cost`)."""

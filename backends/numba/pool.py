@@ -31,9 +31,10 @@ _POOL_BLOCKS = 256
 
 @njit(inline="always", cache=True)
 def _better(v, best, mode):  # pragma: no cover
-    """Whether a later cell ``v`` replaces ``best``: strictly more extreme, or the first NaN."""
+    """Whether a later cell ``v`` replaces ``best``: strictly more extreme, or any NaN
+    (PyTorch's rule: a window's gradient goes to its last NaN in row-major order)."""
     more = v > best if mode == MAX else v < best
-    return (more | (v != v)) & (best == best)
+    return more | (v != v)
 
 
 @njit(inline="always", cache=True)
@@ -150,12 +151,13 @@ def _pool_plane(
 def _beats(v, row, best, best_row, mode):  # pragma: no cover
     """Whether cell (v, row) replaces the current extreme (best, best_row).
 
-    Row-major order decides ties: among equal values (or among NaNs, which beat every
-    number) the cell in the earlier row wins; within a row the earlier column, because
-    columns are visited in order and only strictly better cells replace.
+    Row-major order decides ties: among equal values the cell in the earlier row wins;
+    within a row the earlier column, because columns are visited in order and only
+    strictly better cells replace. NaN beats every number, and among NaNs the later cell
+    in row-major order wins (PyTorch's rule), so a NaN in a later or equal row replaces.
     """
     if v != v:
-        return best == best or row < best_row
+        return best == best or row >= best_row
     if best != best:
         return False
     if v == best:
@@ -171,9 +173,10 @@ def _pool_backward(
 
     Max/min find each window's first extreme separably, like the forward pass: per column
     the best (value, row) over the window's rows, then the best over its columns, with
-    ties broken by row-major order, so the winner is exactly np.argmax/np.argmin's over
-    the padded window (padding holds -inf or +inf and can only win an all-infinite
-    window, whose gradient is then dropped). Each block of planes belongs to one task.
+    ties broken by row-major order, so the winner is np.argmax/np.argmin's over the
+    padded window, or its last NaN if it holds any (padding holds -inf or +inf and can
+    only win an all-infinite window, whose gradient is then dropped). Each block of
+    planes belongs to one task.
     """
     n_img, n_ch, width = x.shape[0], x.shape[1], x.shape[3]
     out_w = gy.shape[3]
@@ -310,7 +313,7 @@ def _pool2x2_backward(gy, x, dx, mode):  # pragma: no cover
     """Backward of :func:`_pool2x2_forward`: each input cell is in at most one window.
 
     Max/min route each gradient to the window's first extreme in row-major order (the
-    first NaN if any), like the general kernel.
+    last NaN if any), like the general kernel.
     """
     n_img, n_ch, height, width = x.shape
     out_h, out_w = gy.shape[2], gy.shape[3]
@@ -337,7 +340,7 @@ def _pool2x2_backward(gy, x, dx, mode):  # pragma: no cover
                     bottom[2 * t + 1] = share
                 continue
             for t in range(out_w):
-                # Row-major order: only a strictly better cell (or a first NaN) replaces.
+                # Row-major order: only a strictly better cell (or any NaN) replaces.
                 v00, v01, v10, v11 = xt[2 * t], xt[2 * t + 1], xb[2 * t], xb[2 * t + 1]
                 best, at = v00, 0
                 if _better(v01, best, mode):

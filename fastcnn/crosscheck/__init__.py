@@ -3,8 +3,13 @@
 For each case and each available backend (built-in or third-party, all treated alike) in
 float32 and float64, through the public API:
 
-- forward and backward results against the naive backend in float64 (normwise relative
-  error, tolerances from :mod:`fastcnn.tolerances`), with the result's shape and dtype;
+- forward and backward results against the naive backend in float64, each error as a
+  share of its bound from analysis (:mod:`~fastcnn.crosscheck.bounds`: direct, FFT or
+  Winograd, as the backend declares), with the result's shape and dtype; on all-positive
+  data, whether errors lean one way (truncation does, rounding does not);
+- exact mode: integer data, where exact backends equal the reference bit for bit;
+- thread-count invariance (1, 2, 3 threads), unless a backend declares it cannot promise it;
+- random-data cases whose outputs are mostly zeros are reported as mistrusted;
 - gradients against central finite differences of the same backend's forward, in float64
   (random directions for every case, the full Jacobian for tiny cases);
 - behaviour: NaN/Inf stay in the windows that hold them (or the backend declares it cannot
@@ -24,6 +29,7 @@ from fastcnn.crosscheck.report import (
     DTYPES,
     ERROR,
     FAIL,
+    MISTRUSTED,
     PASS,
     REFERENCE,
     REPORT_VERSION,
@@ -39,6 +45,7 @@ __all__ = [
     "DTYPES",
     "ERROR",
     "FAIL",
+    "MISTRUSTED",
     "PASS",
     "REFERENCE",
     "REPORT_VERSION",

@@ -19,9 +19,11 @@ from fastcnn.tolerances import FD_TOLERANCE, FORWARD_TOLERANCE
 #: The backend every other is compared with, computing in float64.
 REFERENCE = "naive"
 DTYPES: tuple[str, ...] = ("float32", "float64")
-REPORT_VERSION = 1
+REPORT_VERSION = 2
 
 PASS, FAIL, UNSUPPORTED, ERROR = "pass", "FAIL", "unsupported", "error"
+#: A case that ran and passed but proves little (its reference output is mostly zeros).
+MISTRUSTED = "mistrusted"
 
 
 @dataclass
@@ -37,6 +39,8 @@ class CheckResult:
     error: float | None = None
     tolerance: float | None = None
     message: str = ""
+    #: The error's share of its bound from analysis (at most 1 passes), where one applies.
+    use: float | None = None
 
 
 def describe(exc: BaseException) -> str:
@@ -61,11 +65,13 @@ class Recorder:
         error: float | None = None,
         tolerance: float | None = None,
         message: str = "",
+        use: float | None = None,
     ) -> None:
         """Add one result."""
         error = None if error is None else float(error)
+        use = None if use is None else float(use)
         result = CheckResult(
-            self.backend, op, self.dtype, check, self.case, status, error, tolerance, message
+            self.backend, op, self.dtype, check, self.case, status, error, tolerance, message, use
         )
         self.sink.append(result)
 
@@ -76,10 +82,12 @@ class Recorder:
         problems: list[str],
         error: float | None = None,
         tolerance: float | None = None,
+        *,
+        use: float | None = None,
     ) -> None:
         """Add a pass, or a failure that lists the problems found."""
         status = FAIL if problems else PASS
-        self.record(op, check, status, error, tolerance, "; ".join(problems))
+        self.record(op, check, status, error, tolerance, "; ".join(problems), use)
 
     def bounded(self, op: str, check: str, error: float, tolerance: float, what: str) -> None:
         """Add a pass if ``error`` is within ``tolerance``, else a failure naming ``what``."""
@@ -99,6 +107,10 @@ class Row:
     worst: dict[str, float] = field(default_factory=dict)
     tolerance: dict[str, float] = field(default_factory=dict)
     message: str = ""
+    #: Per check, the worst share of the bound from analysis.
+    use: dict[str, float] = field(default_factory=dict)
+    #: Cases that passed but prove little (mostly-zero outputs).
+    mistrusted: int = 0
 
 
 @dataclass
@@ -109,6 +121,8 @@ class Report:
     backends: list[str]
     unavailable: dict[str, str]
     results: list[CheckResult]
+    #: Backends that declare results may change with the thread count (not checked).
+    thread_variant: list[str] = field(default_factory=list)
 
     @property
     def rows(self) -> list[Row]:
@@ -134,19 +148,33 @@ class Report:
         """True when every supported check of every backend passed."""
         return not self.failures
 
+    def case_counts(self) -> dict[str, int]:
+        """Outcomes per backend x op x dtype x case: passed, mistrusted, failed, ..."""
+        outcomes: dict[tuple[str, str, str, str], set[str]] = {}
+        for r in self.results:
+            outcomes.setdefault((r.backend, r.op, r.dtype, r.case), set()).add(r.status)
+        counts = dict.fromkeys((PASS, MISTRUSTED, FAIL, ERROR, UNSUPPORTED), 0)
+        for statuses in outcomes.values():
+            for status in (ERROR, FAIL, MISTRUSTED, PASS, UNSUPPORTED):
+                if status in statuses:
+                    counts[status] += 1
+                    break
+        return counts
+
     def summary(self) -> str:
-        """The one-line verdict."""
-        rows = self.rows
-        counts = {s: sum(r.status == s for r in rows) for s in (PASS, FAIL, ERROR, UNSUPPORTED)}
+        """The verdict: counts per case run (a backend, op, dtype and case each)."""
+        counts = self.case_counts()
         head = "PASS" if self.passed else "FAIL"
         text = (
-            f"{head}: {len(self.backends)} backends, {counts[PASS]} passed, {counts[FAIL]} failed, "
-            f"{counts[ERROR]} errors, {counts[UNSUPPORTED]} unsupported (backend x op x dtype)"
+            f"{head}: {len(self.backends)} backends; case runs: {counts[PASS]} passed, "
+            f"{counts[MISTRUSTED]} mistrusted (passed, but mostly zero outputs prove little), "
+            f"{counts[FAIL]} failed, {counts[ERROR]} errors, {counts[UNSUPPORTED]} unsupported"
         )
         if not self.passed:
             first = self.failures[0]
             text += (
-                f"; first: {first.backend} {first.op} {first.dtype} [{first.case}]: {first.message}"
+                f"; first: {first.backend} {first.op} {first.dtype} {first.check} "
+                f"[{first.case}]: {first.message}"
             )
         return text
 
@@ -157,7 +185,8 @@ class Report:
             "seed": self.seed,
             "backends": self.backends,
             "unavailable": self.unavailable,
-            "tolerances": {"forward": FORWARD_TOLERANCE, "finite_difference": FD_TOLERANCE},
+            "tolerances": {"former_forward": FORWARD_TOLERANCE, "finite_difference": FD_TOLERANCE},
+            "thread_variant": self.thread_variant,
             "passed": self.passed,
             "verdict": self.summary(),
             "rows": [asdict(row) for row in self.rows],
@@ -178,6 +207,7 @@ class Report:
             backends=list(data["backends"]),
             unavailable=dict(data["unavailable"]),
             results=[CheckResult(**item) for item in data["results"]],
+            thread_variant=list(data.get("thread_variant", [])),
         )
 
     @classmethod
@@ -188,7 +218,7 @@ class Report:
 
 def _row_status(results: list[CheckResult]) -> str:
     """An error outranks a failure; a row is unsupported only if every check was."""
-    statuses = {r.status for r in results}
+    statuses = {r.status for r in results} - {MISTRUSTED}
     for status in (ERROR, FAIL):
         if status in statuses:
             return status
@@ -200,11 +230,14 @@ def summarise(backend: str, op: str, dtype: str, results: list[CheckResult]) -> 
     status = _row_status(results)
     worst: dict[str, float] = {}
     tolerance: dict[str, float] = {}
+    use: dict[str, float] = {}
     for r in results:
         if r.error is not None:
             worst[r.check] = max(worst.get(r.check, 0.0), r.error)
         if r.tolerance is not None:
             tolerance[r.check] = r.tolerance
+        if r.use is not None:
+            use[r.check] = max(use.get(r.check, 0.0), r.use)
     noted = [r for r in results if r.status == status and r.message]
     if not noted:
         message = ""
@@ -213,4 +246,5 @@ def summarise(backend: str, op: str, dtype: str, results: list[CheckResult]) -> 
     else:
         message = noted[0].message
     cases = len({r.case for r in results})
-    return Row(backend, op, dtype, status, cases, worst, tolerance, message)
+    mistrusted = len({r.case for r in results if r.status == MISTRUSTED})
+    return Row(backend, op, dtype, status, cases, worst, tolerance, message, use, mistrusted)
