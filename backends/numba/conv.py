@@ -18,6 +18,7 @@ from fastcnn.jit import FASTMATH, launch, readonly
 from fastcnn.scratch import scratch
 from fastcnn.spec import ConvSpec
 
+from . import depthwise, depthwise_grad
 from .geometry import column_range_jit, geometry
 
 # OUT_BLOCK and TILE_CELLS shape the work of _conv_forward_grid; the cost model
@@ -376,8 +377,10 @@ def _rotated_kernel(w: np.ndarray, groups: int) -> np.ndarray:
 
 def conv2d(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, spec: ConvSpec) -> np.ndarray:
     """The forward convolution of ``x`` with ``w`` (plus ``b``) on the wide grid."""
-    y = np.empty(spec.y_shape, dtype=spec.dtype)
     bias = b if b is not None else np.zeros(spec.out_channels, dtype=spec.dtype)
+    if depthwise.applies(spec):
+        return depthwise.forward(x, w, bias, spec)
+    y = np.empty(spec.y_shape, dtype=spec.dtype)
     top, left = spec.padding[0], spec.padding[2]
     _grid_forward(
         readonly(x),
@@ -400,6 +403,8 @@ def dx_on_grid(spec: ConvSpec) -> bool:
 
 def grad_input(grad_y: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndarray:
     """dX: a forward convolution of dY where :func:`dx_on_grid`, else a scatter."""
+    if depthwise.applies(spec):
+        return depthwise_grad.grad_input(grad_y, w, spec)
     grad_x = np.empty(spec.x_shape, dtype=spec.dtype)
     gy = readonly(grad_y)
     if dx_on_grid(spec):
@@ -426,6 +431,8 @@ def grad_input(grad_y: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndarray:
 
 def grad_weight(grad_y: np.ndarray, x: np.ndarray, spec: ConvSpec) -> np.ndarray:
     """dW: long dot products on the wide grid at stride 1, clipped rows otherwise."""
+    if depthwise.applies(spec):
+        return depthwise_grad.grad_weight(grad_y, x, spec)
     grad_w = np.empty(spec.w_shape, dtype=spec.dtype)
     if spec.stride == (1, 1):
         gyw, xpw, wp = _wide_grid(grad_y, x, spec)
