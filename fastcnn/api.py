@@ -327,7 +327,8 @@ _COUNT_DOC = """
         Divide by the window size clipped to the padded input (True), or by the number
         of real input cells in the window (False)."""
 _TIES_DOC = """ NaN in a window gives NaN; the gradient goes to the
-        first {what} in row-major order (the first NaN, if any)."""
+        first {what} in row-major order, or to the window's last NaN if it holds one
+        (PyTorch's rule)."""
 
 
 def max_pool2d(
