@@ -152,3 +152,10 @@ def test_the_error_factor_grows_with_the_tile():
     factors = [get_backend(f"winograd{m}").error_factor for m in winograd.TILES]
     assert factors == sorted(factors) and factors[0] >= 1
     assert get_backend("winograd").error_factor == max(factors)
+
+
+def test_the_generated_kernels_are_current():
+    # _kernels.py is generated from the matrices; regenerate it after changing the points.
+    from fastcnn.backends.winograd import transforms
+
+    assert transforms.KERNEL_FILE.read_text() == transforms.generate()

@@ -31,42 +31,40 @@ with the tile (the transforms' entries and the 1/f scalings grow), which it decl
 from __future__ import annotations
 
 import math
-from fractions import Fraction
-from functools import cache
 
 import numpy as np
-from numba import njit, prange
 
-from fastcnn.config import get_workspace_limit
-from fastcnn.jit import FASTMATH, launch, readonly
+from fastcnn.config import get_num_threads, get_workspace_limit
+from fastcnn.jit import launch, readonly
 from fastcnn.ops import CONV2D, CONV2D_BACKWARD
 from fastcnn.registry import BackendBase, ConvGrads, GradNeed
 from fastcnn.scratch import scratch
 from fastcnn.spec import ConvSpec, PoolSpec
 
-#: Interpolation points per output tile size m (plus the point at infinity, implied).
-#: Points of the smallest magnitude keep the transforms' entries (powers of the points,
-#: and 1/f_j with f_j the products of the points' differences) closest to 1, which is what
-#: keeps the rounding error low (Barabasz et al. 2020); 0 and infinity give sparse rows,
-#: and +-a pairs give symmetric ones. These are wincnn's and Lavin's choices.
-POINTS: dict[int, tuple[Fraction, ...]] = {
-    2: (Fraction(0), Fraction(1), Fraction(-1)),
-    4: (Fraction(0), Fraction(1), Fraction(-1), Fraction(2), Fraction(-2)),
-}
-TILES = tuple(POINTS)
+from . import _kernels
+from .transforms import (
+    IN_KERNELS,
+    OUT_KERNELS,
+    POINTS,
+    TILES,
+    constants,
+    named_matrices,
+    transform_matrices,
+)
+
+__all__ = ["POINTS", "TILES", "WinogradBackend", "backend", "transform_matrices"]
 
 #: Normwise float32 error relative to direct summation, rounded up, per tile size: the
 #: ratios of Barabasz et al. 2020's measurements (direct 4.6e-8, F(2,3) 7.7e-8, F(4,3)
 #: 3.3e-7). The audit multiplies its direct-summation tolerance by this.
 ERROR_FACTOR = {2: 2.0, 4: 8.0}
 
-#: Tiles transformed together by one task of a transform kernel: the vector length of
-#: its inner loops.
-_BLOCK = 64
 #: Transformed input and products of one chunk are kept under this many bytes even when
 #: the workspace limit allows more, so that they stay in the last-level cache between
 #: the transform, the GEMMs and the inverse transform.
 _CACHE_FRIENDLY_CHUNK_BYTES = 16 * 2**20
+#: Extra bytes between the tile points of transformed data (see :func:`_skewed`).
+_SKEW_BYTES = 64
 
 # Cost model for backend="auto": seconds = the coefficients below . the features of
 # WinogradBackend.cost_features (see there). Hand-fitted (placeholder until refitted).
@@ -76,182 +74,69 @@ _COST = {
 }
 
 
-# --- transform matrices ----------------------------------------------------------------------
+def _rows(a: np.ndarray) -> np.ndarray:
+    """The ``(points, stride)`` C-contiguous view of a :func:`_skewed` array."""
+    item = a.itemsize
+    return np.lib.stride_tricks.as_strided(
+        a, (a.shape[0], a.strides[0] // item), (a.strides[0], item)
+    )
 
 
-def _poly_mul(p: list[Fraction], q: list[Fraction]) -> list[Fraction]:
-    out = [Fraction(0)] * (len(p) + len(q) - 1)
-    for i, a in enumerate(p):
-        for j, b in enumerate(q):
-            out[i + j] += a * b
-    return out
+def _tiles_in(
+    name: str,
+    src: np.ndarray,
+    out: np.ndarray,
+    t0: int,
+    step: int,
+    top: int,
+    left: int,
+    tiles_h: int,
+    tiles_w: int,
+) -> None:
+    """``out[:, c, t - t0] = L d_t L^T`` for the windows ``d_t`` of ``src`` (see _kernels)."""
+    k = named_matrices()[name].shape[1]
+    kc = constants(name, src.dtype.name)
+    which = IN_KERNELS.index(name)
+    args = (_rows(out), out.shape[2], t0, step, top, left, tiles_h, tiles_w, get_num_threads())
+    launch(_kernels.tiles_in, which, k, readonly(src), kc, *args)
 
 
-def transform_matrices(m: int, r: int = 3) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Exact ``(A^T, G, B^T)`` of F(m, r) from :data:`POINTS`, as object arrays of Fractions.
-
-    Toom-Cook: correlation is the transpose of polynomial multiplication evaluated at the
-    finite points ``a_j`` and at infinity. ``A^T[i, j] = a_j^i``; ``G[j, k] = a_j^k / |f_j|``
-    with ``f_j = prod_{l != j} (a_j - a_l)``; row j of ``B^T`` holds the coefficients of
-    ``sign(f_j) prod_{l != j} (x - a_l)``; the point at infinity adds a last column
-    ``e_{m-1}`` to ``A^T``, a last row ``e_{r-1}`` to ``G`` and the coefficients of
-    ``prod_l (x - a_l)`` to ``B^T`` (wincnn's construction and sign convention).
-    """
-    points = POINTS[m]
-    alpha = m + r - 1
-    assert len(points) == alpha - 1
-    at = np.zeros((m, alpha), dtype=object)
-    g = np.zeros((alpha, r), dtype=object)
-    bt = np.zeros((alpha, alpha), dtype=object)
-    for j, a in enumerate(points):
-        others = [b for b in points if b != a]
-        f = math.prod((a - b for b in others), start=Fraction(1))
-        poly = [Fraction(1)]
-        for b in others:
-            poly = _poly_mul(poly, [-b, Fraction(1)])
-        sign = 1 if f > 0 else -1
-        at[:, j] = [a**i for i in range(m)]
-        g[j] = [a**k / abs(f) for k in range(r)]
-        bt[j] = [sign * c for c in poly] + [Fraction(0)] * (alpha - len(poly))
-    full = [Fraction(1)]
-    for b in points:
-        full = _poly_mul(full, [-b, Fraction(1)])
-    at[:, alpha - 1] = [Fraction(int(i == m - 1)) for i in range(m)]
-    g[alpha - 1] = [Fraction(int(k == r - 1)) for k in range(r)]
-    bt[alpha - 1] = full
-    for matrix in (at, g, bt):
-        matrix[matrix == 0] = Fraction(0)
-    return at, g, bt
-
-
-@cache
-def _matrices(m: int, dtype: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(A^T, G, B^T)`` of F(m, 3) rounded to ``dtype``, read-only."""
-    return tuple(readonly(np.array(a.astype(float), dtype=dtype)) for a in transform_matrices(m))
-
-
-# --- kernels ---------------------------------------------------------------------------------
-
-
-@njit(parallel=True, cache=True, fastmath=FASTMATH)
-def _tiles_in(src, lt, out, t0, step, top, left, tiles_h, tiles_w):  # pragma: no cover
-    """``out[u*a + v, c, t - t0] = (L d L^T)[u, v]`` for tiles ``t0 .. t0 + out.shape[2]``.
-
-    ``L`` is ``lt`` (a x k). Tile ``t = (n*tiles_h + ty)*tiles_w + tx`` reads the k x k
-    window of ``src[n, c]`` whose top left is row ``ty*step - top``, column
-    ``tx*step - left``; cells outside ``src`` read as zero. One task per channel and
-    block of tiles: it gathers the windows tile-minor, so that both passes of the
-    transform run along the block, and writes each tile's values once.
-    """
-    n_ch, height, width = src.shape[1], src.shape[2], src.shape[3]
-    alpha, k = lt.shape
-    count = out.shape[2]
-    blocks = (count + _BLOCK - 1) // _BLOCK
-    per_image = tiles_h * tiles_w
-    for task in prange(n_ch * blocks):
-        c = task // blocks
-        q0 = (task % blocks) * _BLOCK
-        nq = min(_BLOCK, count - q0)
-        win = np.zeros((k, k, _BLOCK), dtype=out.dtype)
-        half = np.empty((alpha, k, _BLOCK), dtype=out.dtype)
-        row = np.empty(_BLOCK, dtype=out.dtype)
-        for q in range(nq):
-            t = t0 + q0 + q
-            n = t // per_image
-            ty = (t % per_image) // tiles_w
-            tx = t % tiles_w
-            r0 = ty * step - top
-            c0 = tx * step - left
-            plane = src[n, c]
-            if r0 >= 0 and c0 >= 0 and r0 + k <= height and c0 + k <= width:
-                for i in range(k):
-                    for j in range(k):
-                        win[i, j, q] = plane[r0 + i, c0 + j]
-            else:
-                for i in range(k):
-                    for j in range(k):
-                        r, s = r0 + i, c0 + j
-                        inside = 0 <= r < height and 0 <= s < width
-                        win[i, j, q] = plane[r, s] if inside else 0
-        # Columns first: half[u, j] = sum_i L[u, i] win[i, j]; zero coefficients skipped.
-        for u in range(alpha):
-            for j in range(k):
-                h = half[u, j]
-                h[:] = 0
-                for i in range(k):
-                    coef = lt[u, i]
-                    if coef != 0:
-                        wi = win[i, j]
-                        for q in range(_BLOCK):
-                            h[q] += coef * wi[q]
-        for u in range(alpha):
-            for v in range(alpha):
-                row[:] = 0
-                for j in range(k):
-                    coef = lt[v, j]
-                    if coef != 0:
-                        h = half[u, j]
-                        for q in range(_BLOCK):
-                            row[q] += coef * h[q]
-                out[u * alpha + v, c, q0 : q0 + nq] = row[:nq]
-
-
-@njit(parallel=True, cache=True, fastmath=FASTMATH)
-def _tiles_out(prod, rt, bias, dst, t0, tiles_h, tiles_w):  # pragma: no cover
-    """``dst`` tile t (m x m, cropped at the edges) = ``R M_t R^T + bias[o]``.
-
-    ``R`` is ``rt`` (m x a); ``M_t[u, v] = prod[u*a + v, o, t - t0]``. Tile t covers rows
-    ``ty*m ..`` and columns ``tx*m ..`` of ``dst[n, o]`` (the same tile numbering as
-    :func:`_tiles_in`). One task per output channel and block of tiles; every cell of
-    ``dst`` is written by exactly one task.
-    """
-    n_out, height, width = dst.shape[1], dst.shape[2], dst.shape[3]
-    m, alpha = rt.shape
-    count = prod.shape[2]
-    blocks = (count + _BLOCK - 1) // _BLOCK
-    per_image = tiles_h * tiles_w
-    for task in prange(n_out * blocks):
-        o = task // blocks
-        q0 = (task % blocks) * _BLOCK
-        nq = min(_BLOCK, count - q0)
-        pts = np.zeros((alpha * alpha, _BLOCK), dtype=dst.dtype)
-        for p in range(alpha * alpha):
-            pts[p, :nq] = prod[p, o, q0 : q0 + nq]
-        half = np.empty((m, alpha, _BLOCK), dtype=dst.dtype)
-        res = np.empty((m, m, _BLOCK), dtype=dst.dtype)
-        for a in range(m):
-            for v in range(alpha):
-                h = half[a, v]
-                h[:] = 0
-                for u in range(alpha):
-                    coef = rt[a, u]
-                    if coef != 0:
-                        src = pts[u * alpha + v]
-                        for q in range(_BLOCK):
-                            h[q] += coef * src[q]
-        for a in range(m):
-            for b in range(m):
-                acc = res[a, b]
-                acc[:] = bias[o]
-                for v in range(alpha):
-                    coef = rt[b, v]
-                    if coef != 0:
-                        h = half[a, v]
-                        for q in range(_BLOCK):
-                            acc[q] += coef * h[q]
-        for q in range(nq):
-            t = t0 + q0 + q
-            n = t // per_image
-            r0 = ((t % per_image) // tiles_w) * m
-            c0 = (t % tiles_w) * m
-            rows = min(m, height - r0)
-            cols = min(m, width - c0)
-            for a in range(rows):
-                for b in range(cols):
-                    dst[n, o, r0 + a, c0 + b] = res[a, b, q]
+def _tiles_out(
+    name: str,
+    prod: np.ndarray,
+    bias: np.ndarray,
+    dst: np.ndarray,
+    t0: int,
+    tiles_h: int,
+    tiles_w: int,
+) -> None:
+    """``dst``'s tiles = ``R M_t R^T + bias`` of the products ``prod`` (see _kernels)."""
+    m = named_matrices()[name].shape[0]
+    kc = constants(name, dst.dtype.name)
+    rows = readonly(_rows(prod))
+    args = (kc, readonly(bias), dst, t0, tiles_h, tiles_w, get_num_threads())
+    launch(_kernels.tiles_out, OUT_KERNELS.index(name), m, rows, prod.shape[2], *args)
 
 
 # --- the algorithm ---------------------------------------------------------------------------
+
+
+def _skewed(slot: str | None, points: int, rows: int, cols: int, dtype: np.dtype) -> np.ndarray:
+    """A ``(points, rows, cols)`` array whose points lie a whole number of pages plus one
+    cache line apart (``slot``: a scratch buffer; None: a new array).
+
+    A transform kernel writes (or reads) all points of a tile at once: points a multiple
+    of 4 KiB apart map to the same few L1 sets, and their 16 or 36 streams then evict each
+    other on every access (measured: 10x slower filter transforms).
+    """
+    item = np.dtype(dtype).itemsize
+    page = -(-rows * cols * item // 4096) * 4096
+    stride = (page + _SKEW_BYTES) // item
+    size = (points * stride,)
+    flat = scratch(slot, size, dtype) if slot else np.empty(size, dtype=dtype)
+    return np.lib.stride_tricks.as_strided(
+        flat, (points, rows, cols), (stride * item, cols * item, item)
+    )
 
 
 def _tile_grid(out_h: int, out_w: int, m: int) -> tuple[int, int]:
@@ -264,13 +149,14 @@ def _chunk_tiles(total: int, bytes_per_tile: int) -> int:
     return max(1, min(total, limit // max(bytes_per_tile, 1)))
 
 
-def _filters(w: np.ndarray, g: np.ndarray, groups: int) -> np.ndarray:
+def _filters(w: np.ndarray, m: int, groups: int) -> np.ndarray:
     """``U[p, group, o, c] = (G w[o, c] G^T)[p]``, the filters transformed once per call."""
     n_out, cin_g = w.shape[:2]
-    alpha = g.shape[0]
-    u = np.empty((alpha * alpha, 1, n_out * cin_g), dtype=w.dtype)
-    launch(_tiles_in, readonly(w.reshape(-1, 1, 3, 3)), g, u, 0, 3, 0, 0, 1, 1)
-    return u.reshape(alpha * alpha, groups, n_out // groups, cin_g)
+    points = (m + 2) ** 2
+    u = _skewed(None, points, 1, n_out * cin_g, w.dtype)
+    # Each filter is a one-tile image of one channel.
+    _tiles_in(f"g{m}", w.reshape(-1, 1, 3, 3), u, 0, 3, 0, 0, 1, 1)
+    return u.reshape(points, groups, n_out // groups, cin_g)
 
 
 def _product(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
@@ -298,54 +184,49 @@ def _correlate(
     n_img, n_ch = x.shape[:2]
     points, groups, out_g, cin_g = u.shape
     n_out = groups * out_g
-    at, _, bt = _matrices(m, x.dtype.name)
     tiles_h, tiles_w = _tile_grid(*out_shape, m)
     total = n_img * tiles_h * tiles_w
     y = np.empty((n_img, n_out, *out_shape), dtype=x.dtype)
     step = _chunk_tiles(total, points * (n_ch + n_out) * x.itemsize)
-    src, bias = readonly(x), readonly(bias)
     for t0 in range(0, total, step):
         count = min(step, total - t0)
-        v = scratch("winograd_v", (points, n_ch, count), x.dtype)
-        launch(_tiles_in, src, bt, v, t0, m, offset[0], offset[1], tiles_h, tiles_w)
-        prod = scratch("winograd_m", (points, n_out, count), x.dtype)
+        v = _skewed("winograd_v", points, n_ch, count, x.dtype)
+        _tiles_in(f"bt{m}", x, v, t0, m, *offset, tiles_h, tiles_w)
+        prod = _skewed("winograd_m", points, n_out, count, x.dtype)
         _product(
             u, v.reshape(points, groups, cin_g, count), prod.reshape(points, groups, out_g, count)
         )
-        launch(_tiles_out, readonly(prod), at, bias, y, t0, tiles_h, tiles_w)
+        _tiles_out(f"at{m}", prod, bias, y, t0, tiles_h, tiles_w)
     return y
 
 
 def _filter_grad(grad_y: np.ndarray, x: np.ndarray, spec: ConvSpec, m: int) -> np.ndarray:
     """dW as the exact gradient of the Winograd forward: ``G^T [sum_t (A dY_t A^T) * V_t] G``."""
-    at, g, bt = _matrices(m, spec.dtype)
-    points = at.shape[1] ** 2
+    points = (m + 2) ** 2
     groups, n_out = spec.groups, spec.out_channels
     out_g, cin_g = n_out // groups, spec.in_channels // groups
     tiles_h, tiles_w = _tile_grid(spec.out_height, spec.out_width, m)
     total = spec.batch * tiles_h * tiles_w
     top, _, left, _ = spec.padding
-    grad_u = np.zeros((points, groups, out_g, cin_g), dtype=spec.dtype)
+    grad_u = _skewed(None, points, 1, n_out * cin_g, spec.dtype)
+    grad_u[...] = 0
+    grad_u4 = grad_u.reshape(points, groups, out_g, cin_g)
     step = _chunk_tiles(total, points * (spec.in_channels + n_out) * x.itemsize)
-    a = readonly(np.ascontiguousarray(at.T))
-    src_x, src_dy = readonly(x), readonly(grad_y)
     for t0 in range(0, total, step):
         count = min(step, total - t0)
-        v = scratch("winograd_v", (points, spec.in_channels, count), x.dtype)
-        launch(_tiles_in, src_x, bt, v, t0, m, top, left, tiles_h, tiles_w)
-        d = scratch("winograd_m", (points, n_out, count), x.dtype)
-        launch(_tiles_in, src_dy, a, d, t0, m, 0, 0, tiles_h, tiles_w)
+        v = _skewed("winograd_v", points, spec.in_channels, count, x.dtype)
+        _tiles_in(f"bt{m}", x, v, t0, m, top, left, tiles_h, tiles_w)
+        d = _skewed("winograd_m", points, n_out, count, x.dtype)
+        _tiles_in(f"a{m}", grad_y, d, t0, m, 0, 0, tiles_h, tiles_w)
         v4 = v.reshape(points, groups, cin_g, count)
         d4 = d.reshape(points, groups, out_g, count)
         if cin_g == 1:
-            grad_u += (d4 * v4).sum(axis=-1, keepdims=True)
+            grad_u4 += (d4 * v4).sum(axis=-1, keepdims=True)
         else:
-            grad_u += np.matmul(d4, v4.transpose(0, 1, 3, 2))
+            grad_u4 += np.matmul(d4, v4.transpose(0, 1, 3, 2))
     grad_w = np.empty(spec.w_shape, dtype=spec.dtype)
-    gt = readonly(np.ascontiguousarray(g.T))
-    zeros = readonly(np.zeros(1, dtype=spec.dtype))
-    flat = readonly(grad_u.reshape(points, 1, n_out * cin_g))
-    launch(_tiles_out, flat, gt, zeros, grad_w.reshape(-1, 1, 3, 3), 0, 1, 1)
+    zeros = np.zeros(1, dtype=spec.dtype)
+    _tiles_out(f"gt{m}", grad_u, zeros, grad_w.reshape(-1, 1, 3, 3), 0, 1, 1)
     return grad_w
 
 
@@ -425,8 +306,7 @@ class WinogradBackend(BackendBase):
         self, x: np.ndarray, w: np.ndarray, b: np.ndarray | None, spec: ConvSpec
     ) -> np.ndarray:
         m = self.tile_for(CONV2D, spec)
-        _, g, _ = _matrices(m, spec.dtype)
-        u = _filters(w, g, spec.groups)
+        u = _filters(w, m, spec.groups)
         bias = b if b is not None else np.zeros(spec.out_channels, dtype=spec.dtype)
         top, _, left, _ = spec.padding
         return _correlate(x, u, bias, (top, left), (spec.out_height, spec.out_width), m)
@@ -447,8 +327,7 @@ class WinogradBackend(BackendBase):
             groups, n_out, cin_g = spec.groups, spec.out_channels, spec.in_channels // spec.groups
             rotated = w.reshape(groups, n_out // groups, cin_g, 3, 3)[..., ::-1, ::-1]
             swapped = np.ascontiguousarray(rotated.transpose(0, 2, 1, 3, 4))
-            _, g, _ = _matrices(m, spec.dtype)
-            u = _filters(swapped.reshape(spec.in_channels, n_out // groups, 3, 3), g, groups)
+            u = _filters(swapped.reshape(spec.in_channels, n_out // groups, 3, 3), m, groups)
             top, _, left, _ = spec.padding
             zeros = np.zeros(spec.in_channels, dtype=spec.dtype)
             grad_x = _correlate(grad_y, u, zeros, (2 - top, 2 - left), (spec.height, spec.width), m)
