@@ -54,9 +54,11 @@ from .transforms import (
 
 __all__ = ["POINTS", "TILES", "WinogradBackend", "backend", "transform_matrices"]
 
-#: Normwise float32 error relative to direct summation, rounded up, per tile size: the
-#: ratios of Barabasz et al. 2020's measurements (direct 4.6e-8, F(2,3) 7.7e-8, F(4,3)
-#: 3.3e-7). The audit multiplies its direct-summation tolerance by this.
+#: Normwise float32 error relative to direct summation, per tile size: Barabasz et al.
+#: 2020's measured ratios rounded up (direct 4.6e-8, F(2,3) 7.7e-8: 1.7x; F(4,3) 3.3e-7:
+#: 7x), which bracket what benchmarks/winograd_error.py measured here against im2col
+#: (F(2,3) 0.7-2.3x, F(4,3) with the points of transforms.POINTS 3.5-10x). The audit
+#: multiplies its direct-summation tolerance by this.
 ERROR_FACTOR = {2: 2.0, 4: 8.0}
 
 #: Transformed input and products of one chunk are kept under this many bytes even when

@@ -93,54 +93,55 @@ def _in_bt4(win, half, out, at, nq, kc):  # pragma: no cover
     k0 = kc[0]
     k1 = kc[1]
     k2 = kc[2]
+    k3 = kc[3]
     for q in range(nq):
-        half[0, 0, q] = k1 * win[0, 0, q] - k2 * win[2, 0, q] + win[4, 0, q]
+        half[0, 0, q] = win[0, 0, q] - k1 * win[1, 0, q] - k2 * win[2, 0, q] + k1 * win[3, 0, q] + win[4, 0, q]
     for q in range(nq):
-        half[0, 1, q] = k1 * win[0, 1, q] - k2 * win[2, 1, q] + win[4, 1, q]
+        half[0, 1, q] = win[0, 1, q] - k1 * win[1, 1, q] - k2 * win[2, 1, q] + k1 * win[3, 1, q] + win[4, 1, q]
     for q in range(nq):
-        half[0, 2, q] = k1 * win[0, 2, q] - k2 * win[2, 2, q] + win[4, 2, q]
+        half[0, 2, q] = win[0, 2, q] - k1 * win[1, 2, q] - k2 * win[2, 2, q] + k1 * win[3, 2, q] + win[4, 2, q]
     for q in range(nq):
-        half[0, 3, q] = k1 * win[0, 3, q] - k2 * win[2, 3, q] + win[4, 3, q]
+        half[0, 3, q] = win[0, 3, q] - k1 * win[1, 3, q] - k2 * win[2, 3, q] + k1 * win[3, 3, q] + win[4, 3, q]
     for q in range(nq):
-        half[0, 4, q] = k1 * win[0, 4, q] - k2 * win[2, 4, q] + win[4, 4, q]
+        half[0, 4, q] = win[0, 4, q] - k1 * win[1, 4, q] - k2 * win[2, 4, q] + k1 * win[3, 4, q] + win[4, 4, q]
     for q in range(nq):
-        half[0, 5, q] = k1 * win[0, 5, q] - k2 * win[2, 5, q] + win[4, 5, q]
+        half[0, 5, q] = win[0, 5, q] - k1 * win[1, 5, q] - k2 * win[2, 5, q] + k1 * win[3, 5, q] + win[4, 5, q]
     for q in range(nq):
-        half[1, 0, q] = k1 * win[1, 0, q] + k1 * win[2, 0, q] - win[3, 0, q] - win[4, 0, q]
+        half[1, 0, q] = -win[1, 0, q] + k0 * win[2, 0, q] + k3 * win[3, 0, q] + win[4, 0, q]
     for q in range(nq):
-        half[1, 1, q] = k1 * win[1, 1, q] + k1 * win[2, 1, q] - win[3, 1, q] - win[4, 1, q]
+        half[1, 1, q] = -win[1, 1, q] + k0 * win[2, 1, q] + k3 * win[3, 1, q] + win[4, 1, q]
     for q in range(nq):
-        half[1, 2, q] = k1 * win[1, 2, q] + k1 * win[2, 2, q] - win[3, 2, q] - win[4, 2, q]
+        half[1, 2, q] = -win[1, 2, q] + k0 * win[2, 2, q] + k3 * win[3, 2, q] + win[4, 2, q]
     for q in range(nq):
-        half[1, 3, q] = k1 * win[1, 3, q] + k1 * win[2, 3, q] - win[3, 3, q] - win[4, 3, q]
+        half[1, 3, q] = -win[1, 3, q] + k0 * win[2, 3, q] + k3 * win[3, 3, q] + win[4, 3, q]
     for q in range(nq):
-        half[1, 4, q] = k1 * win[1, 4, q] + k1 * win[2, 4, q] - win[3, 4, q] - win[4, 4, q]
+        half[1, 4, q] = -win[1, 4, q] + k0 * win[2, 4, q] + k3 * win[3, 4, q] + win[4, 4, q]
     for q in range(nq):
-        half[1, 5, q] = k1 * win[1, 5, q] + k1 * win[2, 5, q] - win[3, 5, q] - win[4, 5, q]
+        half[1, 5, q] = -win[1, 5, q] + k0 * win[2, 5, q] + k3 * win[3, 5, q] + win[4, 5, q]
     for q in range(nq):
-        half[2, 0, q] = -k1 * win[1, 0, q] + k1 * win[2, 0, q] + win[3, 0, q] - win[4, 0, q]
+        half[2, 0, q] = -win[1, 0, q] + k3 * win[2, 0, q] - k0 * win[3, 0, q] - win[4, 0, q]
     for q in range(nq):
-        half[2, 1, q] = -k1 * win[1, 1, q] + k1 * win[2, 1, q] + win[3, 1, q] - win[4, 1, q]
+        half[2, 1, q] = -win[1, 1, q] + k3 * win[2, 1, q] - k0 * win[3, 1, q] - win[4, 1, q]
     for q in range(nq):
-        half[2, 2, q] = -k1 * win[1, 2, q] + k1 * win[2, 2, q] + win[3, 2, q] - win[4, 2, q]
+        half[2, 2, q] = -win[1, 2, q] + k3 * win[2, 2, q] - k0 * win[3, 2, q] - win[4, 2, q]
     for q in range(nq):
-        half[2, 3, q] = -k1 * win[1, 3, q] + k1 * win[2, 3, q] + win[3, 3, q] - win[4, 3, q]
+        half[2, 3, q] = -win[1, 3, q] + k3 * win[2, 3, q] - k0 * win[3, 3, q] - win[4, 3, q]
     for q in range(nq):
-        half[2, 4, q] = -k1 * win[1, 4, q] + k1 * win[2, 4, q] + win[3, 4, q] - win[4, 4, q]
+        half[2, 4, q] = -win[1, 4, q] + k3 * win[2, 4, q] - k0 * win[3, 4, q] - win[4, 4, q]
     for q in range(nq):
-        half[2, 5, q] = -k1 * win[1, 5, q] + k1 * win[2, 5, q] + win[3, 5, q] - win[4, 5, q]
+        half[2, 5, q] = -win[1, 5, q] + k3 * win[2, 5, q] - k0 * win[3, 5, q] - win[4, 5, q]
     for q in range(nq):
-        half[3, 0, q] = -k0 * win[1, 0, q] - win[2, 0, q] + k0 * win[3, 0, q] + win[4, 0, q]
+        half[3, 0, q] = k2 * win[1, 0, q] + win[2, 0, q] - k2 * win[3, 0, q] - win[4, 0, q]
     for q in range(nq):
-        half[3, 1, q] = -k0 * win[1, 1, q] - win[2, 1, q] + k0 * win[3, 1, q] + win[4, 1, q]
+        half[3, 1, q] = k2 * win[1, 1, q] + win[2, 1, q] - k2 * win[3, 1, q] - win[4, 1, q]
     for q in range(nq):
-        half[3, 2, q] = -k0 * win[1, 2, q] - win[2, 2, q] + k0 * win[3, 2, q] + win[4, 2, q]
+        half[3, 2, q] = k2 * win[1, 2, q] + win[2, 2, q] - k2 * win[3, 2, q] - win[4, 2, q]
     for q in range(nq):
-        half[3, 3, q] = -k0 * win[1, 3, q] - win[2, 3, q] + k0 * win[3, 3, q] + win[4, 3, q]
+        half[3, 3, q] = k2 * win[1, 3, q] + win[2, 3, q] - k2 * win[3, 3, q] - win[4, 3, q]
     for q in range(nq):
-        half[3, 4, q] = -k0 * win[1, 4, q] - win[2, 4, q] + k0 * win[3, 4, q] + win[4, 4, q]
+        half[3, 4, q] = k2 * win[1, 4, q] + win[2, 4, q] - k2 * win[3, 4, q] - win[4, 4, q]
     for q in range(nq):
-        half[3, 5, q] = -k0 * win[1, 5, q] - win[2, 5, q] + k0 * win[3, 5, q] + win[4, 5, q]
+        half[3, 5, q] = k2 * win[1, 5, q] + win[2, 5, q] - k2 * win[3, 5, q] - win[4, 5, q]
     for q in range(nq):
         half[4, 0, q] = k0 * win[1, 0, q] - win[2, 0, q] - k0 * win[3, 0, q] + win[4, 0, q]
     for q in range(nq):
@@ -154,89 +155,89 @@ def _in_bt4(win, half, out, at, nq, kc):  # pragma: no cover
     for q in range(nq):
         half[4, 5, q] = k0 * win[1, 5, q] - win[2, 5, q] - k0 * win[3, 5, q] + win[4, 5, q]
     for q in range(nq):
-        half[5, 0, q] = k1 * win[1, 0, q] - k2 * win[3, 0, q] + win[5, 0, q]
+        half[5, 0, q] = win[1, 0, q] - k1 * win[2, 0, q] - k2 * win[3, 0, q] + k1 * win[4, 0, q] + win[5, 0, q]
     for q in range(nq):
-        half[5, 1, q] = k1 * win[1, 1, q] - k2 * win[3, 1, q] + win[5, 1, q]
+        half[5, 1, q] = win[1, 1, q] - k1 * win[2, 1, q] - k2 * win[3, 1, q] + k1 * win[4, 1, q] + win[5, 1, q]
     for q in range(nq):
-        half[5, 2, q] = k1 * win[1, 2, q] - k2 * win[3, 2, q] + win[5, 2, q]
+        half[5, 2, q] = win[1, 2, q] - k1 * win[2, 2, q] - k2 * win[3, 2, q] + k1 * win[4, 2, q] + win[5, 2, q]
     for q in range(nq):
-        half[5, 3, q] = k1 * win[1, 3, q] - k2 * win[3, 3, q] + win[5, 3, q]
+        half[5, 3, q] = win[1, 3, q] - k1 * win[2, 3, q] - k2 * win[3, 3, q] + k1 * win[4, 3, q] + win[5, 3, q]
     for q in range(nq):
-        half[5, 4, q] = k1 * win[1, 4, q] - k2 * win[3, 4, q] + win[5, 4, q]
+        half[5, 4, q] = win[1, 4, q] - k1 * win[2, 4, q] - k2 * win[3, 4, q] + k1 * win[4, 4, q] + win[5, 4, q]
     for q in range(nq):
-        half[5, 5, q] = k1 * win[1, 5, q] - k2 * win[3, 5, q] + win[5, 5, q]
+        half[5, 5, q] = win[1, 5, q] - k1 * win[2, 5, q] - k2 * win[3, 5, q] + k1 * win[4, 5, q] + win[5, 5, q]
     for q in range(nq):
-        out[0, at + q] = k1 * half[0, 0, q] - k2 * half[0, 2, q] + half[0, 4, q]
+        out[0, at + q] = half[0, 0, q] - k1 * half[0, 1, q] - k2 * half[0, 2, q] + k1 * half[0, 3, q] + half[0, 4, q]
     for q in range(nq):
-        out[1, at + q] = k1 * half[0, 1, q] + k1 * half[0, 2, q] - half[0, 3, q] - half[0, 4, q]
+        out[1, at + q] = -half[0, 1, q] + k0 * half[0, 2, q] + k3 * half[0, 3, q] + half[0, 4, q]
     for q in range(nq):
-        out[2, at + q] = -k1 * half[0, 1, q] + k1 * half[0, 2, q] + half[0, 3, q] - half[0, 4, q]
+        out[2, at + q] = -half[0, 1, q] + k3 * half[0, 2, q] - k0 * half[0, 3, q] - half[0, 4, q]
     for q in range(nq):
-        out[3, at + q] = -k0 * half[0, 1, q] - half[0, 2, q] + k0 * half[0, 3, q] + half[0, 4, q]
+        out[3, at + q] = k2 * half[0, 1, q] + half[0, 2, q] - k2 * half[0, 3, q] - half[0, 4, q]
     for q in range(nq):
         out[4, at + q] = k0 * half[0, 1, q] - half[0, 2, q] - k0 * half[0, 3, q] + half[0, 4, q]
     for q in range(nq):
-        out[5, at + q] = k1 * half[0, 1, q] - k2 * half[0, 3, q] + half[0, 5, q]
+        out[5, at + q] = half[0, 1, q] - k1 * half[0, 2, q] - k2 * half[0, 3, q] + k1 * half[0, 4, q] + half[0, 5, q]
     for q in range(nq):
-        out[6, at + q] = k1 * half[1, 0, q] - k2 * half[1, 2, q] + half[1, 4, q]
+        out[6, at + q] = half[1, 0, q] - k1 * half[1, 1, q] - k2 * half[1, 2, q] + k1 * half[1, 3, q] + half[1, 4, q]
     for q in range(nq):
-        out[7, at + q] = k1 * half[1, 1, q] + k1 * half[1, 2, q] - half[1, 3, q] - half[1, 4, q]
+        out[7, at + q] = -half[1, 1, q] + k0 * half[1, 2, q] + k3 * half[1, 3, q] + half[1, 4, q]
     for q in range(nq):
-        out[8, at + q] = -k1 * half[1, 1, q] + k1 * half[1, 2, q] + half[1, 3, q] - half[1, 4, q]
+        out[8, at + q] = -half[1, 1, q] + k3 * half[1, 2, q] - k0 * half[1, 3, q] - half[1, 4, q]
     for q in range(nq):
-        out[9, at + q] = -k0 * half[1, 1, q] - half[1, 2, q] + k0 * half[1, 3, q] + half[1, 4, q]
+        out[9, at + q] = k2 * half[1, 1, q] + half[1, 2, q] - k2 * half[1, 3, q] - half[1, 4, q]
     for q in range(nq):
         out[10, at + q] = k0 * half[1, 1, q] - half[1, 2, q] - k0 * half[1, 3, q] + half[1, 4, q]
     for q in range(nq):
-        out[11, at + q] = k1 * half[1, 1, q] - k2 * half[1, 3, q] + half[1, 5, q]
+        out[11, at + q] = half[1, 1, q] - k1 * half[1, 2, q] - k2 * half[1, 3, q] + k1 * half[1, 4, q] + half[1, 5, q]
     for q in range(nq):
-        out[12, at + q] = k1 * half[2, 0, q] - k2 * half[2, 2, q] + half[2, 4, q]
+        out[12, at + q] = half[2, 0, q] - k1 * half[2, 1, q] - k2 * half[2, 2, q] + k1 * half[2, 3, q] + half[2, 4, q]
     for q in range(nq):
-        out[13, at + q] = k1 * half[2, 1, q] + k1 * half[2, 2, q] - half[2, 3, q] - half[2, 4, q]
+        out[13, at + q] = -half[2, 1, q] + k0 * half[2, 2, q] + k3 * half[2, 3, q] + half[2, 4, q]
     for q in range(nq):
-        out[14, at + q] = -k1 * half[2, 1, q] + k1 * half[2, 2, q] + half[2, 3, q] - half[2, 4, q]
+        out[14, at + q] = -half[2, 1, q] + k3 * half[2, 2, q] - k0 * half[2, 3, q] - half[2, 4, q]
     for q in range(nq):
-        out[15, at + q] = -k0 * half[2, 1, q] - half[2, 2, q] + k0 * half[2, 3, q] + half[2, 4, q]
+        out[15, at + q] = k2 * half[2, 1, q] + half[2, 2, q] - k2 * half[2, 3, q] - half[2, 4, q]
     for q in range(nq):
         out[16, at + q] = k0 * half[2, 1, q] - half[2, 2, q] - k0 * half[2, 3, q] + half[2, 4, q]
     for q in range(nq):
-        out[17, at + q] = k1 * half[2, 1, q] - k2 * half[2, 3, q] + half[2, 5, q]
+        out[17, at + q] = half[2, 1, q] - k1 * half[2, 2, q] - k2 * half[2, 3, q] + k1 * half[2, 4, q] + half[2, 5, q]
     for q in range(nq):
-        out[18, at + q] = k1 * half[3, 0, q] - k2 * half[3, 2, q] + half[3, 4, q]
+        out[18, at + q] = half[3, 0, q] - k1 * half[3, 1, q] - k2 * half[3, 2, q] + k1 * half[3, 3, q] + half[3, 4, q]
     for q in range(nq):
-        out[19, at + q] = k1 * half[3, 1, q] + k1 * half[3, 2, q] - half[3, 3, q] - half[3, 4, q]
+        out[19, at + q] = -half[3, 1, q] + k0 * half[3, 2, q] + k3 * half[3, 3, q] + half[3, 4, q]
     for q in range(nq):
-        out[20, at + q] = -k1 * half[3, 1, q] + k1 * half[3, 2, q] + half[3, 3, q] - half[3, 4, q]
+        out[20, at + q] = -half[3, 1, q] + k3 * half[3, 2, q] - k0 * half[3, 3, q] - half[3, 4, q]
     for q in range(nq):
-        out[21, at + q] = -k0 * half[3, 1, q] - half[3, 2, q] + k0 * half[3, 3, q] + half[3, 4, q]
+        out[21, at + q] = k2 * half[3, 1, q] + half[3, 2, q] - k2 * half[3, 3, q] - half[3, 4, q]
     for q in range(nq):
         out[22, at + q] = k0 * half[3, 1, q] - half[3, 2, q] - k0 * half[3, 3, q] + half[3, 4, q]
     for q in range(nq):
-        out[23, at + q] = k1 * half[3, 1, q] - k2 * half[3, 3, q] + half[3, 5, q]
+        out[23, at + q] = half[3, 1, q] - k1 * half[3, 2, q] - k2 * half[3, 3, q] + k1 * half[3, 4, q] + half[3, 5, q]
     for q in range(nq):
-        out[24, at + q] = k1 * half[4, 0, q] - k2 * half[4, 2, q] + half[4, 4, q]
+        out[24, at + q] = half[4, 0, q] - k1 * half[4, 1, q] - k2 * half[4, 2, q] + k1 * half[4, 3, q] + half[4, 4, q]
     for q in range(nq):
-        out[25, at + q] = k1 * half[4, 1, q] + k1 * half[4, 2, q] - half[4, 3, q] - half[4, 4, q]
+        out[25, at + q] = -half[4, 1, q] + k0 * half[4, 2, q] + k3 * half[4, 3, q] + half[4, 4, q]
     for q in range(nq):
-        out[26, at + q] = -k1 * half[4, 1, q] + k1 * half[4, 2, q] + half[4, 3, q] - half[4, 4, q]
+        out[26, at + q] = -half[4, 1, q] + k3 * half[4, 2, q] - k0 * half[4, 3, q] - half[4, 4, q]
     for q in range(nq):
-        out[27, at + q] = -k0 * half[4, 1, q] - half[4, 2, q] + k0 * half[4, 3, q] + half[4, 4, q]
+        out[27, at + q] = k2 * half[4, 1, q] + half[4, 2, q] - k2 * half[4, 3, q] - half[4, 4, q]
     for q in range(nq):
         out[28, at + q] = k0 * half[4, 1, q] - half[4, 2, q] - k0 * half[4, 3, q] + half[4, 4, q]
     for q in range(nq):
-        out[29, at + q] = k1 * half[4, 1, q] - k2 * half[4, 3, q] + half[4, 5, q]
+        out[29, at + q] = half[4, 1, q] - k1 * half[4, 2, q] - k2 * half[4, 3, q] + k1 * half[4, 4, q] + half[4, 5, q]
     for q in range(nq):
-        out[30, at + q] = k1 * half[5, 0, q] - k2 * half[5, 2, q] + half[5, 4, q]
+        out[30, at + q] = half[5, 0, q] - k1 * half[5, 1, q] - k2 * half[5, 2, q] + k1 * half[5, 3, q] + half[5, 4, q]
     for q in range(nq):
-        out[31, at + q] = k1 * half[5, 1, q] + k1 * half[5, 2, q] - half[5, 3, q] - half[5, 4, q]
+        out[31, at + q] = -half[5, 1, q] + k0 * half[5, 2, q] + k3 * half[5, 3, q] + half[5, 4, q]
     for q in range(nq):
-        out[32, at + q] = -k1 * half[5, 1, q] + k1 * half[5, 2, q] + half[5, 3, q] - half[5, 4, q]
+        out[32, at + q] = -half[5, 1, q] + k3 * half[5, 2, q] - k0 * half[5, 3, q] - half[5, 4, q]
     for q in range(nq):
-        out[33, at + q] = -k0 * half[5, 1, q] - half[5, 2, q] + k0 * half[5, 3, q] + half[5, 4, q]
+        out[33, at + q] = k2 * half[5, 1, q] + half[5, 2, q] - k2 * half[5, 3, q] - half[5, 4, q]
     for q in range(nq):
         out[34, at + q] = k0 * half[5, 1, q] - half[5, 2, q] - k0 * half[5, 3, q] + half[5, 4, q]
     for q in range(nq):
-        out[35, at + q] = k1 * half[5, 1, q] - k2 * half[5, 3, q] + half[5, 5, q]
+        out[35, at + q] = half[5, 1, q] - k1 * half[5, 2, q] - k2 * half[5, 3, q] + k1 * half[5, 4, q] + half[5, 5, q]
 
 
 @njit(cache=True, fastmath=FASTMATH)
@@ -308,30 +309,32 @@ def _in_g4(win, half, out, at, nq, kc):  # pragma: no cover
     k1 = kc[1]
     k2 = kc[2]
     k3 = kc[3]
+    k4 = kc[4]
+    k5 = kc[5]
     for q in range(nq):
-        half[0, 0, q] = k3 * win[0, 0, q]
+        half[0, 0, q] = win[0, 0, q]
     for q in range(nq):
-        half[0, 1, q] = k3 * win[0, 1, q]
+        half[0, 1, q] = win[0, 1, q]
     for q in range(nq):
-        half[0, 2, q] = k3 * win[0, 2, q]
+        half[0, 2, q] = win[0, 2, q]
     for q in range(nq):
-        half[1, 0, q] = k2 * win[0, 0, q] + k2 * win[1, 0, q] + k2 * win[2, 0, q]
+        half[1, 0, q] = k3 * win[0, 0, q] + k3 * win[1, 0, q] + k3 * win[2, 0, q]
     for q in range(nq):
-        half[1, 1, q] = k2 * win[0, 1, q] + k2 * win[1, 1, q] + k2 * win[2, 1, q]
+        half[1, 1, q] = k3 * win[0, 1, q] + k3 * win[1, 1, q] + k3 * win[2, 1, q]
     for q in range(nq):
-        half[1, 2, q] = k2 * win[0, 2, q] + k2 * win[1, 2, q] + k2 * win[2, 2, q]
+        half[1, 2, q] = k3 * win[0, 2, q] + k3 * win[1, 2, q] + k3 * win[2, 2, q]
     for q in range(nq):
-        half[2, 0, q] = k2 * win[0, 0, q] - k2 * win[1, 0, q] + k2 * win[2, 0, q]
+        half[2, 0, q] = k3 * win[0, 0, q] - k3 * win[1, 0, q] + k3 * win[2, 0, q]
     for q in range(nq):
-        half[2, 1, q] = k2 * win[0, 1, q] - k2 * win[1, 1, q] + k2 * win[2, 1, q]
+        half[2, 1, q] = k3 * win[0, 1, q] - k3 * win[1, 1, q] + k3 * win[2, 1, q]
     for q in range(nq):
-        half[2, 2, q] = k2 * win[0, 2, q] - k2 * win[1, 2, q] + k2 * win[2, 2, q]
+        half[2, 2, q] = k3 * win[0, 2, q] - k3 * win[1, 2, q] + k3 * win[2, 2, q]
     for q in range(nq):
-        half[3, 0, q] = k0 * win[0, 0, q] + k1 * win[1, 0, q] + k2 * win[2, 0, q]
+        half[3, 0, q] = k5 * win[0, 0, q] + k4 * win[1, 0, q] + k2 * win[2, 0, q]
     for q in range(nq):
-        half[3, 1, q] = k0 * win[0, 1, q] + k1 * win[1, 1, q] + k2 * win[2, 1, q]
+        half[3, 1, q] = k5 * win[0, 1, q] + k4 * win[1, 1, q] + k2 * win[2, 1, q]
     for q in range(nq):
-        half[3, 2, q] = k0 * win[0, 2, q] + k1 * win[1, 2, q] + k2 * win[2, 2, q]
+        half[3, 2, q] = k5 * win[0, 2, q] + k4 * win[1, 2, q] + k2 * win[2, 2, q]
     for q in range(nq):
         half[4, 0, q] = k0 * win[0, 0, q] - k1 * win[1, 0, q] + k2 * win[2, 0, q]
     for q in range(nq):
@@ -345,73 +348,73 @@ def _in_g4(win, half, out, at, nq, kc):  # pragma: no cover
     for q in range(nq):
         half[5, 2, q] = win[2, 2, q]
     for q in range(nq):
-        out[0, at + q] = k3 * half[0, 0, q]
+        out[0, at + q] = half[0, 0, q]
     for q in range(nq):
-        out[1, at + q] = k2 * half[0, 0, q] + k2 * half[0, 1, q] + k2 * half[0, 2, q]
+        out[1, at + q] = k3 * half[0, 0, q] + k3 * half[0, 1, q] + k3 * half[0, 2, q]
     for q in range(nq):
-        out[2, at + q] = k2 * half[0, 0, q] - k2 * half[0, 1, q] + k2 * half[0, 2, q]
+        out[2, at + q] = k3 * half[0, 0, q] - k3 * half[0, 1, q] + k3 * half[0, 2, q]
     for q in range(nq):
-        out[3, at + q] = k0 * half[0, 0, q] + k1 * half[0, 1, q] + k2 * half[0, 2, q]
+        out[3, at + q] = k5 * half[0, 0, q] + k4 * half[0, 1, q] + k2 * half[0, 2, q]
     for q in range(nq):
         out[4, at + q] = k0 * half[0, 0, q] - k1 * half[0, 1, q] + k2 * half[0, 2, q]
     for q in range(nq):
         out[5, at + q] = half[0, 2, q]
     for q in range(nq):
-        out[6, at + q] = k3 * half[1, 0, q]
+        out[6, at + q] = half[1, 0, q]
     for q in range(nq):
-        out[7, at + q] = k2 * half[1, 0, q] + k2 * half[1, 1, q] + k2 * half[1, 2, q]
+        out[7, at + q] = k3 * half[1, 0, q] + k3 * half[1, 1, q] + k3 * half[1, 2, q]
     for q in range(nq):
-        out[8, at + q] = k2 * half[1, 0, q] - k2 * half[1, 1, q] + k2 * half[1, 2, q]
+        out[8, at + q] = k3 * half[1, 0, q] - k3 * half[1, 1, q] + k3 * half[1, 2, q]
     for q in range(nq):
-        out[9, at + q] = k0 * half[1, 0, q] + k1 * half[1, 1, q] + k2 * half[1, 2, q]
+        out[9, at + q] = k5 * half[1, 0, q] + k4 * half[1, 1, q] + k2 * half[1, 2, q]
     for q in range(nq):
         out[10, at + q] = k0 * half[1, 0, q] - k1 * half[1, 1, q] + k2 * half[1, 2, q]
     for q in range(nq):
         out[11, at + q] = half[1, 2, q]
     for q in range(nq):
-        out[12, at + q] = k3 * half[2, 0, q]
+        out[12, at + q] = half[2, 0, q]
     for q in range(nq):
-        out[13, at + q] = k2 * half[2, 0, q] + k2 * half[2, 1, q] + k2 * half[2, 2, q]
+        out[13, at + q] = k3 * half[2, 0, q] + k3 * half[2, 1, q] + k3 * half[2, 2, q]
     for q in range(nq):
-        out[14, at + q] = k2 * half[2, 0, q] - k2 * half[2, 1, q] + k2 * half[2, 2, q]
+        out[14, at + q] = k3 * half[2, 0, q] - k3 * half[2, 1, q] + k3 * half[2, 2, q]
     for q in range(nq):
-        out[15, at + q] = k0 * half[2, 0, q] + k1 * half[2, 1, q] + k2 * half[2, 2, q]
+        out[15, at + q] = k5 * half[2, 0, q] + k4 * half[2, 1, q] + k2 * half[2, 2, q]
     for q in range(nq):
         out[16, at + q] = k0 * half[2, 0, q] - k1 * half[2, 1, q] + k2 * half[2, 2, q]
     for q in range(nq):
         out[17, at + q] = half[2, 2, q]
     for q in range(nq):
-        out[18, at + q] = k3 * half[3, 0, q]
+        out[18, at + q] = half[3, 0, q]
     for q in range(nq):
-        out[19, at + q] = k2 * half[3, 0, q] + k2 * half[3, 1, q] + k2 * half[3, 2, q]
+        out[19, at + q] = k3 * half[3, 0, q] + k3 * half[3, 1, q] + k3 * half[3, 2, q]
     for q in range(nq):
-        out[20, at + q] = k2 * half[3, 0, q] - k2 * half[3, 1, q] + k2 * half[3, 2, q]
+        out[20, at + q] = k3 * half[3, 0, q] - k3 * half[3, 1, q] + k3 * half[3, 2, q]
     for q in range(nq):
-        out[21, at + q] = k0 * half[3, 0, q] + k1 * half[3, 1, q] + k2 * half[3, 2, q]
+        out[21, at + q] = k5 * half[3, 0, q] + k4 * half[3, 1, q] + k2 * half[3, 2, q]
     for q in range(nq):
         out[22, at + q] = k0 * half[3, 0, q] - k1 * half[3, 1, q] + k2 * half[3, 2, q]
     for q in range(nq):
         out[23, at + q] = half[3, 2, q]
     for q in range(nq):
-        out[24, at + q] = k3 * half[4, 0, q]
+        out[24, at + q] = half[4, 0, q]
     for q in range(nq):
-        out[25, at + q] = k2 * half[4, 0, q] + k2 * half[4, 1, q] + k2 * half[4, 2, q]
+        out[25, at + q] = k3 * half[4, 0, q] + k3 * half[4, 1, q] + k3 * half[4, 2, q]
     for q in range(nq):
-        out[26, at + q] = k2 * half[4, 0, q] - k2 * half[4, 1, q] + k2 * half[4, 2, q]
+        out[26, at + q] = k3 * half[4, 0, q] - k3 * half[4, 1, q] + k3 * half[4, 2, q]
     for q in range(nq):
-        out[27, at + q] = k0 * half[4, 0, q] + k1 * half[4, 1, q] + k2 * half[4, 2, q]
+        out[27, at + q] = k5 * half[4, 0, q] + k4 * half[4, 1, q] + k2 * half[4, 2, q]
     for q in range(nq):
         out[28, at + q] = k0 * half[4, 0, q] - k1 * half[4, 1, q] + k2 * half[4, 2, q]
     for q in range(nq):
         out[29, at + q] = half[4, 2, q]
     for q in range(nq):
-        out[30, at + q] = k3 * half[5, 0, q]
+        out[30, at + q] = half[5, 0, q]
     for q in range(nq):
-        out[31, at + q] = k2 * half[5, 0, q] + k2 * half[5, 1, q] + k2 * half[5, 2, q]
+        out[31, at + q] = k3 * half[5, 0, q] + k3 * half[5, 1, q] + k3 * half[5, 2, q]
     for q in range(nq):
-        out[32, at + q] = k2 * half[5, 0, q] - k2 * half[5, 1, q] + k2 * half[5, 2, q]
+        out[32, at + q] = k3 * half[5, 0, q] - k3 * half[5, 1, q] + k3 * half[5, 2, q]
     for q in range(nq):
-        out[33, at + q] = k0 * half[5, 0, q] + k1 * half[5, 1, q] + k2 * half[5, 2, q]
+        out[33, at + q] = k5 * half[5, 0, q] + k4 * half[5, 1, q] + k2 * half[5, 2, q]
     for q in range(nq):
         out[34, at + q] = k0 * half[5, 0, q] - k1 * half[5, 1, q] + k2 * half[5, 2, q]
     for q in range(nq):
@@ -477,6 +480,9 @@ def _in_a4(win, half, out, at, nq, kc):  # pragma: no cover
     k0 = kc[0]
     k1 = kc[1]
     k2 = kc[2]
+    k3 = kc[3]
+    k4 = kc[4]
+    k5 = kc[5]
     for q in range(nq):
         half[0, 0, q] = win[0, 0, q]
     for q in range(nq):
@@ -502,21 +508,21 @@ def _in_a4(win, half, out, at, nq, kc):  # pragma: no cover
     for q in range(nq):
         half[2, 3, q] = win[0, 3, q] - win[1, 3, q] + win[2, 3, q] - win[3, 3, q]
     for q in range(nq):
-        half[3, 0, q] = win[0, 0, q] + k0 * win[1, 0, q] + k1 * win[2, 0, q] + k2 * win[3, 0, q]
+        half[3, 0, q] = win[0, 0, q] + k2 * win[1, 0, q] + k1 * win[2, 0, q] + k0 * win[3, 0, q]
     for q in range(nq):
-        half[3, 1, q] = win[0, 1, q] + k0 * win[1, 1, q] + k1 * win[2, 1, q] + k2 * win[3, 1, q]
+        half[3, 1, q] = win[0, 1, q] + k2 * win[1, 1, q] + k1 * win[2, 1, q] + k0 * win[3, 1, q]
     for q in range(nq):
-        half[3, 2, q] = win[0, 2, q] + k0 * win[1, 2, q] + k1 * win[2, 2, q] + k2 * win[3, 2, q]
+        half[3, 2, q] = win[0, 2, q] + k2 * win[1, 2, q] + k1 * win[2, 2, q] + k0 * win[3, 2, q]
     for q in range(nq):
-        half[3, 3, q] = win[0, 3, q] + k0 * win[1, 3, q] + k1 * win[2, 3, q] + k2 * win[3, 3, q]
+        half[3, 3, q] = win[0, 3, q] + k2 * win[1, 3, q] + k1 * win[2, 3, q] + k0 * win[3, 3, q]
     for q in range(nq):
-        half[4, 0, q] = win[0, 0, q] - k0 * win[1, 0, q] + k1 * win[2, 0, q] - k2 * win[3, 0, q]
+        half[4, 0, q] = win[0, 0, q] - k3 * win[1, 0, q] + k4 * win[2, 0, q] - k5 * win[3, 0, q]
     for q in range(nq):
-        half[4, 1, q] = win[0, 1, q] - k0 * win[1, 1, q] + k1 * win[2, 1, q] - k2 * win[3, 1, q]
+        half[4, 1, q] = win[0, 1, q] - k3 * win[1, 1, q] + k4 * win[2, 1, q] - k5 * win[3, 1, q]
     for q in range(nq):
-        half[4, 2, q] = win[0, 2, q] - k0 * win[1, 2, q] + k1 * win[2, 2, q] - k2 * win[3, 2, q]
+        half[4, 2, q] = win[0, 2, q] - k3 * win[1, 2, q] + k4 * win[2, 2, q] - k5 * win[3, 2, q]
     for q in range(nq):
-        half[4, 3, q] = win[0, 3, q] - k0 * win[1, 3, q] + k1 * win[2, 3, q] - k2 * win[3, 3, q]
+        half[4, 3, q] = win[0, 3, q] - k3 * win[1, 3, q] + k4 * win[2, 3, q] - k5 * win[3, 3, q]
     for q in range(nq):
         half[5, 0, q] = win[3, 0, q]
     for q in range(nq):
@@ -532,9 +538,9 @@ def _in_a4(win, half, out, at, nq, kc):  # pragma: no cover
     for q in range(nq):
         out[2, at + q] = half[0, 0, q] - half[0, 1, q] + half[0, 2, q] - half[0, 3, q]
     for q in range(nq):
-        out[3, at + q] = half[0, 0, q] + k0 * half[0, 1, q] + k1 * half[0, 2, q] + k2 * half[0, 3, q]
+        out[3, at + q] = half[0, 0, q] + k2 * half[0, 1, q] + k1 * half[0, 2, q] + k0 * half[0, 3, q]
     for q in range(nq):
-        out[4, at + q] = half[0, 0, q] - k0 * half[0, 1, q] + k1 * half[0, 2, q] - k2 * half[0, 3, q]
+        out[4, at + q] = half[0, 0, q] - k3 * half[0, 1, q] + k4 * half[0, 2, q] - k5 * half[0, 3, q]
     for q in range(nq):
         out[5, at + q] = half[0, 3, q]
     for q in range(nq):
@@ -544,9 +550,9 @@ def _in_a4(win, half, out, at, nq, kc):  # pragma: no cover
     for q in range(nq):
         out[8, at + q] = half[1, 0, q] - half[1, 1, q] + half[1, 2, q] - half[1, 3, q]
     for q in range(nq):
-        out[9, at + q] = half[1, 0, q] + k0 * half[1, 1, q] + k1 * half[1, 2, q] + k2 * half[1, 3, q]
+        out[9, at + q] = half[1, 0, q] + k2 * half[1, 1, q] + k1 * half[1, 2, q] + k0 * half[1, 3, q]
     for q in range(nq):
-        out[10, at + q] = half[1, 0, q] - k0 * half[1, 1, q] + k1 * half[1, 2, q] - k2 * half[1, 3, q]
+        out[10, at + q] = half[1, 0, q] - k3 * half[1, 1, q] + k4 * half[1, 2, q] - k5 * half[1, 3, q]
     for q in range(nq):
         out[11, at + q] = half[1, 3, q]
     for q in range(nq):
@@ -556,9 +562,9 @@ def _in_a4(win, half, out, at, nq, kc):  # pragma: no cover
     for q in range(nq):
         out[14, at + q] = half[2, 0, q] - half[2, 1, q] + half[2, 2, q] - half[2, 3, q]
     for q in range(nq):
-        out[15, at + q] = half[2, 0, q] + k0 * half[2, 1, q] + k1 * half[2, 2, q] + k2 * half[2, 3, q]
+        out[15, at + q] = half[2, 0, q] + k2 * half[2, 1, q] + k1 * half[2, 2, q] + k0 * half[2, 3, q]
     for q in range(nq):
-        out[16, at + q] = half[2, 0, q] - k0 * half[2, 1, q] + k1 * half[2, 2, q] - k2 * half[2, 3, q]
+        out[16, at + q] = half[2, 0, q] - k3 * half[2, 1, q] + k4 * half[2, 2, q] - k5 * half[2, 3, q]
     for q in range(nq):
         out[17, at + q] = half[2, 3, q]
     for q in range(nq):
@@ -568,9 +574,9 @@ def _in_a4(win, half, out, at, nq, kc):  # pragma: no cover
     for q in range(nq):
         out[20, at + q] = half[3, 0, q] - half[3, 1, q] + half[3, 2, q] - half[3, 3, q]
     for q in range(nq):
-        out[21, at + q] = half[3, 0, q] + k0 * half[3, 1, q] + k1 * half[3, 2, q] + k2 * half[3, 3, q]
+        out[21, at + q] = half[3, 0, q] + k2 * half[3, 1, q] + k1 * half[3, 2, q] + k0 * half[3, 3, q]
     for q in range(nq):
-        out[22, at + q] = half[3, 0, q] - k0 * half[3, 1, q] + k1 * half[3, 2, q] - k2 * half[3, 3, q]
+        out[22, at + q] = half[3, 0, q] - k3 * half[3, 1, q] + k4 * half[3, 2, q] - k5 * half[3, 3, q]
     for q in range(nq):
         out[23, at + q] = half[3, 3, q]
     for q in range(nq):
@@ -580,9 +586,9 @@ def _in_a4(win, half, out, at, nq, kc):  # pragma: no cover
     for q in range(nq):
         out[26, at + q] = half[4, 0, q] - half[4, 1, q] + half[4, 2, q] - half[4, 3, q]
     for q in range(nq):
-        out[27, at + q] = half[4, 0, q] + k0 * half[4, 1, q] + k1 * half[4, 2, q] + k2 * half[4, 3, q]
+        out[27, at + q] = half[4, 0, q] + k2 * half[4, 1, q] + k1 * half[4, 2, q] + k0 * half[4, 3, q]
     for q in range(nq):
-        out[28, at + q] = half[4, 0, q] - k0 * half[4, 1, q] + k1 * half[4, 2, q] - k2 * half[4, 3, q]
+        out[28, at + q] = half[4, 0, q] - k3 * half[4, 1, q] + k4 * half[4, 2, q] - k5 * half[4, 3, q]
     for q in range(nq):
         out[29, at + q] = half[4, 3, q]
     for q in range(nq):
@@ -592,9 +598,9 @@ def _in_a4(win, half, out, at, nq, kc):  # pragma: no cover
     for q in range(nq):
         out[32, at + q] = half[5, 0, q] - half[5, 1, q] + half[5, 2, q] - half[5, 3, q]
     for q in range(nq):
-        out[33, at + q] = half[5, 0, q] + k0 * half[5, 1, q] + k1 * half[5, 2, q] + k2 * half[5, 3, q]
+        out[33, at + q] = half[5, 0, q] + k2 * half[5, 1, q] + k1 * half[5, 2, q] + k0 * half[5, 3, q]
     for q in range(nq):
-        out[34, at + q] = half[5, 0, q] - k0 * half[5, 1, q] + k1 * half[5, 2, q] - k2 * half[5, 3, q]
+        out[34, at + q] = half[5, 0, q] - k3 * half[5, 1, q] + k4 * half[5, 2, q] - k5 * half[5, 3, q]
     for q in range(nq):
         out[35, at + q] = half[5, 3, q]
 
@@ -634,6 +640,9 @@ def _out_at4(prod, at, nq, half, res, bias, kc):  # pragma: no cover
     k0 = kc[0]
     k1 = kc[1]
     k2 = kc[2]
+    k3 = kc[3]
+    k4 = kc[4]
+    k5 = kc[5]
     for q in range(nq):
         half[0, 0, q] = prod[0, at + q] + prod[6, at + q] + prod[12, at + q] + prod[18, at + q] + prod[24, at + q]
     for q in range(nq):
@@ -647,73 +656,73 @@ def _out_at4(prod, at, nq, half, res, bias, kc):  # pragma: no cover
     for q in range(nq):
         half[0, 5, q] = prod[5, at + q] + prod[11, at + q] + prod[17, at + q] + prod[23, at + q] + prod[29, at + q]
     for q in range(nq):
-        half[1, 0, q] = prod[6, at + q] - prod[12, at + q] + k0 * prod[18, at + q] - k0 * prod[24, at + q]
+        half[1, 0, q] = prod[6, at + q] - prod[12, at + q] + k2 * prod[18, at + q] - k3 * prod[24, at + q]
     for q in range(nq):
-        half[1, 1, q] = prod[7, at + q] - prod[13, at + q] + k0 * prod[19, at + q] - k0 * prod[25, at + q]
+        half[1, 1, q] = prod[7, at + q] - prod[13, at + q] + k2 * prod[19, at + q] - k3 * prod[25, at + q]
     for q in range(nq):
-        half[1, 2, q] = prod[8, at + q] - prod[14, at + q] + k0 * prod[20, at + q] - k0 * prod[26, at + q]
+        half[1, 2, q] = prod[8, at + q] - prod[14, at + q] + k2 * prod[20, at + q] - k3 * prod[26, at + q]
     for q in range(nq):
-        half[1, 3, q] = prod[9, at + q] - prod[15, at + q] + k0 * prod[21, at + q] - k0 * prod[27, at + q]
+        half[1, 3, q] = prod[9, at + q] - prod[15, at + q] + k2 * prod[21, at + q] - k3 * prod[27, at + q]
     for q in range(nq):
-        half[1, 4, q] = prod[10, at + q] - prod[16, at + q] + k0 * prod[22, at + q] - k0 * prod[28, at + q]
+        half[1, 4, q] = prod[10, at + q] - prod[16, at + q] + k2 * prod[22, at + q] - k3 * prod[28, at + q]
     for q in range(nq):
-        half[1, 5, q] = prod[11, at + q] - prod[17, at + q] + k0 * prod[23, at + q] - k0 * prod[29, at + q]
+        half[1, 5, q] = prod[11, at + q] - prod[17, at + q] + k2 * prod[23, at + q] - k3 * prod[29, at + q]
     for q in range(nq):
-        half[2, 0, q] = prod[6, at + q] + prod[12, at + q] + k1 * prod[18, at + q] + k1 * prod[24, at + q]
+        half[2, 0, q] = prod[6, at + q] + prod[12, at + q] + k1 * prod[18, at + q] + k4 * prod[24, at + q]
     for q in range(nq):
-        half[2, 1, q] = prod[7, at + q] + prod[13, at + q] + k1 * prod[19, at + q] + k1 * prod[25, at + q]
+        half[2, 1, q] = prod[7, at + q] + prod[13, at + q] + k1 * prod[19, at + q] + k4 * prod[25, at + q]
     for q in range(nq):
-        half[2, 2, q] = prod[8, at + q] + prod[14, at + q] + k1 * prod[20, at + q] + k1 * prod[26, at + q]
+        half[2, 2, q] = prod[8, at + q] + prod[14, at + q] + k1 * prod[20, at + q] + k4 * prod[26, at + q]
     for q in range(nq):
-        half[2, 3, q] = prod[9, at + q] + prod[15, at + q] + k1 * prod[21, at + q] + k1 * prod[27, at + q]
+        half[2, 3, q] = prod[9, at + q] + prod[15, at + q] + k1 * prod[21, at + q] + k4 * prod[27, at + q]
     for q in range(nq):
-        half[2, 4, q] = prod[10, at + q] + prod[16, at + q] + k1 * prod[22, at + q] + k1 * prod[28, at + q]
+        half[2, 4, q] = prod[10, at + q] + prod[16, at + q] + k1 * prod[22, at + q] + k4 * prod[28, at + q]
     for q in range(nq):
-        half[2, 5, q] = prod[11, at + q] + prod[17, at + q] + k1 * prod[23, at + q] + k1 * prod[29, at + q]
+        half[2, 5, q] = prod[11, at + q] + prod[17, at + q] + k1 * prod[23, at + q] + k4 * prod[29, at + q]
     for q in range(nq):
-        half[3, 0, q] = prod[6, at + q] - prod[12, at + q] + k2 * prod[18, at + q] - k2 * prod[24, at + q] + prod[30, at + q]
+        half[3, 0, q] = prod[6, at + q] - prod[12, at + q] + k0 * prod[18, at + q] - k5 * prod[24, at + q] + prod[30, at + q]
     for q in range(nq):
-        half[3, 1, q] = prod[7, at + q] - prod[13, at + q] + k2 * prod[19, at + q] - k2 * prod[25, at + q] + prod[31, at + q]
+        half[3, 1, q] = prod[7, at + q] - prod[13, at + q] + k0 * prod[19, at + q] - k5 * prod[25, at + q] + prod[31, at + q]
     for q in range(nq):
-        half[3, 2, q] = prod[8, at + q] - prod[14, at + q] + k2 * prod[20, at + q] - k2 * prod[26, at + q] + prod[32, at + q]
+        half[3, 2, q] = prod[8, at + q] - prod[14, at + q] + k0 * prod[20, at + q] - k5 * prod[26, at + q] + prod[32, at + q]
     for q in range(nq):
-        half[3, 3, q] = prod[9, at + q] - prod[15, at + q] + k2 * prod[21, at + q] - k2 * prod[27, at + q] + prod[33, at + q]
+        half[3, 3, q] = prod[9, at + q] - prod[15, at + q] + k0 * prod[21, at + q] - k5 * prod[27, at + q] + prod[33, at + q]
     for q in range(nq):
-        half[3, 4, q] = prod[10, at + q] - prod[16, at + q] + k2 * prod[22, at + q] - k2 * prod[28, at + q] + prod[34, at + q]
+        half[3, 4, q] = prod[10, at + q] - prod[16, at + q] + k0 * prod[22, at + q] - k5 * prod[28, at + q] + prod[34, at + q]
     for q in range(nq):
-        half[3, 5, q] = prod[11, at + q] - prod[17, at + q] + k2 * prod[23, at + q] - k2 * prod[29, at + q] + prod[35, at + q]
+        half[3, 5, q] = prod[11, at + q] - prod[17, at + q] + k0 * prod[23, at + q] - k5 * prod[29, at + q] + prod[35, at + q]
     for q in range(nq):
         res[0, 0, q] = bias + half[0, 0, q] + half[0, 1, q] + half[0, 2, q] + half[0, 3, q] + half[0, 4, q]
     for q in range(nq):
-        res[0, 1, q] = bias + half[0, 1, q] - half[0, 2, q] + k0 * half[0, 3, q] - k0 * half[0, 4, q]
+        res[0, 1, q] = bias + half[0, 1, q] - half[0, 2, q] + k2 * half[0, 3, q] - k3 * half[0, 4, q]
     for q in range(nq):
-        res[0, 2, q] = bias + half[0, 1, q] + half[0, 2, q] + k1 * half[0, 3, q] + k1 * half[0, 4, q]
+        res[0, 2, q] = bias + half[0, 1, q] + half[0, 2, q] + k1 * half[0, 3, q] + k4 * half[0, 4, q]
     for q in range(nq):
-        res[0, 3, q] = bias + half[0, 1, q] - half[0, 2, q] + k2 * half[0, 3, q] - k2 * half[0, 4, q] + half[0, 5, q]
+        res[0, 3, q] = bias + half[0, 1, q] - half[0, 2, q] + k0 * half[0, 3, q] - k5 * half[0, 4, q] + half[0, 5, q]
     for q in range(nq):
         res[1, 0, q] = bias + half[1, 0, q] + half[1, 1, q] + half[1, 2, q] + half[1, 3, q] + half[1, 4, q]
     for q in range(nq):
-        res[1, 1, q] = bias + half[1, 1, q] - half[1, 2, q] + k0 * half[1, 3, q] - k0 * half[1, 4, q]
+        res[1, 1, q] = bias + half[1, 1, q] - half[1, 2, q] + k2 * half[1, 3, q] - k3 * half[1, 4, q]
     for q in range(nq):
-        res[1, 2, q] = bias + half[1, 1, q] + half[1, 2, q] + k1 * half[1, 3, q] + k1 * half[1, 4, q]
+        res[1, 2, q] = bias + half[1, 1, q] + half[1, 2, q] + k1 * half[1, 3, q] + k4 * half[1, 4, q]
     for q in range(nq):
-        res[1, 3, q] = bias + half[1, 1, q] - half[1, 2, q] + k2 * half[1, 3, q] - k2 * half[1, 4, q] + half[1, 5, q]
+        res[1, 3, q] = bias + half[1, 1, q] - half[1, 2, q] + k0 * half[1, 3, q] - k5 * half[1, 4, q] + half[1, 5, q]
     for q in range(nq):
         res[2, 0, q] = bias + half[2, 0, q] + half[2, 1, q] + half[2, 2, q] + half[2, 3, q] + half[2, 4, q]
     for q in range(nq):
-        res[2, 1, q] = bias + half[2, 1, q] - half[2, 2, q] + k0 * half[2, 3, q] - k0 * half[2, 4, q]
+        res[2, 1, q] = bias + half[2, 1, q] - half[2, 2, q] + k2 * half[2, 3, q] - k3 * half[2, 4, q]
     for q in range(nq):
-        res[2, 2, q] = bias + half[2, 1, q] + half[2, 2, q] + k1 * half[2, 3, q] + k1 * half[2, 4, q]
+        res[2, 2, q] = bias + half[2, 1, q] + half[2, 2, q] + k1 * half[2, 3, q] + k4 * half[2, 4, q]
     for q in range(nq):
-        res[2, 3, q] = bias + half[2, 1, q] - half[2, 2, q] + k2 * half[2, 3, q] - k2 * half[2, 4, q] + half[2, 5, q]
+        res[2, 3, q] = bias + half[2, 1, q] - half[2, 2, q] + k0 * half[2, 3, q] - k5 * half[2, 4, q] + half[2, 5, q]
     for q in range(nq):
         res[3, 0, q] = bias + half[3, 0, q] + half[3, 1, q] + half[3, 2, q] + half[3, 3, q] + half[3, 4, q]
     for q in range(nq):
-        res[3, 1, q] = bias + half[3, 1, q] - half[3, 2, q] + k0 * half[3, 3, q] - k0 * half[3, 4, q]
+        res[3, 1, q] = bias + half[3, 1, q] - half[3, 2, q] + k2 * half[3, 3, q] - k3 * half[3, 4, q]
     for q in range(nq):
-        res[3, 2, q] = bias + half[3, 1, q] + half[3, 2, q] + k1 * half[3, 3, q] + k1 * half[3, 4, q]
+        res[3, 2, q] = bias + half[3, 1, q] + half[3, 2, q] + k1 * half[3, 3, q] + k4 * half[3, 4, q]
     for q in range(nq):
-        res[3, 3, q] = bias + half[3, 1, q] - half[3, 2, q] + k2 * half[3, 3, q] - k2 * half[3, 4, q] + half[3, 5, q]
+        res[3, 3, q] = bias + half[3, 1, q] - half[3, 2, q] + k0 * half[3, 3, q] - k5 * half[3, 4, q] + half[3, 5, q]
 
 
 @njit(cache=True, fastmath=FASTMATH)
@@ -771,60 +780,62 @@ def _out_gt4(prod, at, nq, half, res, bias, kc):  # pragma: no cover
     k1 = kc[1]
     k2 = kc[2]
     k3 = kc[3]
+    k4 = kc[4]
+    k5 = kc[5]
     for q in range(nq):
-        half[0, 0, q] = k3 * prod[0, at + q] + k2 * prod[6, at + q] + k2 * prod[12, at + q] + k0 * prod[18, at + q] + k0 * prod[24, at + q]
+        half[0, 0, q] = prod[0, at + q] + k3 * prod[6, at + q] + k3 * prod[12, at + q] + k5 * prod[18, at + q] + k0 * prod[24, at + q]
     for q in range(nq):
-        half[0, 1, q] = k3 * prod[1, at + q] + k2 * prod[7, at + q] + k2 * prod[13, at + q] + k0 * prod[19, at + q] + k0 * prod[25, at + q]
+        half[0, 1, q] = prod[1, at + q] + k3 * prod[7, at + q] + k3 * prod[13, at + q] + k5 * prod[19, at + q] + k0 * prod[25, at + q]
     for q in range(nq):
-        half[0, 2, q] = k3 * prod[2, at + q] + k2 * prod[8, at + q] + k2 * prod[14, at + q] + k0 * prod[20, at + q] + k0 * prod[26, at + q]
+        half[0, 2, q] = prod[2, at + q] + k3 * prod[8, at + q] + k3 * prod[14, at + q] + k5 * prod[20, at + q] + k0 * prod[26, at + q]
     for q in range(nq):
-        half[0, 3, q] = k3 * prod[3, at + q] + k2 * prod[9, at + q] + k2 * prod[15, at + q] + k0 * prod[21, at + q] + k0 * prod[27, at + q]
+        half[0, 3, q] = prod[3, at + q] + k3 * prod[9, at + q] + k3 * prod[15, at + q] + k5 * prod[21, at + q] + k0 * prod[27, at + q]
     for q in range(nq):
-        half[0, 4, q] = k3 * prod[4, at + q] + k2 * prod[10, at + q] + k2 * prod[16, at + q] + k0 * prod[22, at + q] + k0 * prod[28, at + q]
+        half[0, 4, q] = prod[4, at + q] + k3 * prod[10, at + q] + k3 * prod[16, at + q] + k5 * prod[22, at + q] + k0 * prod[28, at + q]
     for q in range(nq):
-        half[0, 5, q] = k3 * prod[5, at + q] + k2 * prod[11, at + q] + k2 * prod[17, at + q] + k0 * prod[23, at + q] + k0 * prod[29, at + q]
+        half[0, 5, q] = prod[5, at + q] + k3 * prod[11, at + q] + k3 * prod[17, at + q] + k5 * prod[23, at + q] + k0 * prod[29, at + q]
     for q in range(nq):
-        half[1, 0, q] = k2 * prod[6, at + q] - k2 * prod[12, at + q] + k1 * prod[18, at + q] - k1 * prod[24, at + q]
+        half[1, 0, q] = k3 * prod[6, at + q] - k3 * prod[12, at + q] + k4 * prod[18, at + q] - k1 * prod[24, at + q]
     for q in range(nq):
-        half[1, 1, q] = k2 * prod[7, at + q] - k2 * prod[13, at + q] + k1 * prod[19, at + q] - k1 * prod[25, at + q]
+        half[1, 1, q] = k3 * prod[7, at + q] - k3 * prod[13, at + q] + k4 * prod[19, at + q] - k1 * prod[25, at + q]
     for q in range(nq):
-        half[1, 2, q] = k2 * prod[8, at + q] - k2 * prod[14, at + q] + k1 * prod[20, at + q] - k1 * prod[26, at + q]
+        half[1, 2, q] = k3 * prod[8, at + q] - k3 * prod[14, at + q] + k4 * prod[20, at + q] - k1 * prod[26, at + q]
     for q in range(nq):
-        half[1, 3, q] = k2 * prod[9, at + q] - k2 * prod[15, at + q] + k1 * prod[21, at + q] - k1 * prod[27, at + q]
+        half[1, 3, q] = k3 * prod[9, at + q] - k3 * prod[15, at + q] + k4 * prod[21, at + q] - k1 * prod[27, at + q]
     for q in range(nq):
-        half[1, 4, q] = k2 * prod[10, at + q] - k2 * prod[16, at + q] + k1 * prod[22, at + q] - k1 * prod[28, at + q]
+        half[1, 4, q] = k3 * prod[10, at + q] - k3 * prod[16, at + q] + k4 * prod[22, at + q] - k1 * prod[28, at + q]
     for q in range(nq):
-        half[1, 5, q] = k2 * prod[11, at + q] - k2 * prod[17, at + q] + k1 * prod[23, at + q] - k1 * prod[29, at + q]
+        half[1, 5, q] = k3 * prod[11, at + q] - k3 * prod[17, at + q] + k4 * prod[23, at + q] - k1 * prod[29, at + q]
     for q in range(nq):
-        half[2, 0, q] = k2 * prod[6, at + q] + k2 * prod[12, at + q] + k2 * prod[18, at + q] + k2 * prod[24, at + q] + prod[30, at + q]
+        half[2, 0, q] = k3 * prod[6, at + q] + k3 * prod[12, at + q] + k2 * prod[18, at + q] + k2 * prod[24, at + q] + prod[30, at + q]
     for q in range(nq):
-        half[2, 1, q] = k2 * prod[7, at + q] + k2 * prod[13, at + q] + k2 * prod[19, at + q] + k2 * prod[25, at + q] + prod[31, at + q]
+        half[2, 1, q] = k3 * prod[7, at + q] + k3 * prod[13, at + q] + k2 * prod[19, at + q] + k2 * prod[25, at + q] + prod[31, at + q]
     for q in range(nq):
-        half[2, 2, q] = k2 * prod[8, at + q] + k2 * prod[14, at + q] + k2 * prod[20, at + q] + k2 * prod[26, at + q] + prod[32, at + q]
+        half[2, 2, q] = k3 * prod[8, at + q] + k3 * prod[14, at + q] + k2 * prod[20, at + q] + k2 * prod[26, at + q] + prod[32, at + q]
     for q in range(nq):
-        half[2, 3, q] = k2 * prod[9, at + q] + k2 * prod[15, at + q] + k2 * prod[21, at + q] + k2 * prod[27, at + q] + prod[33, at + q]
+        half[2, 3, q] = k3 * prod[9, at + q] + k3 * prod[15, at + q] + k2 * prod[21, at + q] + k2 * prod[27, at + q] + prod[33, at + q]
     for q in range(nq):
-        half[2, 4, q] = k2 * prod[10, at + q] + k2 * prod[16, at + q] + k2 * prod[22, at + q] + k2 * prod[28, at + q] + prod[34, at + q]
+        half[2, 4, q] = k3 * prod[10, at + q] + k3 * prod[16, at + q] + k2 * prod[22, at + q] + k2 * prod[28, at + q] + prod[34, at + q]
     for q in range(nq):
-        half[2, 5, q] = k2 * prod[11, at + q] + k2 * prod[17, at + q] + k2 * prod[23, at + q] + k2 * prod[29, at + q] + prod[35, at + q]
+        half[2, 5, q] = k3 * prod[11, at + q] + k3 * prod[17, at + q] + k2 * prod[23, at + q] + k2 * prod[29, at + q] + prod[35, at + q]
     for q in range(nq):
-        res[0, 0, q] = bias + k3 * half[0, 0, q] + k2 * half[0, 1, q] + k2 * half[0, 2, q] + k0 * half[0, 3, q] + k0 * half[0, 4, q]
+        res[0, 0, q] = bias + half[0, 0, q] + k3 * half[0, 1, q] + k3 * half[0, 2, q] + k5 * half[0, 3, q] + k0 * half[0, 4, q]
     for q in range(nq):
-        res[0, 1, q] = bias + k2 * half[0, 1, q] - k2 * half[0, 2, q] + k1 * half[0, 3, q] - k1 * half[0, 4, q]
+        res[0, 1, q] = bias + k3 * half[0, 1, q] - k3 * half[0, 2, q] + k4 * half[0, 3, q] - k1 * half[0, 4, q]
     for q in range(nq):
-        res[0, 2, q] = bias + k2 * half[0, 1, q] + k2 * half[0, 2, q] + k2 * half[0, 3, q] + k2 * half[0, 4, q] + half[0, 5, q]
+        res[0, 2, q] = bias + k3 * half[0, 1, q] + k3 * half[0, 2, q] + k2 * half[0, 3, q] + k2 * half[0, 4, q] + half[0, 5, q]
     for q in range(nq):
-        res[1, 0, q] = bias + k3 * half[1, 0, q] + k2 * half[1, 1, q] + k2 * half[1, 2, q] + k0 * half[1, 3, q] + k0 * half[1, 4, q]
+        res[1, 0, q] = bias + half[1, 0, q] + k3 * half[1, 1, q] + k3 * half[1, 2, q] + k5 * half[1, 3, q] + k0 * half[1, 4, q]
     for q in range(nq):
-        res[1, 1, q] = bias + k2 * half[1, 1, q] - k2 * half[1, 2, q] + k1 * half[1, 3, q] - k1 * half[1, 4, q]
+        res[1, 1, q] = bias + k3 * half[1, 1, q] - k3 * half[1, 2, q] + k4 * half[1, 3, q] - k1 * half[1, 4, q]
     for q in range(nq):
-        res[1, 2, q] = bias + k2 * half[1, 1, q] + k2 * half[1, 2, q] + k2 * half[1, 3, q] + k2 * half[1, 4, q] + half[1, 5, q]
+        res[1, 2, q] = bias + k3 * half[1, 1, q] + k3 * half[1, 2, q] + k2 * half[1, 3, q] + k2 * half[1, 4, q] + half[1, 5, q]
     for q in range(nq):
-        res[2, 0, q] = bias + k3 * half[2, 0, q] + k2 * half[2, 1, q] + k2 * half[2, 2, q] + k0 * half[2, 3, q] + k0 * half[2, 4, q]
+        res[2, 0, q] = bias + half[2, 0, q] + k3 * half[2, 1, q] + k3 * half[2, 2, q] + k5 * half[2, 3, q] + k0 * half[2, 4, q]
     for q in range(nq):
-        res[2, 1, q] = bias + k2 * half[2, 1, q] - k2 * half[2, 2, q] + k1 * half[2, 3, q] - k1 * half[2, 4, q]
+        res[2, 1, q] = bias + k3 * half[2, 1, q] - k3 * half[2, 2, q] + k4 * half[2, 3, q] - k1 * half[2, 4, q]
     for q in range(nq):
-        res[2, 2, q] = bias + k2 * half[2, 1, q] + k2 * half[2, 2, q] + k2 * half[2, 3, q] + k2 * half[2, 4, q] + half[2, 5, q]
+        res[2, 2, q] = bias + k3 * half[2, 1, q] + k3 * half[2, 2, q] + k2 * half[2, 3, q] + k2 * half[2, 4, q] + half[2, 5, q]
 
 
 @njit(parallel=True, cache=True, fastmath=FASTMATH)
