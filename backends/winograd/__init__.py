@@ -69,10 +69,16 @@ _CACHE_FRIENDLY_CHUNK_BYTES = 16 * 2**20
 _SKEW_BYTES = 64
 
 # Cost model for backend="auto": seconds = the coefficients below . the features of
-# WinogradBackend.cost_features (see there). Hand-fitted (placeholder until refitted).
+# _features (an intercept, GEMM FLOPs, bytes of transformed data, bytes of transformed
+# filters times chunks, GEMM calls), one model for every tile size. Hand-fitted by
+# non-negative least squares on relative error (2026-11-30, a shared 2-core AMD Zen 5,
+# OpenBLAS's Haswell kernels): the targets were im2col's model times winograd's time
+# over im2col's, as measured single-threaded side by side on the 3x3 stride-1 layers of
+# ResNet-18 and VGG-16 (the host was too loaded for two-thread timings to mean anything).
+# Refit with benchmarks/fit_cost_models.py from `fastcnn bench` runs on a quiet machine.
 _COST = {
-    CONV2D: (5e-05, 6e-12, 2e-10, 4e-10, 2e-06),
-    CONV2D_BACKWARD: (1e-4, 6e-12, 2e-10, 4e-10, 2e-06),
+    CONV2D: (0.0, 1.38e-12, 4.37e-10, 4.66e-10, 0.0),
+    CONV2D_BACKWARD: (0.0, 0.0, 5.25e-10, 6.28e-10, 7.39e-06),
 }
 
 
