@@ -9,9 +9,10 @@ transformed filters as ``U[point, out_channel, channel]``, ``M[p] = U[p] @ V[p]`
 (Cout x Cin) @ (Cin x tiles) GEMM over the whole batch chunk, which BLAS runs near its
 speed. F(4,3) does 36 multiplies per 16 outputs where direct summation does 144.
 
-The transforms are two Numba kernels, each reading and writing a tile once and vectorised
-across a block of tiles: :func:`_tiles_in` (``L d L^T`` of every window, zero outside the
-source: the input transform, and also the filter transform and dY's transform for dW) and
+The transforms are two parallel Numba kernels (``_kernels.py``, generated from the matrices
+by ``transforms.py``), each reading and writing a tile once and vectorised across a block
+of tiles: :func:`_tiles_in` (``L d L^T`` of every window, zero outside the source: the
+input transform, and also the filter transform and dY's transform for dW) and
 :func:`_tiles_out` (``R M R^T`` scattered back, cropped, plus bias: the inverse transform,
 and also dW's final transform). Filters are transformed once per call (never cached: in
 training they change every step). Tiles are processed in chunks whose ``V`` and ``M``
