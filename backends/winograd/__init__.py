@@ -79,11 +79,15 @@ _SKEW_BYTES = 64
 # ResNet-18 and VGG-16 (the host was too loaded for two-thread timings to mean anything).
 # The intercepts were fixed by hand, not fitted (those layers cannot tell them): three
 # Numba launches forward and seven backward at the numba backend's fitted cost of one,
-# so that tiny calls go to the exact direct methods.
+# so that tiny calls go to the exact direct methods. All coefficients were then doubled:
+# in `fastcnn bench` at two threads (GEMM 246 GFLOP/s, PyTorch in the same run) winograd
+# ran about twice as slow beside im2col and numba as the single-thread fit says (its
+# Numba transforms share the two cores with OpenBLAS's spinning threads), and doubled,
+# the model never picks it over a backend more than 15 % faster in that run.
 # Refit with benchmarks/fit_cost_models.py from `fastcnn bench` runs on a quiet machine.
 _COST = {
-    CONV2D: (1.5e-4, 1.35e-12, 4.33e-10, 4.6e-10, 0.0),
-    CONV2D_BACKWARD: (4e-4, 0.0, 5.26e-10, 6.23e-10, 3.32e-06),
+    CONV2D: (3e-4, 2.7e-12, 8.66e-10, 9.2e-10, 0.0),
+    CONV2D_BACKWARD: (8e-4, 0.0, 1.05e-09, 1.25e-09, 6.64e-06),
 }
 
 
