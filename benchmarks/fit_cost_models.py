@@ -35,7 +35,10 @@ from fastcnn.registry import get_backend
 from fastcnn.spec import ConvSpec, PoolSpec
 from fastcnn.suites import suite
 
-BACKENDS = ("im2col", "fft", "numba")
+BACKENDS = ("im2col", "fft", "numba", "winograd2", "winograd4")
+#: Backends that share one model: each tile size of Winograd is timed under its own name
+#: and their rows are fitted together (the tile size is in the features).
+MODEL = {"winograd2": "winograd", "winograd4": "winograd"}
 SLOW = 1.15
 
 
@@ -95,23 +98,30 @@ def load(paths: list[str]) -> list[Sample]:
     return list(samples.values())
 
 
+def model_of(name: str) -> str:
+    return MODEL.get(name, name)
+
+
 def fit(samples: list[Sample]) -> dict[tuple[str, str], np.ndarray]:
     coefficients = {}
-    for name in BACKENDS:
-        backend = get_backend(name)
-        print(f"{name}: coefficients for {cost_module(backend)}._COST")
+    for model in dict.fromkeys(model_of(name) for name in BACKENDS):
+        names = [n for n in BACKENDS if model_of(n) == model]
+        print(f"{model}: coefficients for {cost_module(get_backend(names[0]))}._COST")
         by_op = defaultdict(list)
-        for s in samples:
-            if name in s.seconds:  # timed: the backend can run the call
-                features = np.asarray(backend.cost_features(s.op, s.spec), dtype=float)
-                by_op[s.op].append((features, s.seconds[name]))
+        for name in names:
+            backend = get_backend(name)
+            for s in samples:
+                if name in s.seconds:  # timed: the backend can run the call
+                    features = np.asarray(backend.cost_features(s.op, s.spec), dtype=float)
+                    by_op[s.op].append((features, s.seconds[name]))
+        name = model
         for op, rows in sorted(by_op.items()):
             a = np.array([f / t for f, t in rows])
             coef, _ = nnls(a, np.ones(len(rows)))
             worst = np.max(np.abs(a @ coef - 1))
             coefficients[name, op] = coef
             printed = ", ".join(f"{c:.3g}" for c in coef)
-            print(f"{name:7} {op:16} ({printed})  worst error {worst:.0%} over {len(rows)} rows")
+            print(f"{name:8} {op:16} ({printed})  worst error {worst:.0%} over {len(rows)} rows")
     return coefficients
 
 
@@ -120,10 +130,13 @@ def report_choices(samples: list[Sample], coefficients: dict) -> None:
     for s in samples:
         estimates = {
             name: float(
-                np.dot(coefficients[name, s.op], get_backend(name).cost_features(s.op, s.spec))
+                np.dot(
+                    coefficients[model_of(name), s.op],
+                    get_backend(name).cost_features(s.op, s.spec),
+                )
             )
             for name in s.seconds
-            if (name, s.op) in coefficients
+            if (model_of(name), s.op) in coefficients
         }
         if not estimates:
             continue

@@ -110,7 +110,7 @@ def test_builtin_backends_pass_exact_mode_bit_for_bit_and_threads():
     assert not [r for r in exact if r.backend == "fft" and r.op.startswith("conv2d")]
     threads = {r.backend for r in report.results if r.check == "threads"}
     assert threads == {"naive", "numba"}
-    assert sorted(report.thread_variant) == ["fft", "im2col"]
+    assert sorted(report.thread_variant) == ["fft", "im2col", "winograd", "winograd2", "winograd4"]
 
 
 def test_mostly_zero_outputs_are_mistrusted_not_passed():

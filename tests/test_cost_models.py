@@ -15,7 +15,7 @@ from fastcnn import bench
 from fastcnn.registry import get_backend
 from fastcnn.suites import SUITES, suite
 
-BUILT_IN = ["im2col", "fft", "numba"]
+BUILT_IN = ["im2col", "fft", "numba", "winograd", "winograd2", "winograd4"]
 FIT_SCRIPT = Path(__file__).parents[1] / "benchmarks" / "fit_cost_models.py"
 
 

@@ -21,6 +21,13 @@ import fastcnn
 from fastcnn.registry import get_backend
 
 BACKENDS = ["naive", "im2col", "fft", "numba"]
+#: Winograd computes 3x3 stride-1 undilated convolutions only: the sweep's cases of that kind.
+WINOGRAD = ["winograd2", "winograd4", "winograd"]
+WINOGRAD_SWEEP = [
+    c
+    for c in CONV_SWEEP
+    if c["k"] == (3, 3) and c.get("stride", 1) == 1 and c.get("dilation", 1) == 1
+]
 POOLING_BACKENDS = [b for b in BACKENDS if "pool2d" in get_backend(b).ops]
 DTYPES = ["float32", "float64"]
 MODES = ["max", "min", "mean"]
@@ -36,6 +43,19 @@ def test_conv_matches_naive(backend, case, dtype):
 @pytest.mark.parametrize("case", CONV_SWEEP, ids=case_id)
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_conv_gradients_match_finite_differences(backend, case):
+    check_conv_fd(backend, case)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", WINOGRAD_SWEEP, ids=case_id)
+@pytest.mark.parametrize("backend", WINOGRAD)
+def test_winograd_conv_matches_naive(backend, case, dtype):
+    check_conv(backend, case, dtype)
+
+
+@pytest.mark.parametrize("case", WINOGRAD_SWEEP, ids=case_id)
+@pytest.mark.parametrize("backend", WINOGRAD)
+def test_winograd_conv_gradients_match_finite_differences(backend, case):
     check_conv_fd(backend, case)
 
 

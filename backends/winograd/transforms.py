@@ -1,0 +1,328 @@
+"""Winograd transform matrices from interpolation points, and the kernels generated from them.
+
+:func:`transform_matrices` builds ``A^T, G, B^T`` of F(m, 3) exactly (in Fractions) from
+:data:`POINTS`. :func:`generate` writes ``_kernels.py``: for every matrix ``L`` a Numba
+function that applies ``X -> L X L^T`` to a block of tiles with the matrix's nonzero
+entries written into its straight-line code (so the loop over tiles vectorises and no
+multiply by 0 or 1 is done), and the two parallel drivers that gather tiles and scatter
+results. Regenerate with ``python -m fastcnn.backends.winograd.transforms`` after
+changing the points; a test checks that the file is current.
+"""
+
+from __future__ import annotations
+
+import math
+from fractions import Fraction
+from functools import cache
+from pathlib import Path
+
+import numpy as np
+
+#: Interpolation points per output tile size m (plus the point at infinity, implied).
+#: Points of the smallest magnitude keep the transforms' entries (powers of the points,
+#: and 1/f_j with f_j the products of the points' differences) closest to 1, which keeps
+#: the rounding error low; 0 and infinity give sparse rows. F(2,3) uses wincnn's and
+#: Lavin's 0, +-1. For F(4,3), 1/2 in place of wincnn's +2 (Barabasz et al. 2020) balances
+#: large powers of -2 against small ones of 1/2: measured on ResNet-18's 3x3 layers in
+#: float32 its error was 7.5-8.5x im2col's, against 20-26x with 0, +-1, +-2 and 20-23x with
+#: 0, +-1, +-1/2 (benchmarks/winograd_error.py).
+POINTS: dict[int, tuple[Fraction, ...]] = {
+    2: (Fraction(0), Fraction(1), Fraction(-1)),
+    4: (Fraction(0), Fraction(1), Fraction(-1), Fraction(1, 2), Fraction(-2)),
+}
+TILES = tuple(POINTS)
+KERNEL_FILE = Path(__file__).with_name("_kernels.py")
+
+
+def _poly_mul(p: list[Fraction], q: list[Fraction]) -> list[Fraction]:
+    out = [Fraction(0)] * (len(p) + len(q) - 1)
+    for i, a in enumerate(p):
+        for j, b in enumerate(q):
+            out[i + j] += a * b
+    return out
+
+
+def _poly_from_roots(roots: list[Fraction]) -> list[Fraction]:
+    """Coefficients (ascending powers) of ``prod (x - r)``."""
+    poly = [Fraction(1)]
+    for r in roots:
+        poly = _poly_mul(poly, [-r, Fraction(1)])
+    return poly
+
+
+def transform_matrices(m: int, r: int = 3) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Exact ``(A^T, G, B^T)`` of F(m, r) from :data:`POINTS`, as object arrays of Fractions.
+
+    Toom-Cook: correlation is the transpose of polynomial multiplication evaluated at the
+    finite points ``a_j`` and at infinity. ``A^T[i, j] = a_j^i``; ``G[j, k] = a_j^k / |f_j|``
+    with ``f_j = prod_{l != j} (a_j - a_l)``; row j of ``B^T`` holds the coefficients of
+    ``sign(f_j) prod_{l != j} (x - a_l)``; the point at infinity adds a last column
+    ``e_{m-1}`` to ``A^T``, a last row ``e_{r-1}`` to ``G`` and the coefficients of
+    ``prod_l (x - a_l)`` to ``B^T`` (wincnn's construction and sign convention).
+    """
+    points = POINTS[m]
+    alpha = m + r - 1
+    at = np.full((m, alpha), Fraction(0), dtype=object)
+    g = np.full((alpha, r), Fraction(0), dtype=object)
+    bt = np.full((alpha, alpha), Fraction(0), dtype=object)
+    for j, a in enumerate(points):
+        others = [b for b in points if b != a]
+        f = math.prod((a - b for b in others), start=Fraction(1))
+        sign = 1 if f > 0 else -1
+        at[:, j] = [a**i for i in range(m)]
+        g[j] = [a**k / abs(f) for k in range(r)]
+        poly = _poly_from_roots(others)
+        bt[j, : len(poly)] = [sign * c for c in poly]
+    at[m - 1, alpha - 1] = Fraction(1)
+    g[alpha - 1, r - 1] = Fraction(1)
+    bt[alpha - 1] = _poly_from_roots(list(points))
+    return at, g, bt
+
+
+@cache
+def named_matrices() -> dict[str, np.ndarray]:
+    """Every matrix a kernel applies, by kernel name.
+
+    ``bt{m}`` transforms input windows, ``g{m}`` filters and ``a{m}`` (``A``, alpha x m)
+    dY tiles for dW: these are "in" kernels (``L X L^T`` into the tile-point layout).
+    ``at{m}`` is the inverse transform and ``gt{m}`` (``G^T``) dW's last step: "out"
+    kernels (``R M R^T`` from the tile-point layout).
+    """
+    out = {}
+    for m in TILES:
+        at, g, bt = transform_matrices(m)
+        out |= {f"bt{m}": bt, f"g{m}": g, f"a{m}": at.T, f"at{m}": at, f"gt{m}": g.T}
+    return out
+
+
+IN_KERNELS = tuple(f"{kind}{m}" for kind in ("bt", "g", "a") for m in TILES)
+OUT_KERNELS = tuple(f"{kind}{m}" for kind in ("at", "gt") for m in TILES)
+
+
+def _constants(matrix: np.ndarray) -> list[Fraction]:
+    """The distinct magnitudes other than 0 and 1, in a fixed order."""
+    return sorted({abs(v) for v in matrix.flat if v != 0 and abs(v) != 1})
+
+
+@cache
+def constants(name: str, dtype: str) -> np.ndarray:
+    """The constant array the generated kernel ``name`` reads its coefficients from."""
+    values = [float(v) for v in _constants(named_matrices()[name])] or [0.0]
+    array = np.array(values, dtype=dtype)
+    array.flags.writeable = False
+    return array
+
+
+def _combination(row, names: list[str], consts: list[Fraction]) -> str:
+    """``sum_i row[i] * names[i]`` as source, without multiplies by +-1."""
+    terms = []
+    for coef, name in zip(row, names, strict=True):
+        if coef == 0:
+            continue
+        sign = "-" if coef < 0 else "+"
+        factor = "" if abs(coef) == 1 else f"k{consts.index(abs(coef))} * "
+        terms.append(f"{sign} {factor}{name}")
+    if not terms:
+        return "0"
+    text = " ".join(terms)
+    return text[2:] if text.startswith("+ ") else "-" + text[2:]
+
+
+def _loops(targets_exprs: list[tuple[str, str]]) -> list[str]:
+    """One loop over the block's tiles per target: each reads a few rows and writes one,
+    which keeps LLVM's runtime alias checks few enough for it to vectorise the loop."""
+    lines = []
+    for target, expr in targets_exprs:
+        lines += ["    for q in range(nq):", f"        {target} = {expr}"]
+    return lines
+
+
+def _in_kernel(name: str, matrix: np.ndarray) -> str:
+    alpha, k = matrix.shape
+    consts = _constants(matrix)
+    lines = [
+        "@njit(cache=True, fastmath=FASTMATH)",
+        f"def _in_{name}(win, half, out, at, nq, kc):  # pragma: no cover",
+        f'    """``out[u*{alpha} + v, at + q] = (L win[:, :, q] L^T)[u, v]``, L = {name}."""',
+    ]
+    lines += [f"    k{i} = kc[{i}]" for i in range(len(consts))]
+    col = [
+        (
+            f"half[{u}, {j}, q]",
+            _combination(matrix[u], [f"win[{i}, {j}, q]" for i in range(k)], consts),
+        )
+        for u in range(alpha)
+        for j in range(k)
+    ]
+    row = [
+        (
+            f"out[{u * alpha + v}, at + q]",
+            _combination(matrix[v], [f"half[{u}, {j}, q]" for j in range(k)], consts),
+        )
+        for u in range(alpha)
+        for v in range(alpha)
+    ]
+    return "\n".join(lines + _loops(col) + _loops(row))
+
+
+def _out_kernel(name: str, matrix: np.ndarray) -> str:
+    m, alpha = matrix.shape
+    consts = _constants(matrix)
+    lines = [
+        "@njit(cache=True, fastmath=FASTMATH)",
+        f"def _out_{name}(prod, at, nq, half, res, bias, kc):  # pragma: no cover",
+        f'    """``res[a, b, q] = bias + (R M_q R^T)[a, b]``, ``M_q[u, v] = prod[u*{alpha} + v,'
+        f' at + q]``, R = {name}."""',
+    ]
+    lines += [f"    k{i} = kc[{i}]" for i in range(len(consts))]
+    col = [
+        (
+            f"half[{a}, {v}, q]",
+            _combination(
+                matrix[a], [f"prod[{u * alpha + v}, at + q]" for u in range(alpha)], consts
+            ),
+        )
+        for a in range(m)
+        for v in range(alpha)
+    ]
+    row = [
+        (
+            f"res[{a}, {b}, q]",
+            "bias + "
+            + _combination(matrix[b], [f"half[{a}, {v}, q]" for v in range(alpha)], consts),
+        )
+        for a in range(m)
+        for b in range(m)
+    ]
+    return "\n".join(lines + _loops(col) + _loops(row))
+
+
+def _dispatch(prefix: str, names: tuple[str, ...], args: str, indent: str) -> str:
+    lines = []
+    for i, name in enumerate(names):
+        keyword = "if" if i == 0 else "elif"
+        lines.append(f"{indent}{keyword} which == {i}:")
+        lines.append(f"{indent}    _{prefix}_{name}({args})")
+    return "\n".join(lines)
+
+
+def generate() -> str:
+    """The source of ``_kernels.py``."""
+    matrices = named_matrices()
+    parts = [_HEADER]
+    parts += [_in_kernel(n, matrices[n]) for n in IN_KERNELS]
+    parts += [_out_kernel(n, matrices[n]) for n in OUT_KERNELS]
+    parts.append(
+        _DRIVERS.replace(
+            "            # DISPATCH_IN\n",
+            _dispatch("in", IN_KERNELS, "win, half, out, c * count + q0, nq, kc", " " * 12) + "\n",
+        ).replace(
+            "            # DISPATCH_OUT\n",
+            _dispatch(
+                "out", OUT_KERNELS, "prod, o * count + q0, nq, half, res, bias[o], kc", " " * 12
+            )
+            + "\n",
+        )
+    )
+    return "\n\n\n".join(parts) + "\n"
+
+
+_HEADER = f'''"""Winograd transform kernels, GENERATED from the matrices of ``transforms.py`` by
+``python -m fastcnn.backends.winograd.transforms``; do not edit (a test checks that this
+file is current).
+"""
+
+# ruff: noqa: E501
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+from fastcnn.jit import FASTMATH
+
+#: Tiles transformed together by one task: the vector length of the generated loops.
+BLOCK = 128
+IN_KERNELS = {IN_KERNELS}
+OUT_KERNELS = {OUT_KERNELS}'''
+
+_DRIVERS = '''@njit(parallel=True, cache=True, fastmath=FASTMATH)
+def tiles_in(
+    which, k, src, kc, out, count, t0, step, top, left, tiles_h, tiles_w, workers
+):  # pragma: no cover
+    """``out[:, c*count + t - t0]`` = in-kernel ``which`` of tile t's k x k window of
+    ``src[n, c]``, for tiles ``t0 .. t0 + count``. (``out`` is C-contiguous, so that the
+    generated loops store unit-stride vectors; its rows may be longer than ``C*count``.)
+
+    Tile ``t = (n*tiles_h + ty)*tiles_w + tx`` has its window's top left at row
+    ``ty*step - top``, column ``tx*step - left``; cells outside ``src`` read as zero. Work
+    is split into tasks of one channel and ``BLOCK`` tiles, dealt to ``workers`` workers
+    that each allocate their buffer once. Each task gathers its windows tile-minor, so the
+    transform runs along the block, and writes every value once.
+    """
+    n_ch, height, width = src.shape[1], src.shape[2], src.shape[3]
+    alpha = int(np.sqrt(out.shape[0]) + 0.5)
+    blocks = (count + BLOCK - 1) // BLOCK
+    per_image = tiles_h * tiles_w
+    tasks = n_ch * blocks
+    workers = max(1, min(workers, tasks))
+    for worker in prange(workers):
+        win = np.zeros((k, k, BLOCK), dtype=out.dtype)
+        half = np.empty((alpha, k, BLOCK), dtype=out.dtype)
+        for task in range(worker, tasks, workers):
+            c = task // blocks
+            q0 = (task % blocks) * BLOCK
+            nq = min(BLOCK, count - q0)
+            for q in range(nq):
+                t = t0 + q0 + q
+                n = t // per_image
+                r0 = ((t % per_image) // tiles_w) * step - top
+                c0 = (t % tiles_w) * step - left
+                plane = src[n, c]
+                if r0 >= 0 and c0 >= 0 and r0 + k <= height and c0 + k <= width:
+                    for i in range(k):
+                        for j in range(k):
+                            win[i, j, q] = plane[np.uint64(r0 + i), np.uint64(c0 + j)]
+                else:
+                    for i in range(k):
+                        for j in range(k):
+                            r, s = r0 + i, c0 + j
+                            inside = 0 <= r < height and 0 <= s < width
+                            win[i, j, q] = plane[r, s] if inside else 0
+            # DISPATCH_IN
+
+
+@njit(parallel=True, cache=True, fastmath=FASTMATH)
+def tiles_out(
+    which, m, prod, count, kc, bias, dst, t0, tiles_h, tiles_w, workers
+):  # pragma: no cover
+    """``dst`` tile t (m x m, cropped at the edges) = out-kernel ``which`` of
+    ``prod[:, o*count + t - t0]`` plus ``bias[o]``; tiles numbered as in :func:`tiles_in`. Tasks of
+    one output channel and ``BLOCK`` tiles; every cell of ``dst`` is written by one task.
+    """
+    n_out, height, width = dst.shape[1], dst.shape[2], dst.shape[3]
+    alpha = int(np.sqrt(prod.shape[0]) + 0.5)
+    blocks = (count + BLOCK - 1) // BLOCK
+    per_image = tiles_h * tiles_w
+    tasks = n_out * blocks
+    workers = max(1, min(workers, tasks))
+    for worker in prange(workers):
+        res = np.empty((m, m, BLOCK), dtype=dst.dtype)
+        half = np.empty((m, alpha, BLOCK), dtype=dst.dtype)
+        for task in range(worker, tasks, workers):
+            o = task // blocks
+            q0 = (task % blocks) * BLOCK
+            nq = min(BLOCK, count - q0)
+            # DISPATCH_OUT
+            for q in range(nq):
+                t = t0 + q0 + q
+                n = t // per_image
+                r0 = ((t % per_image) // tiles_w) * m
+                c0 = (t % tiles_w) * m
+                for a in range(min(m, height - r0)):
+                    for b in range(min(m, width - c0)):
+                        dst[n, o, r0 + a, c0 + b] = res[a, b, q]'''
+
+
+if __name__ == "__main__":
+    KERNEL_FILE.write_text(generate())

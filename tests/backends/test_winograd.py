@@ -1,0 +1,169 @@
+"""The Winograd backend beyond the sweep (test_sweep.py): its transform matrices, every tile
+size on 3x3 stride-1 cases (padding beyond the kernel, groups, tiles cut by the edge),
+gradients, refusals, non-finite input, chunking, determinism and the per-call tile."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+import numpy as np
+import pytest
+from helpers import case_id, check_conv, check_conv_fd
+
+import fastcnn
+from fastcnn.backends import winograd
+from fastcnn.crosscheck.bounds import winograd_growth
+from fastcnn.registry import get_backend
+from fastcnn.spec import make_conv_spec
+
+VARIANTS = ["winograd2", "winograd4", "winograd"]
+DTYPES = ["float32", "float64"]
+CASES = [
+    dict(n=2, cin=3, h=7, w=6, cout=4, k=(3, 3), padding=1),
+    dict(n=1, cin=4, h=9, w=11, cout=6, k=(3, 3), padding=(1, 2, 0, 3), groups=2),
+    dict(n=2, cin=4, h=6, w=5, cout=4, k=(3, 3), padding=1, groups=4),  # depthwise
+    dict(n=1, cin=2, h=3, w=4, cout=3, k=(3, 3), padding=4, bias=False),  # pad > 2: dX crops
+    dict(n=3, cin=5, h=13, w=10, cout=7, k=(3, 3)),  # no padding, tiles cut by the edge
+    dict(n=1, cin=3, h=1, w=1, cout=2, k=(3, 3), padding=1),
+    dict(n=2, cin=6, h=8, w=8, cout=6, k=(3, 3), padding="same", groups=3),
+]
+
+
+def _frac(rows):
+    return np.array([[Fraction(v) for v in row] for row in rows], dtype=object)
+
+
+def test_f23_matrices_are_wincnns():
+    at, g, bt = winograd.transform_matrices(2)
+    half = Fraction(1, 2)
+    assert (at == _frac([[1, 1, 1, 0], [0, 1, -1, 1]])).all()
+    assert (g == _frac([[1, 0, 0], [half, half, half], [half, -half, half], [0, 0, 1]])).all()
+    assert (bt == _frac([[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, -1, 0, 1]])).all()
+
+
+@pytest.mark.parametrize("m", winograd.TILES)
+def test_matrices_compute_correlation_exactly(m):
+    # In exact arithmetic A^T [(G g) * (B^T d)] is the correlation of d with g.
+    at, g, bt = winograd.transform_matrices(m)
+    rng = np.random.default_rng(m)
+    for _ in range(5):
+        d = np.array([Fraction(int(v)) for v in rng.integers(-9, 10, m + 2)], dtype=object)
+        f = np.array([Fraction(int(v)) for v in rng.integers(-9, 10, 3)], dtype=object)
+        got = at.dot(g.dot(f) * bt.dot(d))
+        want = [sum(f[k] * d[i + k] for k in range(3)) for i in range(m)]
+        assert list(got) == want
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", CASES, ids=case_id)
+@pytest.mark.parametrize("backend", VARIANTS)
+def test_matches_naive(backend, case, dtype):
+    check_conv(backend, case, dtype)
+
+
+@pytest.mark.parametrize("case", CASES[:4], ids=case_id)
+@pytest.mark.parametrize("backend", VARIANTS[:2])
+def test_gradients_match_finite_differences(backend, case):
+    check_conv_fd(backend, case)
+
+
+@pytest.mark.parametrize(
+    ("params", "w_shape", "reason"),
+    [
+        (dict(stride=2), (2, 2, 3, 3), "stride 1 only"),
+        (dict(dilation=2, padding=2), (2, 2, 3, 3), "dilation 1 only"),
+        (dict(padding=2), (2, 2, 5, 5), "3x3 kernels only"),
+        (dict(), (2, 2, 1, 1), "3x3 kernels only"),
+    ],
+)
+@pytest.mark.parametrize("backend", VARIANTS)
+def test_other_convolutions_are_refused_with_the_reason(backend, params, w_shape, reason):
+    x = np.ones((1, 2, 9, 9))
+    w = np.ones(w_shape)
+    with pytest.raises(fastcnn.BackendUnsupported, match=reason):
+        fastcnn.conv2d(x, w, backend=backend, **params)
+    y = fastcnn.conv2d(x, w, backend="naive", **params)
+    with pytest.raises(fastcnn.BackendUnsupported, match=reason):
+        fastcnn.conv2d_backward(np.ones_like(y), x, w, backend=backend, **params)
+
+
+def test_pooling_is_refused():
+    with pytest.raises(fastcnn.BackendUnsupported, match="no pool2d"):
+        fastcnn.max_pool2d(np.ones((1, 1, 4, 4)), 2, backend="winograd")
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+@pytest.mark.parametrize("backend", VARIANTS)
+def test_non_finite_input_is_refused_by_name_and_avoided_by_auto(backend, bad):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((1, 8, 12, 12))
+    x[0, 0, 5, 5] = bad
+    w = rng.standard_normal((8, 8, 3, 3))
+    with pytest.raises(fastcnn.BackendUnsupported, match="NaN or Inf"):
+        fastcnn.conv2d(x, w, padding=1, backend=backend)
+    y = fastcnn.conv2d(x, w, padding=1, backend="auto")
+    ref = fastcnn.conv2d(x, w, padding=1, backend="naive")
+    np.testing.assert_array_equal(np.isfinite(y), np.isfinite(ref))
+
+
+@pytest.mark.parametrize("backend", VARIANTS[:2])
+def test_chunks_and_repeated_calls_agree(backend):
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((3, 5, 11, 9))
+    w = rng.standard_normal((6, 5, 3, 3))
+    gy = rng.standard_normal((3, 6, 11, 9))
+    whole = fastcnn.conv2d(x, w, padding=1, backend=backend)
+    whole_g = fastcnn.conv2d_backward(gy, x, w, padding=1, backend=backend)
+    # Deterministic: the same call twice is bit-identical.
+    np.testing.assert_array_equal(fastcnn.conv2d(x, w, padding=1, backend=backend), whole)
+    again = fastcnn.conv2d_backward(gy, x, w, padding=1, backend=backend)
+    for got, want in zip(again, whole_g, strict=True):
+        np.testing.assert_array_equal(got, want)
+    before = fastcnn.get_workspace_limit()
+    fastcnn.set_workspace_limit(1)  # one tile per chunk
+    try:
+        chunked = fastcnn.conv2d(x, w, padding=1, backend=backend)
+        chunked_g = fastcnn.conv2d_backward(gy, x, w, padding=1, backend=backend)
+    finally:
+        fastcnn.set_workspace_limit(before)
+    np.testing.assert_allclose(chunked, whole, rtol=1e-12, atol=1e-12)
+    for got, want in zip(chunked_g, whole_g, strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+
+
+def _spec(cin, size, cout, batch=4, dtype="float32"):
+    x = np.empty((batch, cin, size, size), dtype=dtype)
+    w = np.empty((cout, cin, 3, 3), dtype=dtype)
+    return make_conv_spec(x, w, bias=True, padding=1, dtype=np.dtype(dtype))
+
+
+def test_the_auto_tile_is_the_cheaper_variant_and_explain_shows_it():
+    auto = get_backend("winograd")
+    for spec in (_spec(64, 56, 64), _spec(512, 7, 512), _spec(3, 224, 64)):
+        for op in ("conv2d", "conv2d_backward"):
+            by_tile = {m: get_backend(f"winograd{m}").estimate_seconds(op, spec) for m in (2, 4)}
+            m = auto.tile_for(op, spec)
+            assert by_tile[m] == min(by_tile.values())
+            assert auto.estimate_seconds(op, spec) == by_tile[m]
+    text = str(fastcnn.explain("conv2d", (4, 64, 56, 56), (64, 64, 3, 3), padding=1))
+    assert "winograd2:" in text and "winograd4:" in text
+
+
+def test_the_declared_error_model_uses_the_backend_own_matrices_and_grows_with_the_tile():
+    models = [get_backend(f"winograd{m}").error_model for m in winograd.TILES]
+    assert [m.kind for m in models] == ["winograd"] * len(models)
+    assert [m.tile for m in models] == list(winograd.TILES)
+    for model in models:
+        matrices = winograd.transform_matrices(model.tile)
+        for declared, matrix in zip(model.transforms, matrices, strict=True):
+            assert np.array_equal(np.array(declared, dtype=float), matrix.astype(float))
+    growth = [winograd_growth(m) for m in models]
+    assert growth == sorted(growth) and growth[0] > 1
+    assert get_backend("winograd").error_model == models[-1]  # the loosest tile it may run
+
+
+def test_the_generated_kernels_are_current():
+    # _kernels.py is generated from the matrices; regenerate it after changing the points.
+    from fastcnn.backends.winograd import transforms
+
+    assert transforms.KERNEL_FILE.read_text() == transforms.generate()
