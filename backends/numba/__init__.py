@@ -19,7 +19,7 @@ from fastcnn.ops import BACKEND_OPS
 from fastcnn.registry import BackendBase, ConvGrads, GradNeed, bias_gradient
 from fastcnn.spec import ConvSpec, PoolSpec
 
-from . import conv, cost, pool
+from . import conv, conv_grad, cost, pool
 
 
 class NumbaBackend(BackendBase):
@@ -51,8 +51,8 @@ class NumbaBackend(BackendBase):
         spec: ConvSpec,
         need: GradNeed,
     ) -> ConvGrads:
-        grad_x = conv.grad_input(grad_y, w, spec) if need.x else None
-        grad_w = conv.grad_weight(grad_y, x, spec) if need.w else None
+        grad_x = conv_grad.grad_input(grad_y, w, spec) if need.x else None
+        grad_w = conv_grad.grad_weight(grad_y, x, spec) if need.w else None
         grad_b = bias_gradient(grad_y, spec) if need.b else None
         return ConvGrads(grad_x, grad_w, grad_b)
 

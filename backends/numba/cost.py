@@ -10,7 +10,9 @@ from fastcnn.spec import ConvSpec, PoolSpec
 # The features count the work of the kernels as they split it: tiles of TILE_CELLS cells,
 # blocks of OUT_BLOCK output channels, and which path (wide grid or scatter) dX takes.
 # Change those in conv.py and these features change with them; refit the coefficients.
-from .conv import OUT_BLOCK, TILE_CELLS, dx_on_grid, grid_shape
+from .conv import OUT_BLOCK, TILE_CELLS, grid_shape
+from .conv_grad import _phase_rows, _phase_taps
+from .depthwise import applies as depthwise_applies
 from .pool import MEAN, POOL_MODE, plain_2x2
 
 # seconds = _COST[op] . cost_features(op, spec). Convolution: an intercept, the wide-grid
@@ -26,18 +28,19 @@ from .pool import MEAN, POOL_MODE, plain_2x2
 # timed by interleaved medians, each row's least time over the runs. Refit when the
 # kernels, the features or the machine change, and update this note.
 _COST = {
-    "conv2d": (5.03e-05, 5.37e-12, 1.24e-11, 0.0, 3.14e-09, 9.75e-09, 3.77e-11),
+    "conv2d": (5.0e-05, 5.4e-12, 1.2e-11, 3.0e-09, 1.0e-08, 3.8e-11, 1.0e-11, 2.0e-11, 1.0e-7),
     "conv2d_backward": (
-        1.01e-4,
-        1.19e-11,
-        1.56e-11,
-        2.71e-11,
-        2.28e-08,
-        1.72e-08,
-        3.26e-10,
-        3.42e-12,
-        0.0,
-        4.2e-11,
+        1.0e-4,
+        1.2e-11,
+        1.5e-11,
+        2.3e-08,
+        1.7e-08,
+        5.0e-12,
+        1.0e-08,
+        4.0e-11,
+        1.0e-11,
+        2.0e-11,
+        1.0e-7,
     ),
     "pool2d": (3.78e-05, 3.39e-11, 1.12e-08, 1.83e-11, 9.34e-12),
     "pool2d_backward": (2.66e-05, 8.03e-11, 6.61e-08, 3.19e-10, 4.53e-11),
@@ -46,37 +49,67 @@ _COST = {
 
 def _grid_features(
     n_img: int,
-    out_h: int,
-    out_w: int,
+    out_hw: tuple[int, int],
     out_per_group: int,
     in_per_group: int,
-    spec: ConvSpec,
+    groups: int,
+    kernel: tuple[int, int],
     stride: tuple[int, int],
+    dilation: tuple[int, int],
     item: int,
-) -> tuple[float, float, float, float, float]:
-    """Cost features of one ``conv._conv_forward_grid`` run (forward, or dX as a forward).
+) -> tuple[float, float, float, float]:
+    """Cost features of one ``conv._conv_forward_grid`` run (forward, or a phase of dX).
 
-    FLOPs computed on the wide grid (discarded cells included) by the fused 3-wide path,
-    the blocked path and the one-channel (depthwise) path, then the number of inner-loop
-    passes and of rows ``conv._phase_grid`` copies, whose fixed costs dominate on small
-    planes.
+    FLOPs computed on the wide grid (discarded cells included) by the fused path (three
+    taps, four output channels per pass) and by the one-tap path, then the number of
+    inner-loop passes and of rows ``conv._phase_grid`` copies, whose fixed costs dominate
+    on small planes.
     """
-    kh, kw = spec.kernel
-    wp, prows = grid_shape(out_h, out_w, spec.kernel, stride, spec.dilation)
+    kh, kw = kernel
+    wp, prows = grid_shape(*out_hw, kernel, stride, dilation)
     grid_h = n_img * prows
     rows = max(1, min(grid_h, TILE_CELLS // wp))
     tiles = -(-grid_h // rows)
     blocks = -(-out_per_group // OUT_BLOCK)
-    work = 2.0 * kh * kw * grid_h * wp * spec.groups * out_per_group * in_per_group * item / 4
-    fused = kw == 3 and out_per_group >= OUT_BLOCK
-    per_pass = 1 if fused else min(out_per_group, OUT_BLOCK) * kw
-    passes = float(spec.groups * tiles * blocks * in_per_group * kh * per_pass)
-    copied_rows = float(grid_h * spec.groups * in_per_group * stride[0] * stride[1])
-    if out_per_group == 1:
-        return 0.0, 0.0, work, passes, copied_rows
+    work = 2.0 * kh * kw * grid_h * wp * groups * out_per_group * in_per_group * item / 4
+    taps = in_per_group * kh * kw
+    fused = out_per_group >= OUT_BLOCK
+    per_block = taps // 3 + taps % 3 * OUT_BLOCK if fused else taps * out_per_group
+    passes = float(groups * tiles * blocks * per_block)
+    copied_rows = float(grid_h * groups * in_per_group * stride[0] * stride[1])
     if fused:
-        return work, 0.0, 0.0, passes, copied_rows
-    return 0.0, work, 0.0, passes, copied_rows
+        return work, 0.0, passes, copied_rows
+    return 0.0, work, passes, copied_rows
+
+
+def _dx_features(spec: ConvSpec, item: int) -> tuple[float, ...]:
+    """The sum of :func:`_grid_features` over dX's stride phases (``conv_grad``)."""
+    total = np.zeros(4)
+    (sh, sw), (dh, dw), (kh, kw) = spec.stride, spec.dilation, spec.kernel
+    cin_g, out_g = spec.in_channels // spec.groups, spec.out_channels // spec.groups
+    for a in range(sh):
+        ki = _phase_taps(kh, sh, dh, a)[2]
+        rows = _phase_rows(spec.height, spec.padding[0], sh, a)[2]
+        for b in range(sw):
+            kj = _phase_taps(kw, sw, dw, b)[2]
+            cols = _phase_rows(spec.width, spec.padding[2], sw, b)[2]
+            if ki and kj and rows and cols:
+                dil = (dh // np.gcd(sh, dh), dw // np.gcd(sw, dw))
+                total += _grid_features(
+                    spec.batch, (rows, cols), cin_g, out_g, spec.groups, (ki, kj), (1, 1), dil, item
+                )
+    return tuple(float(v) for v in total)
+
+
+def _dw_features(spec: ConvSpec, item: int) -> tuple[float, float]:
+    """dW's FLOPs on the stacked phase grid and its number of 3-tap passes."""
+    wp, prows = grid_shape(spec.out_height, spec.out_width, spec.kernel, spec.stride, spec.dilation)
+    cin_g, out_g = spec.in_channels // spec.groups, spec.out_channels // spec.groups
+    taps = spec.kernel[0] * spec.kernel[1]
+    cells = spec.batch * prows * wp
+    work = 2.0 * taps * cells * spec.out_channels * cin_g * item / 4
+    passes = float(spec.groups * -(-out_g // 2) * cin_g * -(-taps // 3))
+    return work, passes
 
 
 def _pool_features(spec: PoolSpec, item: int) -> tuple[float, ...]:
@@ -98,28 +131,36 @@ def cost_features(op: str, spec: ConvSpec | PoolSpec) -> tuple[float, ...]:
     out_g = spec.out_channels // spec.groups
     x_bytes = spec.batch * spec.in_channels * spec.height * spec.width * item
     y_bytes = spec.batch * spec.out_channels * spec.out_height * spec.out_width * item
+    if depthwise_applies(spec):
+        # Memory-bound kernels: bytes moved and work items, by stride.
+        moved = float(x_bytes + y_bytes) * (1 if op == CONV2D else 2)
+        items = float(spec.batch * spec.in_channels)
+        s1 = spec.stride == (1, 1)
+        dw = (moved * s1, moved * (not s1), items)
+        if op == CONV2D:
+            return (1.0, 0.0, 0.0, 0.0, 0.0, 0.0, *dw)
+        return (1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, *dw)
     if op == CONV2D:
         grid = _grid_features(
-            spec.batch, spec.out_height, spec.out_width, out_g, cin_g, spec, spec.stride, item
+            spec.batch,
+            (spec.out_height, spec.out_width),
+            out_g,
+            cin_g,
+            spec.groups,
+            spec.kernel,
+            spec.stride,
+            spec.dilation,
+            item,
         )
-        return (1.0, *grid, float(2 * x_bytes + y_bytes))
-    flops = spec.flops * item / 4
-    if dx_on_grid(spec):
-        dx_grid = _grid_features(
-            spec.batch, spec.height, spec.width, cin_g, out_g, spec, (1, 1), item
-        )
-        dx_scatter = 0.0
-    else:
-        dx_grid, dx_scatter = (0.0, 0.0, 0.0, 0.0, 0.0), flops
-    unit = spec.stride == (1, 1)
-    dw_unit, dw_strided = (flops, 0.0) if unit else (0.0, flops)
+        return (1.0, *grid, float(2 * x_bytes + y_bytes), 0.0, 0.0, 0.0)
     return (
         1.0,
-        *dx_grid,
-        dx_scatter,
-        dw_unit,
-        dw_strided,
+        *_dx_features(spec, item),
+        *_dw_features(spec, item),
         float(3 * x_bytes + 2 * y_bytes),
+        0.0,
+        0.0,
+        0.0,
     )
 
 
