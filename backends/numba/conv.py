@@ -81,19 +81,8 @@ def _phase_grid(x, xt, sh, sw, top, left, groups, c0, wp, prows, plane):  # prag
                 out[base + n_img * prows * wp : base + plane] = 0
 
 
-@njit(inline="always", cache=True)
-def _tap(t, kh, kw, sh, sw, dh, dw, plane, wp, r_lo):  # pragma: no cover
-    """In-chunk channel and flat start in the phase layout of flat tap ``t`` (c, i, j)."""
-    ci, rem = divmod(t, kh * kw)
-    i, j = divmod(rem, kw)
-    phase = ((i * dh) % sh * sw + (j * dw) % sw) * plane
-    return ci, phase + (r_lo + (i * dh) // sh) * wp + (j * dw) // sw
-
-
 @njit(parallel=True, cache=True, fastmath=FASTMATH)
-def _conv_forward_grid(
-    xt, w, b, y, sh, sw, dh, dw, groups, c0, wp, prows, plane, accumulate
-):  # pragma: no cover
+def _conv_forward_grid(xf, wpk, offs, b, y, groups, wp, prows, accumulate):  # pragma: no cover
     """Convolution on the "wide grid" of :func:`_phase_grid`: every tap is a flat offset.
 
     With the input split into stride phases on rows of ``wp = OW + dw*(kw-1)//sw`` cells,
@@ -101,18 +90,20 @@ def _conv_forward_grid(
     ``r + i*dh//sh`` and column ``c + j*dw//sw``: the same flat offset for every output cell
     of a tile, so each tap is one long contiguous run that LLVM vectorises. The extra
     ``wp - OW`` columns, and the ``prows - OH`` rows between stacked images, are computed
-    and discarded. The taps, listed in (channel, row, column) order, are taken three at a
-    time with four output channels per pass (12 FMAs per 4 stores), whatever the kernel's
-    width: a one-tap pass is bound by its stores. ``xt`` holds in-group input
-    channels ``c0 ..`` of each group; with ``accumulate`` the sums are added to what ``y``
-    holds instead of to the bias.
+    and discarded. ``offs[t]`` is tap t's offset in the flattened layout ``xf`` of one
+    group (taps in (channel, row, column) order) and ``wpk[g, block, t]`` its weights for
+    the block's four output channels (the group's last one repeated past its end). The
+    taps are taken three at a time with four output channels per pass (12 FMAs per 4
+    stores), whatever the kernel's width: a one-tap pass is bound by its stores. With
+    ``accumulate`` the sums are added to what ``y`` holds instead of to the bias.
     """
-    n_out, _, kh, kw = w.shape
-    chunk = xt.shape[0] // groups
+    n_out = y.shape[1]
+    taps = offs.shape[0]
+    group_len = xf.shape[0] // groups
     out_h, out_w = y.shape[2], y.shape[3]
     grid_h = y.shape[0] * prows - (prows - out_h)  # stacked rows, the last image's tail cut
     out_g = n_out // groups
-    blocks = (out_g + OUT_BLOCK - 1) // OUT_BLOCK
+    blocks = wpk.shape[1]
     rows = max(1, min(grid_h, TILE_CELLS // wp))
     tiles = (grid_h + rows - 1) // rows
     padded_len = (rows * wp + _VECTOR_PAD - 1) // _VECTOR_PAD * _VECTOR_PAD
@@ -140,30 +131,16 @@ def _conv_forward_grid(
                 acc[k, :] = b[o0 + k]
         for k in range(nb, OUT_BLOCK):
             acc[k, :] = 0  # rows the fused pass computes and discards: no stale NaN
-        taps = chunk * kh * kw
+        base = g * group_len + r_lo * wp
+        wb = wpk[g, blk]
+        a0, a1, a2, a3 = acc[0], acc[1], acc[2], acc[3]
         full = taps // 3 * 3
-        o_end = o0 + nb - 1
         for t in range(0, full, 3):
-            # Three taps (in (channel, row, column) order) and four output channels per
-            # pass: 12 FMAs per 3 input loads and 4 accumulator loads and stores.
-            c0_, s0 = _tap(t, kh, kw, sh, sw, dh, dw, plane, wp, r_lo)
-            c1_, s1 = _tap(t + 1, kh, kw, sh, sw, dh, dw, plane, wp, r_lo)
-            c2_, s2 = _tap(t + 2, kh, kw, sh, sw, dh, dw, plane, wp, r_lo)
-            x0 = xt[g * chunk + c0_, s0 : s0 + length]
-            x1 = xt[g * chunk + c1_, s1 : s1 + length]
-            x2 = xt[g * chunk + c2_, s2 : s2 + length]
-            i0, j0 = (t % (kh * kw)) // kw, t % kw
-            i1, j1 = ((t + 1) % (kh * kw)) // kw, (t + 1) % kw
-            i2, j2 = ((t + 2) % (kh * kw)) // kw, (t + 2) % kw
-            a0, a1, a2, a3 = acc[0], acc[1], acc[2], acc[3]
-            # Past the group's last output channel the last one is repeated; its rows of
-            # ``acc`` are not stored.
-            o1, o2, o3 = min(o0 + 1, o_end), min(o0 + 2, o_end), min(o0 + 3, o_end)
-            ca, cb, cc = c0 + c0_, c0 + c1_, c0 + c2_
-            w00, w01, w02 = w[o0, ca, i0, j0], w[o0, cb, i1, j1], w[o0, cc, i2, j2]
-            w10, w11, w12 = w[o1, ca, i0, j0], w[o1, cb, i1, j1], w[o1, cc, i2, j2]
-            w20, w21, w22 = w[o2, ca, i0, j0], w[o2, cb, i1, j1], w[o2, cc, i2, j2]
-            w30, w31, w32 = w[o3, ca, i0, j0], w[o3, cb, i1, j1], w[o3, cc, i2, j2]
+            s0, s1, s2 = base + offs[t], base + offs[t + 1], base + offs[t + 2]
+            x0, x1, x2 = xf[s0 : s0 + length], xf[s1 : s1 + length], xf[s2 : s2 + length]
+            w00, w10, w20, w30 = wb[t, 0], wb[t, 1], wb[t, 2], wb[t, 3]
+            w01, w11, w21, w31 = wb[t + 1, 0], wb[t + 1, 1], wb[t + 1, 2], wb[t + 1, 3]
+            w02, w12, w22, w32 = wb[t + 2, 0], wb[t + 2, 1], wb[t + 2, 2], wb[t + 2, 3]
             for q in range(length):
                 p, u, v = x0[q], x1[q], x2[q]
                 a0[q] += w00 * p + w01 * u + w02 * v
@@ -171,12 +148,11 @@ def _conv_forward_grid(
                 a2[q] += w20 * p + w21 * u + w22 * v
                 a3[q] += w30 * p + w31 * u + w32 * v
         for t in range(full, taps):
-            ci, start = _tap(t, kh, kw, sh, sw, dh, dw, plane, wp, r_lo)
-            i, j = (t % (kh * kw)) // kw, t % kw
-            xs = xt[g * chunk + ci, start : start + length]
+            s0 = base + offs[t]
+            xs = xf[s0 : s0 + length]
             for k in range(nb):
                 a = acc[k]
-                wv = w[o0 + k, c0 + ci, i, j]
+                wv = wb[t, k]
                 for q in range(length):
                     a[q] += wv * xs[q]
         for rr in range(nr):
@@ -184,6 +160,65 @@ def _conv_forward_grid(
             if r < out_h:
                 for k in range(nb):
                     y[n, o0 + k, r, :] = acc[k, rr * wp : rr * wp + out_w]
+
+
+@njit(parallel=True, cache=True)
+def _pack_weights(w, wpk, groups, c0, kh, kw, turn):  # pragma: no cover
+    """``wpk[g, block, tap, k]``: see :func:`_packed_weights`."""
+    turned, i0, mi, j0, mj = turn
+    out_g = w.shape[1] if turned else w.shape[0] // groups
+    blocks, size = wpk.shape[1], wpk.shape[2] // (kh * kw)
+    for gb in prange(groups * blocks):
+        g, blk = gb // blocks, gb % blocks
+        # Taps outer and the block's channels inner: both layouts of ``w`` are read a few
+        # neighbouring rows at a time.
+        for ci in range(size):
+            for i in range(kh):
+                for j in range(kw):
+                    t = (ci * kh + i) * kw + j
+                    for k in range(OUT_BLOCK):
+                        o = min(blk * OUT_BLOCK + k, out_g - 1)
+                        if turned:
+                            oc = g * (w.shape[0] // groups) + c0 + ci
+                            v = w[oc, o, i0 + (kh - 1 - i) * mi, j0 + (kw - 1 - j) * mj]
+                        else:
+                            v = w[g * out_g + o, c0 + ci, i, j]
+                        wpk[g, blk, t, k] = v
+
+
+def _packed_weights(
+    w: np.ndarray, groups: int, c0: int, size: int, kernel: tuple[int, int], turn: tuple
+) -> np.ndarray:
+    """In-group input channels ``c0 .. c0+size`` of the kernel as ``[group, block, tap, k]``.
+
+    Output channel ``k`` of a block of OUT_BLOCK; past the group's end the group's last
+    channel is repeated (its sums are computed and discarded, never stored). With
+    ``turn = (True, i0, mi, j0, mj)`` the kernel is ``w``'s taps ``i0 + a*mi, j0 + b*mj``
+    turned 180 degrees with its channel axes swapped (dX of one stride phase).
+    """
+    out_g = w.shape[1] if turn[0] else w.shape[0] // groups
+    blocks = -(-out_g // OUT_BLOCK)
+    shape = (groups, blocks, size * kernel[0] * kernel[1], OUT_BLOCK)
+    wpk = scratch("numba.packed", shape, w.dtype)
+    launch(_pack_weights, w, wpk, groups, c0, *kernel, turn)
+    return wpk
+
+
+def _tap_offsets(
+    size: int,
+    kernel: tuple[int, int],
+    stride: tuple[int, int],
+    dilation: tuple[int, int],
+    row_len: int,
+    plane: int,
+    wp: int,
+) -> np.ndarray:
+    """Each tap's offset (channel, phase, row, column) in a group's flattened phase layout."""
+    (kh, kw), (sh, sw), (dh, dw) = kernel, stride, dilation
+    ci, i, j = np.meshgrid(np.arange(size), np.arange(kh), np.arange(kw), indexing="ij")
+    phase = ((i * dh) % sh * sw + (j * dw) % sw) * plane
+    offs = ci * row_len + phase + (i * dh) // sh * wp + (j * dw) // sw
+    return offs.reshape(-1).astype(np.int64)
 
 
 def grid_shape(
@@ -208,17 +243,24 @@ def _grid_forward(
     top: int,
     left: int,
     groups: int,
+    turn: tuple = (False, 0, 1, 0, 1),
 ) -> None:
     """Convolve through :func:`_phase_grid` and :func:`_conv_forward_grid`.
+
+    ``turn``: see :func:`_packed_weights` (then ``w`` is the convolution's kernel whose
+    dX phase this computes, the sub-kernel ``ki x kj`` given as ``turn[5:]``).
 
     The phase layout is a padded copy of the input; it is built in chunks of images and of
     in-group input channels (later channel chunks add to ``y``) so that it never takes
     more memory than the output or :data:`LAYOUT_FLOOR` does, unless a single image and
     channel needs more.
     """
-    (sh, sw), (dh, dw) = stride, dilation
+    sh, sw = stride
     n_img, _, out_h, out_w = y.shape
-    _, cin_g, kh, kw = w.shape
+    if turn[0]:
+        cin_g, (kh, kw) = w.shape[0] // groups, turn[5:]
+    else:
+        _, cin_g, kh, kw = w.shape
     wp, prows = grid_shape(out_h, out_w, (kh, kw), stride, dilation)
     # Bytes of the phase layout per image and in-group channel (all groups, all phases).
     per_channel = groups * sh * sw * prows * wp * y.itemsize
@@ -232,31 +274,11 @@ def _grid_forward(
             size = min(chunk, cin_g - c0)
             xt = scratch("numba.phases", (groups * size, sh * sw * plane), y.dtype)
             launch(_phase_grid, x[n0:n1], xt, sh, sw, top, left, groups, c0, wp, prows, plane)
-            launch(
-                _conv_forward_grid,
-                readonly(xt),
-                w,
-                b,
-                y[n0:n1],
-                sh,
-                sw,
-                dh,
-                dw,
-                groups,
-                c0,
-                wp,
-                prows,
-                plane,
-                c0 > 0,
-            )
-
-
-def _rotated_kernel(w: np.ndarray, groups: int) -> np.ndarray:
-    """``w`` rotated 180 degrees with in/out channels swapped within each group."""
-    out_c, cin_g, kh, kw = w.shape
-    per_group = w.reshape(groups, out_c // groups, cin_g, kh, kw)
-    swapped = per_group.transpose(0, 2, 1, 3, 4)[:, :, :, ::-1, ::-1]
-    return np.ascontiguousarray(swapped).reshape(groups * cin_g, out_c // groups, kh, kw)
+            wpk = _packed_weights(w, groups, c0, size, (kh, kw), turn[:5])
+            offs = _tap_offsets(size, (kh, kw), stride, dilation, xt.shape[1], plane, wp)
+            xf = xt.reshape(-1)
+            args = (readonly(xf), readonly(wpk), readonly(offs), b, y[n0:n1], groups, wp, prows)
+            launch(_conv_forward_grid, *args, c0 > 0)
 
 
 def conv2d(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, spec: ConvSpec) -> np.ndarray:

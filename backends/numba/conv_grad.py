@@ -28,18 +28,17 @@ from fastcnn.scratch import scratch
 from fastcnn.spec import ConvSpec
 
 from . import depthwise, depthwise_grad
-from .conv import _VECTOR_PAD, _grid_forward, _phase_grid, _rotated_kernel, grid_shape
+from .conv import (
+    _VECTOR_PAD,
+    _grid_forward,
+    _phase_grid,
+    _tap_offsets,
+    grid_shape,
+)
 
 #: Output channels per dW pass: 2 channels x 3 taps = 6 running sums, the most that LLVM
 #: keeps in vector registers (with more, the loop stays scalar).
 _DW_PAIR = 2
-
-
-@njit(inline="always", cache=True)
-def _tap_start(t, kh, kw, sh, sw, dh, dw, plane, wp):  # pragma: no cover
-    """Flat start of tap ``t`` (row-major) in an input channel's phase layout."""
-    i, j = divmod(t, kw)
-    return ((i * dh) % sh * sw + (j * dw) % sw) * plane + (i * dh) // sh * wp + (j * dw) // sw
 
 
 @njit(cache=True)
@@ -57,13 +56,12 @@ def _exact_tap(gy, src, start, o, wp, prows):  # pragma: no cover
 
 
 @njit(parallel=True, cache=True, fastmath=FASTMATH)
-def _grad_w_grid(
-    gyw, gy, xt, dwt, sh, sw, dh, dw, groups, wp, prows, plane, length
-):  # pragma: no cover
+def _grad_w_grid(gyw, gy, xt, offs, dwt, groups, wp, prows, length):  # pragma: no cover
     """dW[o, ci, i, j] = dY(o) . (input phase of tap (i, j) of ci, shifted by its offset).
 
     ``gyw[o]`` is dY of output channel ``o`` on the stacked phase grid (zeros past OW and
-    OH) and ``xt`` the input's phase layout (:func:`.conv._phase_grid`). Two output
+    OH), ``xt`` the input's phase layout (:func:`.conv._phase_grid`) and ``offs[t]`` the
+    start of tap t (row-major) in an input channel's row of ``xt``. Two output
     channels and three taps per pass share their loads; a missing channel or tap repeats
     the last one and is not stored.
     """
@@ -80,9 +78,7 @@ def _grad_w_grid(
         ga, gb = gyw[o0, :length], gyw[o1, :length]
         for t in range(0, taps, 3):
             t1, t2 = min(t + 1, taps - 1), min(t + 2, taps - 1)
-            s0 = _tap_start(t, kh, kw, sh, sw, dh, dw, plane, wp)
-            s1 = _tap_start(t1, kh, kw, sh, sw, dh, dw, plane, wp)
-            s2 = _tap_start(t2, kh, kw, sh, sw, dh, dw, plane, wp)
+            s0, s1, s2 = offs[t], offs[t1], offs[t2]
             x0, x1, x2 = src[s0 : s0 + length], src[s1 : s1 + length], src[s2 : s2 + length]
             zero = dwt.dtype.type(0)
             a0 = a1 = a2 = b0 = b1 = b2 = zero
@@ -130,14 +126,11 @@ def grad_weight(grad_y: np.ndarray, x: np.ndarray, spec: ConvSpec) -> np.ndarray
         readonly(gyw.reshape(spec.out_channels, -1)),
         readonly(grad_y),
         readonly(xt),
+        _tap_offsets(1, spec.kernel, spec.stride, spec.dilation, 0, plane, wp),
         grad_w,
-        sh,
-        sw,
-        *spec.dilation,
         groups,
         wp,
         prows,
-        plane,
         length,
     )
     return grad_w
@@ -171,9 +164,8 @@ def grad_input(grad_y: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndarray:
     (sh, sw), (dh, dw), (kh, kw) = spec.stride, spec.dilation, spec.kernel
     top, left = spec.padding[0], spec.padding[2]
     grad_x = np.empty(spec.x_shape, dtype=spec.dtype)
-    zero_bias = np.zeros(spec.in_channels, dtype=spec.dtype)
-    gy = readonly(grad_y)
-    turned = _rotated_kernel(w, spec.groups)
+    zero_bias = readonly(np.zeros(spec.in_channels, dtype=spec.dtype))
+    gy, w = readonly(grad_y), readonly(w)
     for a in range(sh):
         i0, mi, ki, qi = _phase_taps(kh, sh, dh, a)
         u0, r0, rows = _phase_rows(spec.height, top, sh, a)
@@ -186,26 +178,14 @@ def grad_input(grad_y: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndarray:
             if ki == 0 or kj == 0:
                 target[...] = 0  # cells no window reads
                 continue
-            # The phase's taps of the turned kernel, a view: i0 + k*mi read backwards.
-            ti, tj = kh - 1 - i0 - (ki - 1) * mi, kw - 1 - j0 - (kj - 1) * mj
-            sub = turned[:, :, ti : ti + (ki - 1) * mi + 1 : mi, tj : tj + (kj - 1) * mj + 1 : mj]
             dil = (dh // math.gcd(sh, dh), dw // math.gcd(sw, dw))
             # Phase row u = u0 + v gets dY row u - qi - k*dil for sub-tap k: a forward
             # convolution (kernel turned) with this top padding.
             pad_top = qi + (ki - 1) * dil[0] - u0
             pad_left = qj + (kj - 1) * dil[1] - v0
-            out = grad_x if sh == sw == 1 else np.empty((*spec.x_shape[:2], rows, cols), spec.dtype)
-            _grid_forward(
-                gy,
-                readonly(sub),
-                readonly(zero_bias),
-                out,
-                (1, 1),
-                dil,
-                pad_top,
-                pad_left,
-                spec.groups,
-            )
+            out = grad_x if sh == sw == 1 else np.empty((*grad_x.shape[:2], rows, cols), spec.dtype)
+            turn = (True, i0, mi, j0, mj, ki, kj)
+            _grid_forward(gy, w, zero_bias, out, (1, 1), dil, pad_top, pad_left, spec.groups, turn)
             if out is not grad_x:
                 target[...] = out
     return grad_x
