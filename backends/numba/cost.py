@@ -4,46 +4,48 @@ from __future__ import annotations
 
 import numpy as np
 
-from fastcnn.ops import CONV2D
+from fastcnn.ops import CONV2D, POOL2D
 from fastcnn.spec import ConvSpec, PoolSpec
 
 # The features count the work of the kernels as they split it: tiles of TILE_CELLS cells,
-# blocks of OUT_BLOCK output channels, and which path (wide grid or scatter) dX takes.
-# Change those in conv.py and these features change with them; refit the coefficients.
+# blocks of OUT_BLOCK output channels, three taps per pass, dX's stride phases. Change
+# those in conv.py or conv_grad.py and these features change with them; refit.
 from .conv import OUT_BLOCK, TILE_CELLS, grid_shape
 from .conv_grad import _phase_rows, _phase_taps
 from .depthwise import applies as depthwise_applies
-from .pool import MEAN, POOL_MODE, plain_2x2
+from .pool import MEAN, POOL_MODE, plain_2x2, three_by_two
 
 # seconds = _COST[op] . cost_features(op, spec). Convolution: an intercept, the wide-grid
-# features of _grid_features, and bytes of the input, its phase copy and the output; the
-# backward has dX's grid features (stride 1) or scatter FLOPs (other strides) and dW's
-# FLOPs at stride 1 or not. Pooling: an intercept, window-tap bytes and output rows of the
-# general kernel, input bytes of the 2x2 one for max/min and for mean. FLOP and byte
-# features scale with the itemsize (float64 has half the SIMD lanes).
+# features of _grid_features (fused and one-tap FLOPs, passes, copied rows), and bytes of
+# the input, its phase copy and the output; the backward has dX's grid features summed
+# over its stride phases, then dW's FLOPs on the phase grid and its passes. Depthwise 3x3
+# layers (their own kernels) have only the last three: bytes moved at stride 1 and 2, and
+# planes. Pooling: an intercept, window-tap bytes and output rows of the general kernel,
+# input bytes of the 2x2 kernel for max/min and for mean, of the 3x3 stride-2 forward.
+# FLOP and byte features scale with the itemsize (float64 has half the SIMD lanes).
 #
-# Fitted on 2026-11-25 by benchmarks/fit_cost_models.py (non-negative least squares on
-# relative error) to `fastcnn bench --json` timings from a 2-core AVX2 machine: two runs
-# of the suites resnet18, vgg16, mobilenet and large-kernel and one of lenet and quick,
-# timed by interleaved medians, each row's least time over the runs. Refit when the
-# kernels, the features or the machine change, and update this note.
+# Fitted on 2026-11-30 by benchmarks/fit_cost_models.py (non-negative least squares on
+# relative error) to `fastcnn bench --json` float32 timings from a 2-core AVX-512 machine
+# (Zen 5): two runs of the suites resnet18, vgg16 and mobilenet and one of lenet and
+# quick, numba and im2col, convolution and max pooling, each row's least time over the
+# runs. Refit when the kernels, the features or the machine change, and update this note.
 _COST = {
-    "conv2d": (5.0e-05, 5.4e-12, 1.2e-11, 3.0e-09, 1.0e-08, 3.8e-11, 1.0e-11, 2.0e-11, 1.0e-7),
+    "conv2d": (2.07e-05, 6.48e-12, 0.0, 5.38e-09, 9.67e-09, 1.53e-11, 2.12e-11, 2.65e-11, 3.09e-08),
     "conv2d_backward": (
-        1.0e-4,
-        1.2e-11,
-        1.5e-11,
-        2.3e-08,
-        1.7e-08,
-        5.0e-12,
-        1.0e-08,
-        4.0e-11,
-        1.0e-11,
-        2.0e-11,
-        1.0e-7,
+        1.81e-05,
+        3.82e-12,
+        5.38e-12,
+        0.0,
+        3.04e-08,
+        5.64e-12,
+        1.76e-08,
+        1.23e-10,
+        3.58e-11,
+        8.08e-11,
+        1.41e-07,
     ),
-    "pool2d": (3.78e-05, 3.39e-11, 1.12e-08, 1.83e-11, 9.34e-12),
-    "pool2d_backward": (2.66e-05, 8.03e-11, 6.61e-08, 3.19e-10, 4.53e-11),
+    "pool2d": (2.98e-05, 0.0, 0.0, 9.07e-12, 0.0, 2.51e-11),
+    "pool2d_backward": (0.0, 1.58e-10, 5.05e-08, 2.68e-10, 0.0, 0.0),
 }
 
 
@@ -112,21 +114,24 @@ def _dw_features(spec: ConvSpec, item: int) -> tuple[float, float]:
     return work, passes
 
 
-def _pool_features(spec: PoolSpec, item: int) -> tuple[float, ...]:
-    """Pooling's features: the fused 2x2 kernel's bytes by mode, or the general kernel's."""
-    x_bytes = spec.batch * spec.channels * spec.height * spec.width * item
+def _pool_features(op: str, spec: PoolSpec, item: int) -> tuple[float, ...]:
+    """Pooling's features: the fused 2x2 kernel's bytes by mode, the 3x3 stride-2 forward's
+    bytes, or the general kernel's."""
+    x_bytes = float(spec.batch * spec.channels * spec.height * spec.width * item)
     extreme = POOL_MODE[spec.mode] != MEAN
     if plain_2x2(spec):
-        return (1.0, 0.0, 0.0, float(x_bytes * extreme), float(x_bytes * (not extreme)))
+        return (1.0, 0.0, 0.0, x_bytes * extreme, x_bytes * (not extreme), 0.0)
+    if op == POOL2D and three_by_two(spec):
+        return (1.0, 0.0, 0.0, 0.0, 0.0, x_bytes)
     rows = spec.batch * spec.channels * spec.out_height
-    return (1.0, float(spec.flops * item), float(rows), 0.0, 0.0)
+    return (1.0, float(spec.flops * item), float(rows), 0.0, 0.0, 0.0)
 
 
 def cost_features(op: str, spec: ConvSpec | PoolSpec) -> tuple[float, ...]:
     """The cost model's features for ``op`` on ``spec`` (see ``_COST``)."""
     item = np.dtype(spec.dtype).itemsize
     if isinstance(spec, PoolSpec):
-        return _pool_features(spec, item)
+        return _pool_features(op, spec, item)
     cin_g = spec.in_channels // spec.groups
     out_g = spec.out_channels // spec.groups
     x_bytes = spec.batch * spec.in_channels * spec.height * spec.width * item
