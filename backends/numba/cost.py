@@ -13,7 +13,8 @@ from fastcnn.spec import ConvSpec, PoolSpec
 from .conv import OUT_BLOCK, TILE_CELLS, grid_shape
 from .conv_grad import _phase_rows, _phase_taps
 from .depthwise import applies as depthwise_applies
-from .pool import MEAN, POOL_MODE, plain_2x2, three_by_two
+from .pool import MEAN, POOL_MODE, plain_2x2
+from .pool_s2 import applies as three_by_two
 
 # seconds = _COST[op] . cost_features(op, spec). Convolution: an intercept, the wide-grid
 # features of _grid_features (fused and one-tap FLOPs, passes, copied rows), and bytes of
