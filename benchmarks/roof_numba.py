@@ -39,6 +39,8 @@ def layers() -> list[tuple[str, Case]]:
                 cls = "dw s1" if params.get("stride", 1) == 1 else "dw s2"
             elif case.is_conv and params.get("stride", 1) == 2 and case.w[2] == 3:
                 cls = "3x3 s2"
+            elif case.is_conv and params.get("stride", 1) == 2 and case.w[2] == 7:
+                cls = "stem"
             elif not case.is_conv:
                 cls = "pool"
             else:
@@ -96,7 +98,7 @@ def measure(cls: str, case: Case, dtype: str, budget: float) -> dict[str, float]
         "auto b": lambda: run_backward(case, grad_y, arrays, "auto"),
         "copy": lambda: np.copyto(dst, src),
     }
-    if cls == "3x3 s2":
+    if cls in ("3x3 s2", "stem"):
         calls["gemm"] = lambda: a @ a
     calls.update(_torch_calls(case, arrays, grad_y))
     samples = time_interleaved(calls, rounds=5, seconds=budget, max_rounds=30, block_seconds=0.05)

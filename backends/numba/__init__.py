@@ -1,7 +1,8 @@
 """The ``numba`` backend: direct loops JIT-compiled by Numba, run in parallel.
 
-The kernels and their host-side set-up live in :mod:`.conv` (convolution and its
-gradients) and :mod:`.pool` (pooling), the cost model behind ``backend="auto"`` in
+The kernels and their host-side set-up live in :mod:`.conv` (convolution),
+:mod:`.conv_grad` (its gradients), :mod:`.depthwise` and :mod:`.depthwise_grad` (depthwise
+3x3), :mod:`.pool` and :mod:`.pool_s2` (pooling), the cost model behind ``backend="auto"`` in
 :mod:`.cost`. Every output cell is written by exactly one task in a fixed order, so
 results are deterministic.
 
@@ -19,7 +20,7 @@ from fastcnn.ops import BACKEND_OPS
 from fastcnn.registry import BackendBase, ConvGrads, GradNeed, bias_gradient
 from fastcnn.spec import ConvSpec, PoolSpec
 
-from . import conv, cost, pool
+from . import conv, conv_grad, cost, pool, pool_s2
 
 
 class NumbaBackend(BackendBase):
@@ -51,12 +52,14 @@ class NumbaBackend(BackendBase):
         spec: ConvSpec,
         need: GradNeed,
     ) -> ConvGrads:
-        grad_x = conv.grad_input(grad_y, w, spec) if need.x else None
-        grad_w = conv.grad_weight(grad_y, x, spec) if need.w else None
+        grad_x = conv_grad.grad_input(grad_y, w, spec) if need.x else None
+        grad_w = conv_grad.grad_weight(grad_y, x, spec) if need.w else None
         grad_b = bias_gradient(grad_y, spec) if need.b else None
         return ConvGrads(grad_x, grad_w, grad_b)
 
     def pool2d(self, x: np.ndarray, spec: PoolSpec) -> np.ndarray:
+        if pool_s2.applies(spec):
+            return pool_s2.forward(x, spec)
         return pool.pool2d(x, spec)
 
     def pool2d_backward(self, grad_y: np.ndarray, x: np.ndarray, spec: PoolSpec) -> np.ndarray:

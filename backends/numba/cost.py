@@ -4,122 +4,170 @@ from __future__ import annotations
 
 import numpy as np
 
-from fastcnn.ops import CONV2D
+from fastcnn.ops import CONV2D, POOL2D
 from fastcnn.spec import ConvSpec, PoolSpec
 
 # The features count the work of the kernels as they split it: tiles of TILE_CELLS cells,
-# blocks of OUT_BLOCK output channels, and which path (wide grid or scatter) dX takes.
-# Change those in conv.py and these features change with them; refit the coefficients.
-from .conv import OUT_BLOCK, TILE_CELLS, dx_on_grid, grid_shape
+# blocks of OUT_BLOCK output channels, three taps per pass, dX's stride phases. Change
+# those in conv.py or conv_grad.py and these features change with them; refit.
+from .conv import OUT_BLOCK, TILE_CELLS, grid_shape
+from .conv_grad import _phase_rows, _phase_taps
+from .depthwise import applies as depthwise_applies
 from .pool import MEAN, POOL_MODE, plain_2x2
+from .pool_s2 import applies as three_by_two
 
 # seconds = _COST[op] . cost_features(op, spec). Convolution: an intercept, the wide-grid
-# features of _grid_features, and bytes of the input, its phase copy and the output; the
-# backward has dX's grid features (stride 1) or scatter FLOPs (other strides) and dW's
-# FLOPs at stride 1 or not. Pooling: an intercept, window-tap bytes and output rows of the
-# general kernel, input bytes of the 2x2 one for max/min and for mean. FLOP and byte
-# features scale with the itemsize (float64 has half the SIMD lanes).
+# features of _grid_features (fused and one-tap FLOPs, passes, copied rows), and bytes of
+# the input, its phase copy and the output; the backward has dX's grid features summed
+# over its stride phases, then dW's FLOPs on the phase grid and its passes. Depthwise 3x3
+# layers (their own kernels) have only the last three: bytes moved at stride 1 and 2, and
+# planes. Pooling: an intercept, window-tap bytes and output rows of the general kernel,
+# input bytes of the 2x2 kernel for max/min and for mean, of the 3x3 stride-2 forward.
+# FLOP and byte features scale with the itemsize (float64 has half the SIMD lanes).
 #
-# Fitted on 2026-11-25 by benchmarks/fit_cost_models.py (non-negative least squares on
-# relative error) to `fastcnn bench --json` timings from a 2-core AVX2 machine: two runs
-# of the suites resnet18, vgg16, mobilenet and large-kernel and one of lenet and quick,
-# timed by interleaved medians, each row's least time over the runs. Refit when the
-# kernels, the features or the machine change, and update this note.
+# Fitted on 2026-11-30 by benchmarks/fit_cost_models.py (non-negative least squares on
+# relative error) to `fastcnn bench --json` float32 timings from a 2-core AVX-512 machine
+# (Zen 5): two runs of the suites resnet18, vgg16 and mobilenet and one of lenet and
+# quick, numba and im2col, convolution and max pooling, each row's least time over the
+# runs; the 2x2 mean pooling coefficients (no rows) are the previous fit's. Refit when
+# the kernels, the features or the machine change, and update this note.
 _COST = {
-    "conv2d": (5.03e-05, 5.37e-12, 1.24e-11, 0.0, 3.14e-09, 9.75e-09, 3.77e-11),
+    "conv2d": (2.07e-05, 6.48e-12, 0.0, 5.38e-09, 9.67e-09, 1.53e-11, 2.12e-11, 2.65e-11, 3.09e-08),
     "conv2d_backward": (
-        1.01e-4,
-        1.19e-11,
-        1.56e-11,
-        2.71e-11,
-        2.28e-08,
-        1.72e-08,
-        3.26e-10,
-        3.42e-12,
+        1.81e-05,
+        3.82e-12,
+        5.38e-12,
         0.0,
-        4.2e-11,
+        3.04e-08,
+        5.64e-12,
+        1.76e-08,
+        1.23e-10,
+        3.58e-11,
+        8.08e-11,
+        1.41e-07,
     ),
-    "pool2d": (3.78e-05, 3.39e-11, 1.12e-08, 1.83e-11, 9.34e-12),
-    "pool2d_backward": (2.66e-05, 8.03e-11, 6.61e-08, 3.19e-10, 4.53e-11),
+    "pool2d": (2.98e-05, 0.0, 0.0, 9.07e-12, 9.34e-12, 2.51e-11),
+    "pool2d_backward": (0.0, 1.58e-10, 5.05e-08, 2.68e-10, 4.53e-11, 0.0),
 }
 
 
 def _grid_features(
     n_img: int,
-    out_h: int,
-    out_w: int,
+    out_hw: tuple[int, int],
     out_per_group: int,
     in_per_group: int,
-    spec: ConvSpec,
+    groups: int,
+    kernel: tuple[int, int],
     stride: tuple[int, int],
+    dilation: tuple[int, int],
     item: int,
-) -> tuple[float, float, float, float, float]:
-    """Cost features of one ``conv._conv_forward_grid`` run (forward, or dX as a forward).
+) -> tuple[float, float, float, float]:
+    """Cost features of one ``conv._conv_forward_grid`` run (forward, or a phase of dX).
 
-    FLOPs computed on the wide grid (discarded cells included) by the fused 3-wide path,
-    the blocked path and the one-channel (depthwise) path, then the number of inner-loop
-    passes and of rows ``conv._phase_grid`` copies, whose fixed costs dominate on small
-    planes.
+    FLOPs computed on the wide grid (discarded cells included) by the fused path (three
+    taps, four output channels per pass) and by the one-tap path, then the number of
+    inner-loop passes and of rows ``conv._phase_grid`` copies, whose fixed costs dominate
+    on small planes.
     """
-    kh, kw = spec.kernel
-    wp, prows = grid_shape(out_h, out_w, spec.kernel, stride, spec.dilation)
+    kh, kw = kernel
+    wp, prows = grid_shape(*out_hw, kernel, stride, dilation)
     grid_h = n_img * prows
     rows = max(1, min(grid_h, TILE_CELLS // wp))
     tiles = -(-grid_h // rows)
     blocks = -(-out_per_group // OUT_BLOCK)
-    work = 2.0 * kh * kw * grid_h * wp * spec.groups * out_per_group * in_per_group * item / 4
-    fused = kw == 3 and out_per_group >= OUT_BLOCK
-    per_pass = 1 if fused else min(out_per_group, OUT_BLOCK) * kw
-    passes = float(spec.groups * tiles * blocks * in_per_group * kh * per_pass)
-    copied_rows = float(grid_h * spec.groups * in_per_group * stride[0] * stride[1])
-    if out_per_group == 1:
-        return 0.0, 0.0, work, passes, copied_rows
+    work = 2.0 * kh * kw * grid_h * wp * groups * out_per_group * in_per_group * item / 4
+    taps = in_per_group * kh * kw
+    fused = out_per_group >= OUT_BLOCK
+    per_block = taps // 3 + taps % 3 * OUT_BLOCK if fused else taps * out_per_group
+    passes = float(groups * tiles * blocks * per_block)
+    copied_rows = float(grid_h * groups * in_per_group * stride[0] * stride[1])
     if fused:
-        return work, 0.0, 0.0, passes, copied_rows
-    return 0.0, work, 0.0, passes, copied_rows
+        return work, 0.0, passes, copied_rows
+    return 0.0, work, passes, copied_rows
 
 
-def _pool_features(spec: PoolSpec, item: int) -> tuple[float, ...]:
-    """Pooling's features: the fused 2x2 kernel's bytes by mode, or the general kernel's."""
-    x_bytes = spec.batch * spec.channels * spec.height * spec.width * item
+def _dx_features(spec: ConvSpec, item: int) -> tuple[float, ...]:
+    """The sum of :func:`_grid_features` over dX's stride phases (``conv_grad``)."""
+    total = np.zeros(4)
+    (sh, sw), (dh, dw), (kh, kw) = spec.stride, spec.dilation, spec.kernel
+    cin_g, out_g = spec.in_channels // spec.groups, spec.out_channels // spec.groups
+    for a in range(sh):
+        ki = _phase_taps(kh, sh, dh, a)[2]
+        rows = _phase_rows(spec.height, spec.padding[0], sh, a)[2]
+        for b in range(sw):
+            kj = _phase_taps(kw, sw, dw, b)[2]
+            cols = _phase_rows(spec.width, spec.padding[2], sw, b)[2]
+            if ki and kj and rows and cols:
+                dil = (dh // np.gcd(sh, dh), dw // np.gcd(sw, dw))
+                total += _grid_features(
+                    spec.batch, (rows, cols), cin_g, out_g, spec.groups, (ki, kj), (1, 1), dil, item
+                )
+    return tuple(float(v) for v in total)
+
+
+def _dw_features(spec: ConvSpec, item: int) -> tuple[float, float]:
+    """dW's FLOPs on the stacked phase grid and its number of 3-tap passes."""
+    wp, prows = grid_shape(spec.out_height, spec.out_width, spec.kernel, spec.stride, spec.dilation)
+    cin_g, out_g = spec.in_channels // spec.groups, spec.out_channels // spec.groups
+    taps = spec.kernel[0] * spec.kernel[1]
+    cells = spec.batch * prows * wp
+    work = 2.0 * taps * cells * spec.out_channels * cin_g * item / 4
+    passes = float(spec.groups * -(-out_g // 2) * cin_g * -(-taps // 3))
+    return work, passes
+
+
+def _pool_features(op: str, spec: PoolSpec, item: int) -> tuple[float, ...]:
+    """Pooling's features: the fused 2x2 kernel's bytes by mode, the 3x3 stride-2 forward's
+    bytes, or the general kernel's."""
+    x_bytes = float(spec.batch * spec.channels * spec.height * spec.width * item)
     extreme = POOL_MODE[spec.mode] != MEAN
     if plain_2x2(spec):
-        return (1.0, 0.0, 0.0, float(x_bytes * extreme), float(x_bytes * (not extreme)))
+        return (1.0, 0.0, 0.0, x_bytes * extreme, x_bytes * (not extreme), 0.0)
+    if op == POOL2D and three_by_two(spec):
+        return (1.0, 0.0, 0.0, 0.0, 0.0, x_bytes)
     rows = spec.batch * spec.channels * spec.out_height
-    return (1.0, float(spec.flops * item), float(rows), 0.0, 0.0)
+    return (1.0, float(spec.flops * item), float(rows), 0.0, 0.0, 0.0)
 
 
 def cost_features(op: str, spec: ConvSpec | PoolSpec) -> tuple[float, ...]:
     """The cost model's features for ``op`` on ``spec`` (see ``_COST``)."""
     item = np.dtype(spec.dtype).itemsize
     if isinstance(spec, PoolSpec):
-        return _pool_features(spec, item)
+        return _pool_features(op, spec, item)
     cin_g = spec.in_channels // spec.groups
     out_g = spec.out_channels // spec.groups
     x_bytes = spec.batch * spec.in_channels * spec.height * spec.width * item
     y_bytes = spec.batch * spec.out_channels * spec.out_height * spec.out_width * item
+    if depthwise_applies(spec):
+        # Memory-bound kernels: bytes moved and work items, by stride.
+        moved = float(x_bytes + y_bytes) * (1 if op == CONV2D else 2)
+        items = float(spec.batch * spec.in_channels)
+        s1 = spec.stride == (1, 1)
+        dw = (moved * s1, moved * (not s1), items)
+        if op == CONV2D:
+            return (1.0, 0.0, 0.0, 0.0, 0.0, 0.0, *dw)
+        return (1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, *dw)
     if op == CONV2D:
         grid = _grid_features(
-            spec.batch, spec.out_height, spec.out_width, out_g, cin_g, spec, spec.stride, item
+            spec.batch,
+            (spec.out_height, spec.out_width),
+            out_g,
+            cin_g,
+            spec.groups,
+            spec.kernel,
+            spec.stride,
+            spec.dilation,
+            item,
         )
-        return (1.0, *grid, float(2 * x_bytes + y_bytes))
-    flops = spec.flops * item / 4
-    if dx_on_grid(spec):
-        dx_grid = _grid_features(
-            spec.batch, spec.height, spec.width, cin_g, out_g, spec, (1, 1), item
-        )
-        dx_scatter = 0.0
-    else:
-        dx_grid, dx_scatter = (0.0, 0.0, 0.0, 0.0, 0.0), flops
-    unit = spec.stride == (1, 1)
-    dw_unit, dw_strided = (flops, 0.0) if unit else (0.0, flops)
+        return (1.0, *grid, float(2 * x_bytes + y_bytes), 0.0, 0.0, 0.0)
     return (
         1.0,
-        *dx_grid,
-        dx_scatter,
-        dw_unit,
-        dw_strided,
+        *_dx_features(spec, item),
+        *_dw_features(spec, item),
         float(3 * x_bytes + 2 * y_bytes),
+        0.0,
+        0.0,
+        0.0,
     )
 
 

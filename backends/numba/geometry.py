@@ -1,7 +1,7 @@
 """Window geometry shared by the convolution and pooling kernels.
 
 Numba's on-disk cache checks only the file that holds a cached kernel, so after editing
-this module clear the package's ``__pycache__`` (or touch conv.py and pool.py).
+this module clear the package's ``__pycache__`` (or touch pool.py).
 """
 
 from __future__ import annotations

@@ -1,0 +1,121 @@
+"""Max/min pooling forward over 3x3 windows at stride 2 (ResNet's pooling layer).
+
+Kept apart from :mod:`.pool`'s general kernels, whose ``_pick`` rule (the first extreme
+in order, any NaN wins) it shares, so that the forward values are those of the general
+kernel; the backward runs the general kernel. Numba's disk cache checks only this file:
+after editing ``_pick`` in :mod:`.pool`, clear the package's ``__pycache__``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+from fastcnn.jit import launch, readonly
+from fastcnn.spec import PoolSpec
+
+from .pool import MAX, MEAN, MIN, POOL_MODE, _pick
+
+#: Output cells per block of the 3x3 stride-2 kernel: its row buffers stay in L1.
+_BLOCK_CELLS = 2048
+#: Blocks are split into at most this many tasks, each allocating its buffers once.
+_TASKS = 256
+
+
+@njit(parallel=True, cache=True)
+def _pool3x3s2_forward(x, y, mode, fill, top, left, rows):  # pragma: no cover
+    """Max/min 3x3 windows at stride 2 with padding 0 or 1: ResNet's pooling layer.
+
+    A column pass at stride 2 would need a lone stride-2 load, which LLVM vectorises
+    badly. So one pass over each output row's three input rows reduces them at the even
+    and the odd padded columns together (pairs of stride-2 loads) into ``even[m]`` (padded
+    column 2m) and ``pair[m]`` (columns 2m and 2m + 1), and output column t is
+    ``pair[t]`` reduced with ``even[t + 1]``: rows first, then columns in order, as in the
+    general kernel. Every output cell is written by one task.
+    """
+    n_img, n_ch = x.shape[0], x.shape[1]
+    out_h, out_w = y.shape[2], y.shape[3]
+    pitch = out_w + 1
+    blocks = (out_h + rows - 1) // rows
+    items = n_img * n_ch * blocks
+    tasks = min(items, _TASKS)
+    for task in prange(tasks):
+        pair = np.empty(pitch, dtype=x.dtype)
+        even = np.empty(pitch, dtype=x.dtype)
+        for item in range(task * items // tasks, (task + 1) * items // tasks):
+            plane, blk = item // blocks, item % blocks
+            n, c = plane // n_ch, plane % n_ch
+            oh0 = blk * rows
+            nr = min(rows, out_h - oh0)
+            # The mode as a literal in each call, so that the selects have no branch.
+            if mode == MAX:
+                _block3x3(x, y, n, c, oh0, nr, pair, even, fill, top, left, MAX)
+            else:
+                _block3x3(x, y, n, c, oh0, nr, pair, even, fill, top, left, MIN)
+
+
+@njit(inline="always", cache=True)
+def _edge3(ra, rb, rc, m, even, pair, fill, left, mode):  # pragma: no cover
+    """Padded columns 2m and 2m + 1 of :func:`_block3x3` where they may be padding."""
+    width = ra.shape[0]
+    e = o = even.dtype.type(fill)
+    ce, co = 2 * m - left, 2 * m + 1 - left
+    if 0 <= ce < width:
+        e = _pick(_pick(_pick(e, ra[ce], mode), rb[ce], mode), rc[ce], mode)
+    if 0 <= co < width:
+        o = _pick(_pick(_pick(o, ra[co], mode), rb[co], mode), rc[co], mode)
+    even[m] = e
+    pair[m] = _pick(e, o, mode)
+
+
+@njit(inline="always", cache=True)
+def _block3x3(x, y, n, c, oh0, nr, pair, even, fill, top, left, mode):  # pragma: no cover
+    """Output rows ``oh0 .. oh0+nr`` of one plane for :func:`_pool3x3s2_forward`."""
+    height, width = x.shape[2], x.shape[3]
+    out_w = y.shape[3]
+    # Padded columns 2m and 2m + 1 are input columns 2m - left and 2m + 1 - left: pairs
+    # of stride-2 loads from ``base`` for m in [m0, m1), the padding outside.
+    m0 = left
+    m1 = max(m0, min(out_w + 1, (width - 1 + left) // 2))
+    for k in range(nr):
+        r = 2 * (oh0 + k) - top
+        lo, hi = max(r, 0), min(r + 3, height)
+        # A window's rows outside the input are replaced by its first row inside: the
+        # same extreme (the padding never wins a window that holds an input cell).
+        ra, rb, rc = x[n, c, lo], x[n, c, min(lo + 1, hi - 1)], x[n, c, hi - 1]
+        ba, bb, bc = ra[2 * m0 - left :], rb[2 * m0 - left :], rc[2 * m0 - left :]
+        ev, pr = even[m0:], pair[m0:]
+        for m in range(m1 - m0):
+            e = _pick(_pick(ba[2 * m], bb[2 * m], mode), bc[2 * m], mode)
+            o = _pick(_pick(ba[2 * m + 1], bb[2 * m + 1], mode), bc[2 * m + 1], mode)
+            ev[m] = e
+            pr[m] = _pick(e, o, mode)
+        for m in range(m0):
+            _edge3(ra, rb, rc, m, even, pair, fill, left, mode)
+        for m in range(m1, out_w + 1):
+            _edge3(ra, rb, rc, m, even, pair, fill, left, mode)
+        out = y[n, c, oh0 + k]
+        nxt = even[1:]
+        for t in range(out_w):
+            out[t] = _pick(pair[t], nxt[t], mode)
+
+
+def applies(spec: PoolSpec) -> bool:
+    """Max/min 3x3 windows at stride 2, undilated, padding 0 or 1 on every side."""
+    return (
+        spec.kernel == (3, 3)
+        and spec.stride == (2, 2)
+        and spec.dilation == (1, 1)
+        and POOL_MODE[spec.mode] != MEAN
+        and max(spec.padding) <= 1
+    )
+
+
+def forward(x: np.ndarray, spec: PoolSpec) -> np.ndarray:
+    """Max or min pooling of ``x`` where :func:`applies`."""
+    y = np.empty(spec.y_shape, dtype=spec.dtype)
+    rows = max(1, min(spec.out_height, _BLOCK_CELLS // (spec.out_width + 1)))
+    top, left = spec.padding[0], spec.padding[2]
+    mode = POOL_MODE[spec.mode]
+    launch(_pool3x3s2_forward, readonly(x), y, mode, spec.pad_value, top, left, rows)
+    return y
