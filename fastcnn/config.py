@@ -35,13 +35,17 @@ def get_workspace_limit() -> int:
     return _workspace_bytes
 
 
-def set_num_threads(n: int | None) -> None:
-    """Threads a parallel backend may use; ``None`` means one per available core."""
+def set_num_threads(n: int | None) -> int | None:
+    """Threads a parallel backend may use; ``None`` means one per available core.
+
+    Returns the previous setting (``None`` or an int), so that it can be restored.
+    """
     if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
         raise ValueError(f"n={n!r} must be a positive int or None")
     global _num_threads
     with _lock:
-        _num_threads = n
+        previous, _num_threads = _num_threads, n
+    return previous
 
 
 def get_num_threads() -> int:

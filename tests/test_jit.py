@@ -43,3 +43,14 @@ def test_readonly_is_a_view_that_cannot_be_written():
     a = np.arange(6.0)
     view = jit.readonly(a)
     assert view.base is a and not view.flags.writeable and a.flags.writeable
+
+
+def test_set_num_threads_returns_the_previous_setting_to_restore():
+    before = fastcnn.set_num_threads(3)
+    try:
+        assert fastcnn.get_num_threads() == 3
+        assert fastcnn.set_num_threads(1) == 3
+    finally:
+        assert fastcnn.set_num_threads(before) == 1
+    with pytest.raises(ValueError, match="n=0"):
+        fastcnn.set_num_threads(0)

@@ -24,7 +24,6 @@ CHECK = "threads"
 @contextmanager
 def thread_count(n: int) -> Iterator[None]:
     """Every thread pool a backend may use limited to ``n`` threads, for the block."""
-    previous = config._num_threads
     with ExitStack() as stack:
         try:
             from threadpoolctl import threadpool_limits
@@ -32,7 +31,7 @@ def thread_count(n: int) -> Iterator[None]:
             pass
         else:
             stack.enter_context(threadpool_limits(n, user_api="blas"))
-        config.set_num_threads(n)
+        previous = config.set_num_threads(n)
         try:
             yield
         finally:
