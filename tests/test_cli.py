@@ -61,9 +61,13 @@ def test_backends_shows_a_broken_plugin_as_unavailable_with_its_reason(
     assert _cells(out, "naive")[1] == "yes"
 
 
-def test_python_dash_m_runs_the_same_command():
-    done = subprocess.run(
-        [sys.executable, "-m", "fastcnn", "backends"], capture_output=True, text=True, check=False
+def test_python_dash_m_runs_the_same_command(tmp_path):
+    done = subprocess.run(  # outside the clone, whose source folder would shadow the install
+        [sys.executable, "-m", "fastcnn", "backends"],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=tmp_path,
     )
     assert done.returncode == 0, done.stderr
     for name in BUILT_IN:
