@@ -92,6 +92,27 @@ def serial_twin(kernel: Any) -> Callable[..., Any]:
     return twin
 
 
+_blas_controller: Any = None
+
+
+def one_blas_thread() -> Any:
+    """A context in which BLAS runs on one thread, for kernels whose workers each call it.
+
+    Numba's ``np.dot`` calls the BLAS SciPy links; called at once from every worker of a
+    parallel kernel, a multithreaded BLAS would start its own threads inside each worker
+    (OpenBLAS warns that it may hang). SciPy's BLAS is loaded before the controller looks
+    for libraries, or the controller would not see it. Every BLAS is held at one thread,
+    numpy's included, until the context exits.
+    """
+    global _blas_controller
+    if _blas_controller is None:
+        import scipy.linalg.cython_blas  # noqa: F401  (loads the library Numba calls)
+        from threadpoolctl import ThreadpoolController
+
+        _blas_controller = ThreadpoolController()
+    return _blas_controller.limit(limits=1, user_api="blas")
+
+
 def readonly(array: np.ndarray) -> np.ndarray:
     """A read-only view, so every call compiles to (and caches) one signature per dtype."""
     view = array.view()

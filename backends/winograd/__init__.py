@@ -9,14 +9,16 @@ transformed filters as ``U[point, out_channel, channel]``, ``M[p] = U[p] @ V[p]`
 (Cout x Cin) @ (Cin x tiles) GEMM over the whole batch chunk, which BLAS runs near its
 speed. F(4,3) does 36 multiplies per 16 outputs where direct summation does 144.
 
-The transforms are two parallel Numba kernels (``_kernels.py``, generated from the matrices
-by ``transforms.py``), each reading and writing a tile once and vectorised across a block
-of tiles: :func:`_tiles_in` (``L d L^T`` of every window, zero outside the source: the
-input transform, and also the filter transform and dY's transform for dW) and
-:func:`_tiles_out` (``R M R^T`` scattered back, cropped, plus bias: the inverse transform,
-and also dW's final transform). Filters are transformed once per call (never cached: in
-training they change every step). Tiles are processed in chunks whose ``V`` and ``M``
-stay under ``fastcnn.config.get_workspace_limit()`` (and a cache-sized cap).
+The whole pipeline of a block of tiles runs in one parallel Numba kernel
+(``fused.py``): the input transform (from a zero-padded copy of the input), the GEMMs
+(``np.dot`` called by each worker, with BLAS held at one thread) and the inverse
+transform, so the transformed data stays in the worker's cache. The transforms are
+generated straight-line code (``_kernels.py``, from the matrices by ``transforms.py``),
+vectorised across a block of tiles. Filters are transformed once per call (never cached:
+in training they change every step); on small maps with many filters, each task
+transforms its own block of filters instead. Tiles are processed in chunks whose
+transformed data stays under ``fastcnn.config.get_workspace_limit()`` (and a cache-sized
+cap).
 
 Backward: dX is the 3x3 stride-1 correlation of dY (read with offset ``2 - pad``) with the
 filters rotated 180 degrees and their channel axes swapped, through the same forward path.
@@ -36,13 +38,13 @@ import math
 import numpy as np
 
 from fastcnn.config import get_num_threads, get_workspace_limit
-from fastcnn.jit import launch, readonly
+from fastcnn.jit import launch, one_blas_thread, readonly
 from fastcnn.ops import CONV2D, CONV2D_BACKWARD
 from fastcnn.registry import BackendBase, ConvGrads, ErrorModel, GradNeed, bias_gradient
 from fastcnn.scratch import scratch
 from fastcnn.spec import ConvSpec, PoolSpec
 
-from . import _kernels
+from . import fused
 from .transforms import (
     IN_KERNELS,
     OUT_KERNELS,
@@ -69,8 +71,8 @@ def error_model(tile: int) -> ErrorModel:
 #: the workspace limit allows more, so that they stay in the last-level cache between
 #: the transform, the GEMMs and the inverse transform.
 _CACHE_FRIENDLY_CHUNK_BYTES = 16 * 2**20
-#: Extra bytes between the tile points of transformed data (see :func:`_skewed`).
-_SKEW_BYTES = 64
+#: Output channels per task of :func:`fused.by_channels`.
+_O_BLOCK = 32
 
 # Cost model for backend="auto": seconds = the coefficients below . the features of
 # _features (an intercept, GEMM FLOPs, bytes of transformed data, bytes of transformed
@@ -93,69 +95,7 @@ _COST = {
 }
 
 
-def _rows(a: np.ndarray) -> np.ndarray:
-    """The ``(points, stride)`` C-contiguous view of a :func:`_skewed` array."""
-    item = a.itemsize
-    return np.lib.stride_tricks.as_strided(
-        a, (a.shape[0], a.strides[0] // item), (a.strides[0], item)
-    )
-
-
-def _tiles_in(
-    name: str,
-    src: np.ndarray,
-    out: np.ndarray,
-    t0: int,
-    step: int,
-    top: int,
-    left: int,
-    tiles_h: int,
-    tiles_w: int,
-) -> None:
-    """``out[:, c, t - t0] = L d_t L^T`` for the windows ``d_t`` of ``src`` (see _kernels)."""
-    k = named_matrices()[name].shape[1]
-    kc = constants(name, src.dtype.name)
-    which = IN_KERNELS.index(name)
-    args = (_rows(out), out.shape[2], t0, step, top, left, tiles_h, tiles_w, get_num_threads())
-    launch(_kernels.tiles_in, which, k, readonly(src), kc, *args)
-
-
-def _tiles_out(
-    name: str,
-    prod: np.ndarray,
-    bias: np.ndarray,
-    dst: np.ndarray,
-    t0: int,
-    tiles_h: int,
-    tiles_w: int,
-) -> None:
-    """``dst``'s tiles = ``R M_t R^T + bias`` of the products ``prod`` (see _kernels)."""
-    m = named_matrices()[name].shape[0]
-    kc = constants(name, dst.dtype.name)
-    rows = readonly(_rows(prod))
-    args = (kc, readonly(bias), dst, t0, tiles_h, tiles_w, get_num_threads())
-    launch(_kernels.tiles_out, OUT_KERNELS.index(name), m, rows, prod.shape[2], *args)
-
-
 # --- the algorithm ---------------------------------------------------------------------------
-
-
-def _skewed(slot: str | None, points: int, rows: int, cols: int, dtype: np.dtype) -> np.ndarray:
-    """A ``(points, rows, cols)`` array whose points lie a whole number of pages plus one
-    cache line apart (``slot``: a scratch buffer; None: a new array).
-
-    A transform kernel writes (or reads) all points of a tile at once: points a multiple
-    of 4 KiB apart map to the same few L1 sets, and their 16 or 36 streams then evict each
-    other on every access (measured: 10x slower filter transforms).
-    """
-    item = np.dtype(dtype).itemsize
-    page = -(-rows * cols * item // 4096) * 4096
-    stride = (page + _SKEW_BYTES) // item
-    size = (points * stride,)
-    flat = scratch(slot, size, dtype) if slot else np.empty(size, dtype=dtype)
-    return np.lib.stride_tricks.as_strided(
-        flat, (points, rows, cols), (stride * item, cols * item, item)
-    )
 
 
 def _tile_grid(out_h: int, out_w: int, m: int) -> tuple[int, int]:
@@ -168,84 +108,133 @@ def _chunk_tiles(total: int, bytes_per_tile: int) -> int:
     return max(1, min(total, limit // max(bytes_per_tile, 1)))
 
 
-def _filters(w: np.ndarray, m: int, groups: int) -> np.ndarray:
-    """``U[p, group, o, c] = (G w[o, c] G^T)[p]``, the filters transformed once per call."""
-    n_out, cin_g = w.shape[:2]
-    points = (m + 2) ** 2
-    u = _skewed(None, points, 1, n_out * cin_g, w.dtype)
-    # Each filter is a one-tile image of one channel.
-    _tiles_in(f"g{m}", w.reshape(-1, 1, 3, 3), u, 0, 3, 0, 0, 1, 1)
-    return u.reshape(points, groups, n_out // groups, cin_g)
+def _padded(slot: str, x: np.ndarray, offset: tuple[int, int], rows: int, cols: int) -> np.ndarray:
+    """``xp[:, :, r, s] = x[:, :, r - offset[0], s - offset[1]]``, zero outside ``x``:
+    ``rows x cols`` cells, so that every tile's window lies inside."""
+    n_img, n_ch, height, width = x.shape
+    xp = scratch(slot, (n_img, n_ch, rows, cols), x.dtype)
+    top, left = offset
+    r0, r1 = max(0, top), min(rows, top + height)
+    c0, c1 = max(0, left), min(cols, left + width)
+    if r0 > 0 or c0 > 0 or r1 < rows or c1 < cols:
+        xp[...] = 0
+    if r0 < r1 and c0 < c1:
+        xp[:, :, r0:r1, c0:c1] = x[:, :, r0 - top : r1 - top, c0 - left : c1 - left]
+    return xp
 
 
-def _product(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
-    """Stacked GEMM ``a @ b``, or a broadcast product when the inner size is 1 (depthwise)."""
-    if a.shape[-1] == 1:
-        np.multiply(a, b, out=out)
-    else:
-        np.matmul(a, b, out=out)
+def _tile_origins(n_img: int, tiles_h: int, tiles_w: int, m: int) -> tuple[np.ndarray, ...]:
+    """Image, row and column of every tile's top left, tiles in (image, row, column) order."""
+    t = np.arange(n_img * tiles_h * tiles_w, dtype=np.int64)
+    per_image = tiles_h * tiles_w
+    return t // per_image, (t % per_image) // tiles_w * m, t % tiles_w * m
 
 
 def _correlate(
     x: np.ndarray,
-    u: np.ndarray,
+    w: np.ndarray,
+    groups: int,
     bias: np.ndarray,
     offset: tuple[int, int],
     out_shape: tuple[int, int],
     m: int,
 ) -> np.ndarray:
-    """3x3 stride-1 correlation of ``x`` with transformed filters ``u`` (plus ``bias``).
+    """3x3 stride-1 correlation of ``x`` with filters ``w`` (plus ``bias``).
 
     Output cell (r, s) reads input rows ``r - offset[0] ..`` and columns
     ``s - offset[1] ..``; cells outside ``x`` count as zero, so any padding (or a crop,
     for a negative offset) is an offset.
     """
     n_img, n_ch = x.shape[:2]
-    points, groups, out_g, cin_g = u.shape
-    n_out = groups * out_g
+    n_out = w.shape[0]
     tiles_h, tiles_w = _tile_grid(*out_shape, m)
-    total = n_img * tiles_h * tiles_w
+    xp = _padded("winograd_x", x, offset, tiles_h * m + 2, tiles_w * m + 2)
+    tn, tr, tc = _tile_origins(n_img, tiles_h, tiles_w, m)
     y = np.empty((n_img, n_out, *out_shape), dtype=x.dtype)
-    step = _chunk_tiles(total, points * (n_ch + n_out) * x.itemsize)
-    for t0 in range(0, total, step):
-        count = min(step, total - t0)
-        v = _skewed("winograd_v", points, n_ch, count, x.dtype)
-        _tiles_in(f"bt{m}", x, v, t0, m, *offset, tiles_h, tiles_w)
-        prod = _skewed("winograd_m", points, n_out, count, x.dtype)
-        _product(
-            u, v.reshape(points, groups, cin_g, count), prod.reshape(points, groups, out_g, count)
-        )
-        _tiles_out(f"at{m}", prod, bias, y, t0, tiles_h, tiles_w)
+    kc_out = constants(f"at{m}", x.dtype.name)
+    workers = get_num_threads()
+    w = np.ascontiguousarray(w)
+    if _by_channels(tn.size, n_out // groups):
+        kc_g = constants(f"g{m}", x.dtype.name)
+        step = _chunk_tiles(tn.size, (m + 2) ** 2 * n_ch * x.itemsize)
+        for t0 in range(0, tn.size, step):
+            tiles = (tn[t0 : t0 + step], tr[t0 : t0 + step], tc[t0 : t0 + step])
+            v = _windows(f"bt{m}", xp, tiles, m + 2, "winograd_v")
+            args = (xp, w, v, kc_g, kc_out, bias, y, *tiles, _O_BLOCK, workers)
+            with one_blas_thread():
+                launch(fused.by_channels, m, *args)
+    else:
+        u = _transformed_filters(w, m)
+        kc_in = constants(f"bt{m}", x.dtype.name)
+        args = (xp, u, groups, kc_in, kc_out, bias, y, tn, tr, tc, workers)
+        with one_blas_thread():
+            launch(fused.by_tiles, m, *args)
     return y
+
+
+def _by_channels(tiles: int, out_g: int) -> bool:
+    """Whether to run :func:`fused.by_channels`: with fewer tiles than filters per group,
+    each task transforms its own filters, which then never travel through memory (at
+    F(4,3) they are 4x the filters' bytes)."""
+    return tiles < out_g
+
+
+def _transformed_filters(w: np.ndarray, m: int) -> np.ndarray:
+    """``U[p, o*cin_g + c] = (G w[o, c] G^T)[p]``: the filters transformed once per call
+    (never cached: in training they change every step), one row per tile point."""
+    n_out, cin_g = w.shape[:2]
+    u = np.empty(((m + 2) ** 2, n_out * cin_g + fused.ROW_PAD), dtype=w.dtype)
+    name = f"g{m}"
+    kc = constants(name, w.dtype.name)
+    launch(fused.filters, IN_KERNELS.index(name), w, u, kc, get_num_threads())
+    return u
+
+
+def _windows(
+    name: str, xp: np.ndarray, tiles: tuple[np.ndarray, ...], k: int, slot: str
+) -> np.ndarray:
+    """``v[p, c*stride + t]``: in-transform ``name`` of the k x k window of every channel
+    and tile (top left at ``xp[tn[t], c, tr[t], tc[t]]``); ``stride`` is the tile count
+    rounded up to 16."""
+    n_ch, count = xp.shape[1], tiles[0].size
+    points = named_matrices()[name].shape[0] ** 2
+    stride = -(-count // 16) * 16
+    v = scratch(slot, (points, n_ch * stride + fused.ROW_PAD), xp.dtype)
+    kc = constants(name, xp.dtype.name)
+    which = IN_KERNELS.index(name)
+    launch(fused.windows, which, k, readonly(xp), v, *tiles, stride, kc, get_num_threads())
+    return v
 
 
 def _filter_grad(grad_y: np.ndarray, x: np.ndarray, spec: ConvSpec, m: int) -> np.ndarray:
     """dW as the exact gradient of the Winograd forward: ``G^T [sum_t (A dY_t A^T) * V_t] G``."""
     points = (m + 2) ** 2
-    groups, n_out = spec.groups, spec.out_channels
-    out_g, cin_g = n_out // groups, spec.in_channels // groups
+    groups, n_ch, n_out = spec.groups, spec.in_channels, spec.out_channels
+    out_g, cin_g = n_out // groups, n_ch // groups
     tiles_h, tiles_w = _tile_grid(spec.out_height, spec.out_width, m)
-    total = spec.batch * tiles_h * tiles_w
     top, _, left, _ = spec.padding
-    grad_u = _skewed(None, points, 1, n_out * cin_g, spec.dtype)
-    grad_u[...] = 0
-    grad_u4 = grad_u.reshape(points, groups, out_g, cin_g)
-    step = _chunk_tiles(total, points * (spec.in_channels + n_out) * x.itemsize)
-    for t0 in range(0, total, step):
-        count = min(step, total - t0)
-        v = _skewed("winograd_v", points, spec.in_channels, count, x.dtype)
-        _tiles_in(f"bt{m}", x, v, t0, m, top, left, tiles_h, tiles_w)
-        d = _skewed("winograd_m", points, n_out, count, x.dtype)
-        _tiles_in(f"a{m}", grad_y, d, t0, m, 0, 0, tiles_h, tiles_w)
-        v4 = v.reshape(points, groups, cin_g, count)
-        d4 = d.reshape(points, groups, out_g, count)
+    xp = _padded("winograd_x", x, (top, left), tiles_h * m + 2, tiles_w * m + 2)
+    dyp = _padded("winograd_dy", grad_y, (0, 0), tiles_h * m, tiles_w * m)
+    tn, tr, tc = _tile_origins(spec.batch, tiles_h, tiles_w, m)
+    grad_u = np.zeros((points, groups, out_g, cin_g), dtype=spec.dtype)
+    step = _chunk_tiles(tn.size, points * (n_ch + n_out) * x.itemsize)
+    for t0 in range(0, tn.size, step):
+        tiles = (tn[t0 : t0 + step], tr[t0 : t0 + step], tc[t0 : t0 + step])
+        count = tiles[0].size
+        stride = -(-count // 16) * 16
+        v = _windows(f"bt{m}", xp, tiles, m + 2, "winograd_v")
+        d = _windows(f"a{m}", dyp, tiles, m, "winograd_m")
+        v4 = v[:, : n_ch * stride].reshape(points, groups, cin_g, stride)[..., :count]
+        d4 = d[:, : n_out * stride].reshape(points, groups, out_g, stride)[..., :count]
         if cin_g == 1:
-            grad_u4 += (d4 * v4).sum(axis=-1, keepdims=True)
+            grad_u += (d4 * v4).sum(axis=-1, keepdims=True)
         else:
-            grad_u4 += np.matmul(d4, v4.transpose(0, 1, 3, 2))
+            grad_u += np.matmul(d4, v4.transpose(0, 1, 3, 2))
     grad_w = np.empty(spec.w_shape, dtype=spec.dtype)
-    zeros = np.zeros(1, dtype=spec.dtype)
-    _tiles_out(f"gt{m}", grad_u, zeros, grad_w.reshape(-1, 1, 3, 3), 0, 1, 1)
+    name = f"gt{m}"
+    kc = constants(name, np.dtype(spec.dtype).name)
+    which = OUT_KERNELS.index(name)
+    launch(fused.filter_grads, which, grad_u.reshape(points, -1), grad_w, kc, get_num_threads())
     return grad_w
 
 
@@ -327,10 +316,10 @@ class WinogradBackend(BackendBase):
         self, x: np.ndarray, w: np.ndarray, b: np.ndarray | None, spec: ConvSpec
     ) -> np.ndarray:
         m = self.tile_for(CONV2D, spec)
-        u = _filters(w, m, spec.groups)
         bias = b if b is not None else np.zeros(spec.out_channels, dtype=spec.dtype)
         top, _, left, _ = spec.padding
-        return _correlate(x, u, bias, (top, left), (spec.out_height, spec.out_width), m)
+        out_shape = (spec.out_height, spec.out_width)
+        return _correlate(x, w, spec.groups, bias, (top, left), out_shape, m)
 
     def conv2d_backward(
         self,
@@ -348,10 +337,11 @@ class WinogradBackend(BackendBase):
             groups, n_out, cin_g = spec.groups, spec.out_channels, spec.in_channels // spec.groups
             rotated = w.reshape(groups, n_out // groups, cin_g, 3, 3)[..., ::-1, ::-1]
             swapped = np.ascontiguousarray(rotated.transpose(0, 2, 1, 3, 4))
-            u = _filters(swapped.reshape(spec.in_channels, n_out // groups, 3, 3), m, groups)
+            swapped = swapped.reshape(spec.in_channels, n_out // groups, 3, 3)
             top, _, left, _ = spec.padding
             zeros = np.zeros(spec.in_channels, dtype=spec.dtype)
-            grad_x = _correlate(grad_y, u, zeros, (2 - top, 2 - left), (spec.height, spec.width), m)
+            offset, in_shape = (2 - top, 2 - left), (spec.height, spec.width)
+            grad_x = _correlate(grad_y, swapped, groups, zeros, offset, in_shape, m)
         if need.w:
             grad_w = _filter_grad(grad_y, x, spec, m)
         if need.b:

@@ -7,928 +7,472 @@ file is current).
 
 from __future__ import annotations
 
-import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from fastcnn.jit import FASTMATH
 
-#: Tiles transformed together by one task: the vector length of the generated loops.
-BLOCK = 128
+#: Tiles transformed together: the trip count of every generated loop, a constant so that
+#: the loops vectorise without a remainder.
+BLOCK = 32
 IN_KERNELS = ('bt2', 'bt4', 'g2', 'g4', 'a2', 'a4')
 OUT_KERNELS = ('at2', 'at4', 'gt2', 'gt4')
 
 
 @njit(cache=True, fastmath=FASTMATH)
-def _in_bt2(win, half, out, at, nq, kc):  # pragma: no cover
-    """``out[u*4 + v, at + q] = (L win[:, :, q] L^T)[u, v]``, L = bt2."""
-    for q in range(nq):
-        half[0, 0, q] = win[0, 0, q] - win[2, 0, q]
-    for q in range(nq):
-        half[0, 1, q] = win[0, 1, q] - win[2, 1, q]
-    for q in range(nq):
-        half[0, 2, q] = win[0, 2, q] - win[2, 2, q]
-    for q in range(nq):
-        half[0, 3, q] = win[0, 3, q] - win[2, 3, q]
-    for q in range(nq):
-        half[1, 0, q] = win[1, 0, q] + win[2, 0, q]
-    for q in range(nq):
-        half[1, 1, q] = win[1, 1, q] + win[2, 1, q]
-    for q in range(nq):
-        half[1, 2, q] = win[1, 2, q] + win[2, 2, q]
-    for q in range(nq):
-        half[1, 3, q] = win[1, 3, q] + win[2, 3, q]
-    for q in range(nq):
-        half[2, 0, q] = -win[1, 0, q] + win[2, 0, q]
-    for q in range(nq):
-        half[2, 1, q] = -win[1, 1, q] + win[2, 1, q]
-    for q in range(nq):
-        half[2, 2, q] = -win[1, 2, q] + win[2, 2, q]
-    for q in range(nq):
-        half[2, 3, q] = -win[1, 3, q] + win[2, 3, q]
-    for q in range(nq):
-        half[3, 0, q] = -win[1, 0, q] + win[3, 0, q]
-    for q in range(nq):
-        half[3, 1, q] = -win[1, 1, q] + win[3, 1, q]
-    for q in range(nq):
-        half[3, 2, q] = -win[1, 2, q] + win[3, 2, q]
-    for q in range(nq):
-        half[3, 3, q] = -win[1, 3, q] + win[3, 3, q]
-    for q in range(nq):
-        out[0, at + q] = half[0, 0, q] - half[0, 2, q]
-    for q in range(nq):
-        out[1, at + q] = half[0, 1, q] + half[0, 2, q]
-    for q in range(nq):
-        out[2, at + q] = -half[0, 1, q] + half[0, 2, q]
-    for q in range(nq):
-        out[3, at + q] = -half[0, 1, q] + half[0, 3, q]
-    for q in range(nq):
-        out[4, at + q] = half[1, 0, q] - half[1, 2, q]
-    for q in range(nq):
-        out[5, at + q] = half[1, 1, q] + half[1, 2, q]
-    for q in range(nq):
-        out[6, at + q] = -half[1, 1, q] + half[1, 2, q]
-    for q in range(nq):
-        out[7, at + q] = -half[1, 1, q] + half[1, 3, q]
-    for q in range(nq):
-        out[8, at + q] = half[2, 0, q] - half[2, 2, q]
-    for q in range(nq):
-        out[9, at + q] = half[2, 1, q] + half[2, 2, q]
-    for q in range(nq):
-        out[10, at + q] = -half[2, 1, q] + half[2, 2, q]
-    for q in range(nq):
-        out[11, at + q] = -half[2, 1, q] + half[2, 3, q]
-    for q in range(nq):
-        out[12, at + q] = half[3, 0, q] - half[3, 2, q]
-    for q in range(nq):
-        out[13, at + q] = half[3, 1, q] + half[3, 2, q]
-    for q in range(nq):
-        out[14, at + q] = -half[3, 1, q] + half[3, 2, q]
-    for q in range(nq):
-        out[15, at + q] = -half[3, 1, q] + half[3, 3, q]
+def _in_bt2(win, out, kc):  # pragma: no cover
+    """``out[(u*4 + v)*BLOCK + q] = (L W_q L^T)[u, v]`` with ``W_q[i, j] = win[(i*4 + j)*BLOCK + q]``, L = bt2."""
+    for q in range(BLOCK):
+        h0_0 = win[q] - win[8 * BLOCK + q]
+        h0_1 = win[1 * BLOCK + q] - win[9 * BLOCK + q]
+        h0_2 = win[2 * BLOCK + q] - win[10 * BLOCK + q]
+        h0_3 = win[3 * BLOCK + q] - win[11 * BLOCK + q]
+        h1_0 = win[4 * BLOCK + q] + win[8 * BLOCK + q]
+        h1_1 = win[5 * BLOCK + q] + win[9 * BLOCK + q]
+        h1_2 = win[6 * BLOCK + q] + win[10 * BLOCK + q]
+        h1_3 = win[7 * BLOCK + q] + win[11 * BLOCK + q]
+        h2_0 = -win[4 * BLOCK + q] + win[8 * BLOCK + q]
+        h2_1 = -win[5 * BLOCK + q] + win[9 * BLOCK + q]
+        h2_2 = -win[6 * BLOCK + q] + win[10 * BLOCK + q]
+        h2_3 = -win[7 * BLOCK + q] + win[11 * BLOCK + q]
+        h3_0 = -win[4 * BLOCK + q] + win[12 * BLOCK + q]
+        h3_1 = -win[5 * BLOCK + q] + win[13 * BLOCK + q]
+        h3_2 = -win[6 * BLOCK + q] + win[14 * BLOCK + q]
+        h3_3 = -win[7 * BLOCK + q] + win[15 * BLOCK + q]
+        out[q] = h0_0 - h0_2
+        out[1 * BLOCK + q] = h0_1 + h0_2
+        out[2 * BLOCK + q] = -h0_1 + h0_2
+        out[3 * BLOCK + q] = -h0_1 + h0_3
+        out[4 * BLOCK + q] = h1_0 - h1_2
+        out[5 * BLOCK + q] = h1_1 + h1_2
+        out[6 * BLOCK + q] = -h1_1 + h1_2
+        out[7 * BLOCK + q] = -h1_1 + h1_3
+        out[8 * BLOCK + q] = h2_0 - h2_2
+        out[9 * BLOCK + q] = h2_1 + h2_2
+        out[10 * BLOCK + q] = -h2_1 + h2_2
+        out[11 * BLOCK + q] = -h2_1 + h2_3
+        out[12 * BLOCK + q] = h3_0 - h3_2
+        out[13 * BLOCK + q] = h3_1 + h3_2
+        out[14 * BLOCK + q] = -h3_1 + h3_2
+        out[15 * BLOCK + q] = -h3_1 + h3_3
 
 
 @njit(cache=True, fastmath=FASTMATH)
-def _in_bt4(win, half, out, at, nq, kc):  # pragma: no cover
-    """``out[u*6 + v, at + q] = (L win[:, :, q] L^T)[u, v]``, L = bt4."""
+def _in_bt4(win, out, kc):  # pragma: no cover
+    """``out[(u*6 + v)*BLOCK + q] = (L W_q L^T)[u, v]`` with ``W_q[i, j] = win[(i*6 + j)*BLOCK + q]``, L = bt4."""
     k0 = kc[0]
     k1 = kc[1]
     k2 = kc[2]
     k3 = kc[3]
-    for q in range(nq):
-        half[0, 0, q] = win[0, 0, q] - k1 * win[1, 0, q] - k2 * win[2, 0, q] + k1 * win[3, 0, q] + win[4, 0, q]
-    for q in range(nq):
-        half[0, 1, q] = win[0, 1, q] - k1 * win[1, 1, q] - k2 * win[2, 1, q] + k1 * win[3, 1, q] + win[4, 1, q]
-    for q in range(nq):
-        half[0, 2, q] = win[0, 2, q] - k1 * win[1, 2, q] - k2 * win[2, 2, q] + k1 * win[3, 2, q] + win[4, 2, q]
-    for q in range(nq):
-        half[0, 3, q] = win[0, 3, q] - k1 * win[1, 3, q] - k2 * win[2, 3, q] + k1 * win[3, 3, q] + win[4, 3, q]
-    for q in range(nq):
-        half[0, 4, q] = win[0, 4, q] - k1 * win[1, 4, q] - k2 * win[2, 4, q] + k1 * win[3, 4, q] + win[4, 4, q]
-    for q in range(nq):
-        half[0, 5, q] = win[0, 5, q] - k1 * win[1, 5, q] - k2 * win[2, 5, q] + k1 * win[3, 5, q] + win[4, 5, q]
-    for q in range(nq):
-        half[1, 0, q] = -win[1, 0, q] + k0 * win[2, 0, q] + k3 * win[3, 0, q] + win[4, 0, q]
-    for q in range(nq):
-        half[1, 1, q] = -win[1, 1, q] + k0 * win[2, 1, q] + k3 * win[3, 1, q] + win[4, 1, q]
-    for q in range(nq):
-        half[1, 2, q] = -win[1, 2, q] + k0 * win[2, 2, q] + k3 * win[3, 2, q] + win[4, 2, q]
-    for q in range(nq):
-        half[1, 3, q] = -win[1, 3, q] + k0 * win[2, 3, q] + k3 * win[3, 3, q] + win[4, 3, q]
-    for q in range(nq):
-        half[1, 4, q] = -win[1, 4, q] + k0 * win[2, 4, q] + k3 * win[3, 4, q] + win[4, 4, q]
-    for q in range(nq):
-        half[1, 5, q] = -win[1, 5, q] + k0 * win[2, 5, q] + k3 * win[3, 5, q] + win[4, 5, q]
-    for q in range(nq):
-        half[2, 0, q] = -win[1, 0, q] + k3 * win[2, 0, q] - k0 * win[3, 0, q] - win[4, 0, q]
-    for q in range(nq):
-        half[2, 1, q] = -win[1, 1, q] + k3 * win[2, 1, q] - k0 * win[3, 1, q] - win[4, 1, q]
-    for q in range(nq):
-        half[2, 2, q] = -win[1, 2, q] + k3 * win[2, 2, q] - k0 * win[3, 2, q] - win[4, 2, q]
-    for q in range(nq):
-        half[2, 3, q] = -win[1, 3, q] + k3 * win[2, 3, q] - k0 * win[3, 3, q] - win[4, 3, q]
-    for q in range(nq):
-        half[2, 4, q] = -win[1, 4, q] + k3 * win[2, 4, q] - k0 * win[3, 4, q] - win[4, 4, q]
-    for q in range(nq):
-        half[2, 5, q] = -win[1, 5, q] + k3 * win[2, 5, q] - k0 * win[3, 5, q] - win[4, 5, q]
-    for q in range(nq):
-        half[3, 0, q] = k2 * win[1, 0, q] + win[2, 0, q] - k2 * win[3, 0, q] - win[4, 0, q]
-    for q in range(nq):
-        half[3, 1, q] = k2 * win[1, 1, q] + win[2, 1, q] - k2 * win[3, 1, q] - win[4, 1, q]
-    for q in range(nq):
-        half[3, 2, q] = k2 * win[1, 2, q] + win[2, 2, q] - k2 * win[3, 2, q] - win[4, 2, q]
-    for q in range(nq):
-        half[3, 3, q] = k2 * win[1, 3, q] + win[2, 3, q] - k2 * win[3, 3, q] - win[4, 3, q]
-    for q in range(nq):
-        half[3, 4, q] = k2 * win[1, 4, q] + win[2, 4, q] - k2 * win[3, 4, q] - win[4, 4, q]
-    for q in range(nq):
-        half[3, 5, q] = k2 * win[1, 5, q] + win[2, 5, q] - k2 * win[3, 5, q] - win[4, 5, q]
-    for q in range(nq):
-        half[4, 0, q] = k0 * win[1, 0, q] - win[2, 0, q] - k0 * win[3, 0, q] + win[4, 0, q]
-    for q in range(nq):
-        half[4, 1, q] = k0 * win[1, 1, q] - win[2, 1, q] - k0 * win[3, 1, q] + win[4, 1, q]
-    for q in range(nq):
-        half[4, 2, q] = k0 * win[1, 2, q] - win[2, 2, q] - k0 * win[3, 2, q] + win[4, 2, q]
-    for q in range(nq):
-        half[4, 3, q] = k0 * win[1, 3, q] - win[2, 3, q] - k0 * win[3, 3, q] + win[4, 3, q]
-    for q in range(nq):
-        half[4, 4, q] = k0 * win[1, 4, q] - win[2, 4, q] - k0 * win[3, 4, q] + win[4, 4, q]
-    for q in range(nq):
-        half[4, 5, q] = k0 * win[1, 5, q] - win[2, 5, q] - k0 * win[3, 5, q] + win[4, 5, q]
-    for q in range(nq):
-        half[5, 0, q] = win[1, 0, q] - k1 * win[2, 0, q] - k2 * win[3, 0, q] + k1 * win[4, 0, q] + win[5, 0, q]
-    for q in range(nq):
-        half[5, 1, q] = win[1, 1, q] - k1 * win[2, 1, q] - k2 * win[3, 1, q] + k1 * win[4, 1, q] + win[5, 1, q]
-    for q in range(nq):
-        half[5, 2, q] = win[1, 2, q] - k1 * win[2, 2, q] - k2 * win[3, 2, q] + k1 * win[4, 2, q] + win[5, 2, q]
-    for q in range(nq):
-        half[5, 3, q] = win[1, 3, q] - k1 * win[2, 3, q] - k2 * win[3, 3, q] + k1 * win[4, 3, q] + win[5, 3, q]
-    for q in range(nq):
-        half[5, 4, q] = win[1, 4, q] - k1 * win[2, 4, q] - k2 * win[3, 4, q] + k1 * win[4, 4, q] + win[5, 4, q]
-    for q in range(nq):
-        half[5, 5, q] = win[1, 5, q] - k1 * win[2, 5, q] - k2 * win[3, 5, q] + k1 * win[4, 5, q] + win[5, 5, q]
-    for q in range(nq):
-        out[0, at + q] = half[0, 0, q] - k1 * half[0, 1, q] - k2 * half[0, 2, q] + k1 * half[0, 3, q] + half[0, 4, q]
-    for q in range(nq):
-        out[1, at + q] = -half[0, 1, q] + k0 * half[0, 2, q] + k3 * half[0, 3, q] + half[0, 4, q]
-    for q in range(nq):
-        out[2, at + q] = -half[0, 1, q] + k3 * half[0, 2, q] - k0 * half[0, 3, q] - half[0, 4, q]
-    for q in range(nq):
-        out[3, at + q] = k2 * half[0, 1, q] + half[0, 2, q] - k2 * half[0, 3, q] - half[0, 4, q]
-    for q in range(nq):
-        out[4, at + q] = k0 * half[0, 1, q] - half[0, 2, q] - k0 * half[0, 3, q] + half[0, 4, q]
-    for q in range(nq):
-        out[5, at + q] = half[0, 1, q] - k1 * half[0, 2, q] - k2 * half[0, 3, q] + k1 * half[0, 4, q] + half[0, 5, q]
-    for q in range(nq):
-        out[6, at + q] = half[1, 0, q] - k1 * half[1, 1, q] - k2 * half[1, 2, q] + k1 * half[1, 3, q] + half[1, 4, q]
-    for q in range(nq):
-        out[7, at + q] = -half[1, 1, q] + k0 * half[1, 2, q] + k3 * half[1, 3, q] + half[1, 4, q]
-    for q in range(nq):
-        out[8, at + q] = -half[1, 1, q] + k3 * half[1, 2, q] - k0 * half[1, 3, q] - half[1, 4, q]
-    for q in range(nq):
-        out[9, at + q] = k2 * half[1, 1, q] + half[1, 2, q] - k2 * half[1, 3, q] - half[1, 4, q]
-    for q in range(nq):
-        out[10, at + q] = k0 * half[1, 1, q] - half[1, 2, q] - k0 * half[1, 3, q] + half[1, 4, q]
-    for q in range(nq):
-        out[11, at + q] = half[1, 1, q] - k1 * half[1, 2, q] - k2 * half[1, 3, q] + k1 * half[1, 4, q] + half[1, 5, q]
-    for q in range(nq):
-        out[12, at + q] = half[2, 0, q] - k1 * half[2, 1, q] - k2 * half[2, 2, q] + k1 * half[2, 3, q] + half[2, 4, q]
-    for q in range(nq):
-        out[13, at + q] = -half[2, 1, q] + k0 * half[2, 2, q] + k3 * half[2, 3, q] + half[2, 4, q]
-    for q in range(nq):
-        out[14, at + q] = -half[2, 1, q] + k3 * half[2, 2, q] - k0 * half[2, 3, q] - half[2, 4, q]
-    for q in range(nq):
-        out[15, at + q] = k2 * half[2, 1, q] + half[2, 2, q] - k2 * half[2, 3, q] - half[2, 4, q]
-    for q in range(nq):
-        out[16, at + q] = k0 * half[2, 1, q] - half[2, 2, q] - k0 * half[2, 3, q] + half[2, 4, q]
-    for q in range(nq):
-        out[17, at + q] = half[2, 1, q] - k1 * half[2, 2, q] - k2 * half[2, 3, q] + k1 * half[2, 4, q] + half[2, 5, q]
-    for q in range(nq):
-        out[18, at + q] = half[3, 0, q] - k1 * half[3, 1, q] - k2 * half[3, 2, q] + k1 * half[3, 3, q] + half[3, 4, q]
-    for q in range(nq):
-        out[19, at + q] = -half[3, 1, q] + k0 * half[3, 2, q] + k3 * half[3, 3, q] + half[3, 4, q]
-    for q in range(nq):
-        out[20, at + q] = -half[3, 1, q] + k3 * half[3, 2, q] - k0 * half[3, 3, q] - half[3, 4, q]
-    for q in range(nq):
-        out[21, at + q] = k2 * half[3, 1, q] + half[3, 2, q] - k2 * half[3, 3, q] - half[3, 4, q]
-    for q in range(nq):
-        out[22, at + q] = k0 * half[3, 1, q] - half[3, 2, q] - k0 * half[3, 3, q] + half[3, 4, q]
-    for q in range(nq):
-        out[23, at + q] = half[3, 1, q] - k1 * half[3, 2, q] - k2 * half[3, 3, q] + k1 * half[3, 4, q] + half[3, 5, q]
-    for q in range(nq):
-        out[24, at + q] = half[4, 0, q] - k1 * half[4, 1, q] - k2 * half[4, 2, q] + k1 * half[4, 3, q] + half[4, 4, q]
-    for q in range(nq):
-        out[25, at + q] = -half[4, 1, q] + k0 * half[4, 2, q] + k3 * half[4, 3, q] + half[4, 4, q]
-    for q in range(nq):
-        out[26, at + q] = -half[4, 1, q] + k3 * half[4, 2, q] - k0 * half[4, 3, q] - half[4, 4, q]
-    for q in range(nq):
-        out[27, at + q] = k2 * half[4, 1, q] + half[4, 2, q] - k2 * half[4, 3, q] - half[4, 4, q]
-    for q in range(nq):
-        out[28, at + q] = k0 * half[4, 1, q] - half[4, 2, q] - k0 * half[4, 3, q] + half[4, 4, q]
-    for q in range(nq):
-        out[29, at + q] = half[4, 1, q] - k1 * half[4, 2, q] - k2 * half[4, 3, q] + k1 * half[4, 4, q] + half[4, 5, q]
-    for q in range(nq):
-        out[30, at + q] = half[5, 0, q] - k1 * half[5, 1, q] - k2 * half[5, 2, q] + k1 * half[5, 3, q] + half[5, 4, q]
-    for q in range(nq):
-        out[31, at + q] = -half[5, 1, q] + k0 * half[5, 2, q] + k3 * half[5, 3, q] + half[5, 4, q]
-    for q in range(nq):
-        out[32, at + q] = -half[5, 1, q] + k3 * half[5, 2, q] - k0 * half[5, 3, q] - half[5, 4, q]
-    for q in range(nq):
-        out[33, at + q] = k2 * half[5, 1, q] + half[5, 2, q] - k2 * half[5, 3, q] - half[5, 4, q]
-    for q in range(nq):
-        out[34, at + q] = k0 * half[5, 1, q] - half[5, 2, q] - k0 * half[5, 3, q] + half[5, 4, q]
-    for q in range(nq):
-        out[35, at + q] = half[5, 1, q] - k1 * half[5, 2, q] - k2 * half[5, 3, q] + k1 * half[5, 4, q] + half[5, 5, q]
+    for q in range(BLOCK):
+        h0_0 = win[q] - k1 * win[6 * BLOCK + q] - k2 * win[12 * BLOCK + q] + k1 * win[18 * BLOCK + q] + win[24 * BLOCK + q]
+        h0_1 = win[1 * BLOCK + q] - k1 * win[7 * BLOCK + q] - k2 * win[13 * BLOCK + q] + k1 * win[19 * BLOCK + q] + win[25 * BLOCK + q]
+        h0_2 = win[2 * BLOCK + q] - k1 * win[8 * BLOCK + q] - k2 * win[14 * BLOCK + q] + k1 * win[20 * BLOCK + q] + win[26 * BLOCK + q]
+        h0_3 = win[3 * BLOCK + q] - k1 * win[9 * BLOCK + q] - k2 * win[15 * BLOCK + q] + k1 * win[21 * BLOCK + q] + win[27 * BLOCK + q]
+        h0_4 = win[4 * BLOCK + q] - k1 * win[10 * BLOCK + q] - k2 * win[16 * BLOCK + q] + k1 * win[22 * BLOCK + q] + win[28 * BLOCK + q]
+        h0_5 = win[5 * BLOCK + q] - k1 * win[11 * BLOCK + q] - k2 * win[17 * BLOCK + q] + k1 * win[23 * BLOCK + q] + win[29 * BLOCK + q]
+        h1_0 = -win[6 * BLOCK + q] + k0 * win[12 * BLOCK + q] + k3 * win[18 * BLOCK + q] + win[24 * BLOCK + q]
+        h1_1 = -win[7 * BLOCK + q] + k0 * win[13 * BLOCK + q] + k3 * win[19 * BLOCK + q] + win[25 * BLOCK + q]
+        h1_2 = -win[8 * BLOCK + q] + k0 * win[14 * BLOCK + q] + k3 * win[20 * BLOCK + q] + win[26 * BLOCK + q]
+        h1_3 = -win[9 * BLOCK + q] + k0 * win[15 * BLOCK + q] + k3 * win[21 * BLOCK + q] + win[27 * BLOCK + q]
+        h1_4 = -win[10 * BLOCK + q] + k0 * win[16 * BLOCK + q] + k3 * win[22 * BLOCK + q] + win[28 * BLOCK + q]
+        h1_5 = -win[11 * BLOCK + q] + k0 * win[17 * BLOCK + q] + k3 * win[23 * BLOCK + q] + win[29 * BLOCK + q]
+        h2_0 = -win[6 * BLOCK + q] + k3 * win[12 * BLOCK + q] - k0 * win[18 * BLOCK + q] - win[24 * BLOCK + q]
+        h2_1 = -win[7 * BLOCK + q] + k3 * win[13 * BLOCK + q] - k0 * win[19 * BLOCK + q] - win[25 * BLOCK + q]
+        h2_2 = -win[8 * BLOCK + q] + k3 * win[14 * BLOCK + q] - k0 * win[20 * BLOCK + q] - win[26 * BLOCK + q]
+        h2_3 = -win[9 * BLOCK + q] + k3 * win[15 * BLOCK + q] - k0 * win[21 * BLOCK + q] - win[27 * BLOCK + q]
+        h2_4 = -win[10 * BLOCK + q] + k3 * win[16 * BLOCK + q] - k0 * win[22 * BLOCK + q] - win[28 * BLOCK + q]
+        h2_5 = -win[11 * BLOCK + q] + k3 * win[17 * BLOCK + q] - k0 * win[23 * BLOCK + q] - win[29 * BLOCK + q]
+        h3_0 = k2 * win[6 * BLOCK + q] + win[12 * BLOCK + q] - k2 * win[18 * BLOCK + q] - win[24 * BLOCK + q]
+        h3_1 = k2 * win[7 * BLOCK + q] + win[13 * BLOCK + q] - k2 * win[19 * BLOCK + q] - win[25 * BLOCK + q]
+        h3_2 = k2 * win[8 * BLOCK + q] + win[14 * BLOCK + q] - k2 * win[20 * BLOCK + q] - win[26 * BLOCK + q]
+        h3_3 = k2 * win[9 * BLOCK + q] + win[15 * BLOCK + q] - k2 * win[21 * BLOCK + q] - win[27 * BLOCK + q]
+        h3_4 = k2 * win[10 * BLOCK + q] + win[16 * BLOCK + q] - k2 * win[22 * BLOCK + q] - win[28 * BLOCK + q]
+        h3_5 = k2 * win[11 * BLOCK + q] + win[17 * BLOCK + q] - k2 * win[23 * BLOCK + q] - win[29 * BLOCK + q]
+        h4_0 = k0 * win[6 * BLOCK + q] - win[12 * BLOCK + q] - k0 * win[18 * BLOCK + q] + win[24 * BLOCK + q]
+        h4_1 = k0 * win[7 * BLOCK + q] - win[13 * BLOCK + q] - k0 * win[19 * BLOCK + q] + win[25 * BLOCK + q]
+        h4_2 = k0 * win[8 * BLOCK + q] - win[14 * BLOCK + q] - k0 * win[20 * BLOCK + q] + win[26 * BLOCK + q]
+        h4_3 = k0 * win[9 * BLOCK + q] - win[15 * BLOCK + q] - k0 * win[21 * BLOCK + q] + win[27 * BLOCK + q]
+        h4_4 = k0 * win[10 * BLOCK + q] - win[16 * BLOCK + q] - k0 * win[22 * BLOCK + q] + win[28 * BLOCK + q]
+        h4_5 = k0 * win[11 * BLOCK + q] - win[17 * BLOCK + q] - k0 * win[23 * BLOCK + q] + win[29 * BLOCK + q]
+        h5_0 = win[6 * BLOCK + q] - k1 * win[12 * BLOCK + q] - k2 * win[18 * BLOCK + q] + k1 * win[24 * BLOCK + q] + win[30 * BLOCK + q]
+        h5_1 = win[7 * BLOCK + q] - k1 * win[13 * BLOCK + q] - k2 * win[19 * BLOCK + q] + k1 * win[25 * BLOCK + q] + win[31 * BLOCK + q]
+        h5_2 = win[8 * BLOCK + q] - k1 * win[14 * BLOCK + q] - k2 * win[20 * BLOCK + q] + k1 * win[26 * BLOCK + q] + win[32 * BLOCK + q]
+        h5_3 = win[9 * BLOCK + q] - k1 * win[15 * BLOCK + q] - k2 * win[21 * BLOCK + q] + k1 * win[27 * BLOCK + q] + win[33 * BLOCK + q]
+        h5_4 = win[10 * BLOCK + q] - k1 * win[16 * BLOCK + q] - k2 * win[22 * BLOCK + q] + k1 * win[28 * BLOCK + q] + win[34 * BLOCK + q]
+        h5_5 = win[11 * BLOCK + q] - k1 * win[17 * BLOCK + q] - k2 * win[23 * BLOCK + q] + k1 * win[29 * BLOCK + q] + win[35 * BLOCK + q]
+        out[q] = h0_0 - k1 * h0_1 - k2 * h0_2 + k1 * h0_3 + h0_4
+        out[1 * BLOCK + q] = -h0_1 + k0 * h0_2 + k3 * h0_3 + h0_4
+        out[2 * BLOCK + q] = -h0_1 + k3 * h0_2 - k0 * h0_3 - h0_4
+        out[3 * BLOCK + q] = k2 * h0_1 + h0_2 - k2 * h0_3 - h0_4
+        out[4 * BLOCK + q] = k0 * h0_1 - h0_2 - k0 * h0_3 + h0_4
+        out[5 * BLOCK + q] = h0_1 - k1 * h0_2 - k2 * h0_3 + k1 * h0_4 + h0_5
+        out[6 * BLOCK + q] = h1_0 - k1 * h1_1 - k2 * h1_2 + k1 * h1_3 + h1_4
+        out[7 * BLOCK + q] = -h1_1 + k0 * h1_2 + k3 * h1_3 + h1_4
+        out[8 * BLOCK + q] = -h1_1 + k3 * h1_2 - k0 * h1_3 - h1_4
+        out[9 * BLOCK + q] = k2 * h1_1 + h1_2 - k2 * h1_3 - h1_4
+        out[10 * BLOCK + q] = k0 * h1_1 - h1_2 - k0 * h1_3 + h1_4
+        out[11 * BLOCK + q] = h1_1 - k1 * h1_2 - k2 * h1_3 + k1 * h1_4 + h1_5
+        out[12 * BLOCK + q] = h2_0 - k1 * h2_1 - k2 * h2_2 + k1 * h2_3 + h2_4
+        out[13 * BLOCK + q] = -h2_1 + k0 * h2_2 + k3 * h2_3 + h2_4
+        out[14 * BLOCK + q] = -h2_1 + k3 * h2_2 - k0 * h2_3 - h2_4
+        out[15 * BLOCK + q] = k2 * h2_1 + h2_2 - k2 * h2_3 - h2_4
+        out[16 * BLOCK + q] = k0 * h2_1 - h2_2 - k0 * h2_3 + h2_4
+        out[17 * BLOCK + q] = h2_1 - k1 * h2_2 - k2 * h2_3 + k1 * h2_4 + h2_5
+        out[18 * BLOCK + q] = h3_0 - k1 * h3_1 - k2 * h3_2 + k1 * h3_3 + h3_4
+        out[19 * BLOCK + q] = -h3_1 + k0 * h3_2 + k3 * h3_3 + h3_4
+        out[20 * BLOCK + q] = -h3_1 + k3 * h3_2 - k0 * h3_3 - h3_4
+        out[21 * BLOCK + q] = k2 * h3_1 + h3_2 - k2 * h3_3 - h3_4
+        out[22 * BLOCK + q] = k0 * h3_1 - h3_2 - k0 * h3_3 + h3_4
+        out[23 * BLOCK + q] = h3_1 - k1 * h3_2 - k2 * h3_3 + k1 * h3_4 + h3_5
+        out[24 * BLOCK + q] = h4_0 - k1 * h4_1 - k2 * h4_2 + k1 * h4_3 + h4_4
+        out[25 * BLOCK + q] = -h4_1 + k0 * h4_2 + k3 * h4_3 + h4_4
+        out[26 * BLOCK + q] = -h4_1 + k3 * h4_2 - k0 * h4_3 - h4_4
+        out[27 * BLOCK + q] = k2 * h4_1 + h4_2 - k2 * h4_3 - h4_4
+        out[28 * BLOCK + q] = k0 * h4_1 - h4_2 - k0 * h4_3 + h4_4
+        out[29 * BLOCK + q] = h4_1 - k1 * h4_2 - k2 * h4_3 + k1 * h4_4 + h4_5
+        out[30 * BLOCK + q] = h5_0 - k1 * h5_1 - k2 * h5_2 + k1 * h5_3 + h5_4
+        out[31 * BLOCK + q] = -h5_1 + k0 * h5_2 + k3 * h5_3 + h5_4
+        out[32 * BLOCK + q] = -h5_1 + k3 * h5_2 - k0 * h5_3 - h5_4
+        out[33 * BLOCK + q] = k2 * h5_1 + h5_2 - k2 * h5_3 - h5_4
+        out[34 * BLOCK + q] = k0 * h5_1 - h5_2 - k0 * h5_3 + h5_4
+        out[35 * BLOCK + q] = h5_1 - k1 * h5_2 - k2 * h5_3 + k1 * h5_4 + h5_5
 
 
 @njit(cache=True, fastmath=FASTMATH)
-def _in_g2(win, half, out, at, nq, kc):  # pragma: no cover
-    """``out[u*4 + v, at + q] = (L win[:, :, q] L^T)[u, v]``, L = g2."""
+def _in_g2(win, out, kc):  # pragma: no cover
+    """``out[(u*4 + v)*BLOCK + q] = (L W_q L^T)[u, v]`` with ``W_q[i, j] = win[(i*3 + j)*BLOCK + q]``, L = g2."""
     k0 = kc[0]
-    for q in range(nq):
-        half[0, 0, q] = win[0, 0, q]
-    for q in range(nq):
-        half[0, 1, q] = win[0, 1, q]
-    for q in range(nq):
-        half[0, 2, q] = win[0, 2, q]
-    for q in range(nq):
-        half[1, 0, q] = k0 * win[0, 0, q] + k0 * win[1, 0, q] + k0 * win[2, 0, q]
-    for q in range(nq):
-        half[1, 1, q] = k0 * win[0, 1, q] + k0 * win[1, 1, q] + k0 * win[2, 1, q]
-    for q in range(nq):
-        half[1, 2, q] = k0 * win[0, 2, q] + k0 * win[1, 2, q] + k0 * win[2, 2, q]
-    for q in range(nq):
-        half[2, 0, q] = k0 * win[0, 0, q] - k0 * win[1, 0, q] + k0 * win[2, 0, q]
-    for q in range(nq):
-        half[2, 1, q] = k0 * win[0, 1, q] - k0 * win[1, 1, q] + k0 * win[2, 1, q]
-    for q in range(nq):
-        half[2, 2, q] = k0 * win[0, 2, q] - k0 * win[1, 2, q] + k0 * win[2, 2, q]
-    for q in range(nq):
-        half[3, 0, q] = win[2, 0, q]
-    for q in range(nq):
-        half[3, 1, q] = win[2, 1, q]
-    for q in range(nq):
-        half[3, 2, q] = win[2, 2, q]
-    for q in range(nq):
-        out[0, at + q] = half[0, 0, q]
-    for q in range(nq):
-        out[1, at + q] = k0 * half[0, 0, q] + k0 * half[0, 1, q] + k0 * half[0, 2, q]
-    for q in range(nq):
-        out[2, at + q] = k0 * half[0, 0, q] - k0 * half[0, 1, q] + k0 * half[0, 2, q]
-    for q in range(nq):
-        out[3, at + q] = half[0, 2, q]
-    for q in range(nq):
-        out[4, at + q] = half[1, 0, q]
-    for q in range(nq):
-        out[5, at + q] = k0 * half[1, 0, q] + k0 * half[1, 1, q] + k0 * half[1, 2, q]
-    for q in range(nq):
-        out[6, at + q] = k0 * half[1, 0, q] - k0 * half[1, 1, q] + k0 * half[1, 2, q]
-    for q in range(nq):
-        out[7, at + q] = half[1, 2, q]
-    for q in range(nq):
-        out[8, at + q] = half[2, 0, q]
-    for q in range(nq):
-        out[9, at + q] = k0 * half[2, 0, q] + k0 * half[2, 1, q] + k0 * half[2, 2, q]
-    for q in range(nq):
-        out[10, at + q] = k0 * half[2, 0, q] - k0 * half[2, 1, q] + k0 * half[2, 2, q]
-    for q in range(nq):
-        out[11, at + q] = half[2, 2, q]
-    for q in range(nq):
-        out[12, at + q] = half[3, 0, q]
-    for q in range(nq):
-        out[13, at + q] = k0 * half[3, 0, q] + k0 * half[3, 1, q] + k0 * half[3, 2, q]
-    for q in range(nq):
-        out[14, at + q] = k0 * half[3, 0, q] - k0 * half[3, 1, q] + k0 * half[3, 2, q]
-    for q in range(nq):
-        out[15, at + q] = half[3, 2, q]
+    for q in range(BLOCK):
+        h0_0 = win[q]
+        h0_1 = win[1 * BLOCK + q]
+        h0_2 = win[2 * BLOCK + q]
+        h1_0 = k0 * win[q] + k0 * win[3 * BLOCK + q] + k0 * win[6 * BLOCK + q]
+        h1_1 = k0 * win[1 * BLOCK + q] + k0 * win[4 * BLOCK + q] + k0 * win[7 * BLOCK + q]
+        h1_2 = k0 * win[2 * BLOCK + q] + k0 * win[5 * BLOCK + q] + k0 * win[8 * BLOCK + q]
+        h2_0 = k0 * win[q] - k0 * win[3 * BLOCK + q] + k0 * win[6 * BLOCK + q]
+        h2_1 = k0 * win[1 * BLOCK + q] - k0 * win[4 * BLOCK + q] + k0 * win[7 * BLOCK + q]
+        h2_2 = k0 * win[2 * BLOCK + q] - k0 * win[5 * BLOCK + q] + k0 * win[8 * BLOCK + q]
+        h3_0 = win[6 * BLOCK + q]
+        h3_1 = win[7 * BLOCK + q]
+        h3_2 = win[8 * BLOCK + q]
+        out[q] = h0_0
+        out[1 * BLOCK + q] = k0 * h0_0 + k0 * h0_1 + k0 * h0_2
+        out[2 * BLOCK + q] = k0 * h0_0 - k0 * h0_1 + k0 * h0_2
+        out[3 * BLOCK + q] = h0_2
+        out[4 * BLOCK + q] = h1_0
+        out[5 * BLOCK + q] = k0 * h1_0 + k0 * h1_1 + k0 * h1_2
+        out[6 * BLOCK + q] = k0 * h1_0 - k0 * h1_1 + k0 * h1_2
+        out[7 * BLOCK + q] = h1_2
+        out[8 * BLOCK + q] = h2_0
+        out[9 * BLOCK + q] = k0 * h2_0 + k0 * h2_1 + k0 * h2_2
+        out[10 * BLOCK + q] = k0 * h2_0 - k0 * h2_1 + k0 * h2_2
+        out[11 * BLOCK + q] = h2_2
+        out[12 * BLOCK + q] = h3_0
+        out[13 * BLOCK + q] = k0 * h3_0 + k0 * h3_1 + k0 * h3_2
+        out[14 * BLOCK + q] = k0 * h3_0 - k0 * h3_1 + k0 * h3_2
+        out[15 * BLOCK + q] = h3_2
 
 
 @njit(cache=True, fastmath=FASTMATH)
-def _in_g4(win, half, out, at, nq, kc):  # pragma: no cover
-    """``out[u*6 + v, at + q] = (L win[:, :, q] L^T)[u, v]``, L = g4."""
+def _in_g4(win, out, kc):  # pragma: no cover
+    """``out[(u*6 + v)*BLOCK + q] = (L W_q L^T)[u, v]`` with ``W_q[i, j] = win[(i*3 + j)*BLOCK + q]``, L = g4."""
     k0 = kc[0]
     k1 = kc[1]
     k2 = kc[2]
     k3 = kc[3]
     k4 = kc[4]
     k5 = kc[5]
-    for q in range(nq):
-        half[0, 0, q] = win[0, 0, q]
-    for q in range(nq):
-        half[0, 1, q] = win[0, 1, q]
-    for q in range(nq):
-        half[0, 2, q] = win[0, 2, q]
-    for q in range(nq):
-        half[1, 0, q] = k3 * win[0, 0, q] + k3 * win[1, 0, q] + k3 * win[2, 0, q]
-    for q in range(nq):
-        half[1, 1, q] = k3 * win[0, 1, q] + k3 * win[1, 1, q] + k3 * win[2, 1, q]
-    for q in range(nq):
-        half[1, 2, q] = k3 * win[0, 2, q] + k3 * win[1, 2, q] + k3 * win[2, 2, q]
-    for q in range(nq):
-        half[2, 0, q] = k3 * win[0, 0, q] - k3 * win[1, 0, q] + k3 * win[2, 0, q]
-    for q in range(nq):
-        half[2, 1, q] = k3 * win[0, 1, q] - k3 * win[1, 1, q] + k3 * win[2, 1, q]
-    for q in range(nq):
-        half[2, 2, q] = k3 * win[0, 2, q] - k3 * win[1, 2, q] + k3 * win[2, 2, q]
-    for q in range(nq):
-        half[3, 0, q] = k5 * win[0, 0, q] + k4 * win[1, 0, q] + k2 * win[2, 0, q]
-    for q in range(nq):
-        half[3, 1, q] = k5 * win[0, 1, q] + k4 * win[1, 1, q] + k2 * win[2, 1, q]
-    for q in range(nq):
-        half[3, 2, q] = k5 * win[0, 2, q] + k4 * win[1, 2, q] + k2 * win[2, 2, q]
-    for q in range(nq):
-        half[4, 0, q] = k0 * win[0, 0, q] - k1 * win[1, 0, q] + k2 * win[2, 0, q]
-    for q in range(nq):
-        half[4, 1, q] = k0 * win[0, 1, q] - k1 * win[1, 1, q] + k2 * win[2, 1, q]
-    for q in range(nq):
-        half[4, 2, q] = k0 * win[0, 2, q] - k1 * win[1, 2, q] + k2 * win[2, 2, q]
-    for q in range(nq):
-        half[5, 0, q] = win[2, 0, q]
-    for q in range(nq):
-        half[5, 1, q] = win[2, 1, q]
-    for q in range(nq):
-        half[5, 2, q] = win[2, 2, q]
-    for q in range(nq):
-        out[0, at + q] = half[0, 0, q]
-    for q in range(nq):
-        out[1, at + q] = k3 * half[0, 0, q] + k3 * half[0, 1, q] + k3 * half[0, 2, q]
-    for q in range(nq):
-        out[2, at + q] = k3 * half[0, 0, q] - k3 * half[0, 1, q] + k3 * half[0, 2, q]
-    for q in range(nq):
-        out[3, at + q] = k5 * half[0, 0, q] + k4 * half[0, 1, q] + k2 * half[0, 2, q]
-    for q in range(nq):
-        out[4, at + q] = k0 * half[0, 0, q] - k1 * half[0, 1, q] + k2 * half[0, 2, q]
-    for q in range(nq):
-        out[5, at + q] = half[0, 2, q]
-    for q in range(nq):
-        out[6, at + q] = half[1, 0, q]
-    for q in range(nq):
-        out[7, at + q] = k3 * half[1, 0, q] + k3 * half[1, 1, q] + k3 * half[1, 2, q]
-    for q in range(nq):
-        out[8, at + q] = k3 * half[1, 0, q] - k3 * half[1, 1, q] + k3 * half[1, 2, q]
-    for q in range(nq):
-        out[9, at + q] = k5 * half[1, 0, q] + k4 * half[1, 1, q] + k2 * half[1, 2, q]
-    for q in range(nq):
-        out[10, at + q] = k0 * half[1, 0, q] - k1 * half[1, 1, q] + k2 * half[1, 2, q]
-    for q in range(nq):
-        out[11, at + q] = half[1, 2, q]
-    for q in range(nq):
-        out[12, at + q] = half[2, 0, q]
-    for q in range(nq):
-        out[13, at + q] = k3 * half[2, 0, q] + k3 * half[2, 1, q] + k3 * half[2, 2, q]
-    for q in range(nq):
-        out[14, at + q] = k3 * half[2, 0, q] - k3 * half[2, 1, q] + k3 * half[2, 2, q]
-    for q in range(nq):
-        out[15, at + q] = k5 * half[2, 0, q] + k4 * half[2, 1, q] + k2 * half[2, 2, q]
-    for q in range(nq):
-        out[16, at + q] = k0 * half[2, 0, q] - k1 * half[2, 1, q] + k2 * half[2, 2, q]
-    for q in range(nq):
-        out[17, at + q] = half[2, 2, q]
-    for q in range(nq):
-        out[18, at + q] = half[3, 0, q]
-    for q in range(nq):
-        out[19, at + q] = k3 * half[3, 0, q] + k3 * half[3, 1, q] + k3 * half[3, 2, q]
-    for q in range(nq):
-        out[20, at + q] = k3 * half[3, 0, q] - k3 * half[3, 1, q] + k3 * half[3, 2, q]
-    for q in range(nq):
-        out[21, at + q] = k5 * half[3, 0, q] + k4 * half[3, 1, q] + k2 * half[3, 2, q]
-    for q in range(nq):
-        out[22, at + q] = k0 * half[3, 0, q] - k1 * half[3, 1, q] + k2 * half[3, 2, q]
-    for q in range(nq):
-        out[23, at + q] = half[3, 2, q]
-    for q in range(nq):
-        out[24, at + q] = half[4, 0, q]
-    for q in range(nq):
-        out[25, at + q] = k3 * half[4, 0, q] + k3 * half[4, 1, q] + k3 * half[4, 2, q]
-    for q in range(nq):
-        out[26, at + q] = k3 * half[4, 0, q] - k3 * half[4, 1, q] + k3 * half[4, 2, q]
-    for q in range(nq):
-        out[27, at + q] = k5 * half[4, 0, q] + k4 * half[4, 1, q] + k2 * half[4, 2, q]
-    for q in range(nq):
-        out[28, at + q] = k0 * half[4, 0, q] - k1 * half[4, 1, q] + k2 * half[4, 2, q]
-    for q in range(nq):
-        out[29, at + q] = half[4, 2, q]
-    for q in range(nq):
-        out[30, at + q] = half[5, 0, q]
-    for q in range(nq):
-        out[31, at + q] = k3 * half[5, 0, q] + k3 * half[5, 1, q] + k3 * half[5, 2, q]
-    for q in range(nq):
-        out[32, at + q] = k3 * half[5, 0, q] - k3 * half[5, 1, q] + k3 * half[5, 2, q]
-    for q in range(nq):
-        out[33, at + q] = k5 * half[5, 0, q] + k4 * half[5, 1, q] + k2 * half[5, 2, q]
-    for q in range(nq):
-        out[34, at + q] = k0 * half[5, 0, q] - k1 * half[5, 1, q] + k2 * half[5, 2, q]
-    for q in range(nq):
-        out[35, at + q] = half[5, 2, q]
+    for q in range(BLOCK):
+        h0_0 = win[q]
+        h0_1 = win[1 * BLOCK + q]
+        h0_2 = win[2 * BLOCK + q]
+        h1_0 = k3 * win[q] + k3 * win[3 * BLOCK + q] + k3 * win[6 * BLOCK + q]
+        h1_1 = k3 * win[1 * BLOCK + q] + k3 * win[4 * BLOCK + q] + k3 * win[7 * BLOCK + q]
+        h1_2 = k3 * win[2 * BLOCK + q] + k3 * win[5 * BLOCK + q] + k3 * win[8 * BLOCK + q]
+        h2_0 = k3 * win[q] - k3 * win[3 * BLOCK + q] + k3 * win[6 * BLOCK + q]
+        h2_1 = k3 * win[1 * BLOCK + q] - k3 * win[4 * BLOCK + q] + k3 * win[7 * BLOCK + q]
+        h2_2 = k3 * win[2 * BLOCK + q] - k3 * win[5 * BLOCK + q] + k3 * win[8 * BLOCK + q]
+        h3_0 = k5 * win[q] + k4 * win[3 * BLOCK + q] + k2 * win[6 * BLOCK + q]
+        h3_1 = k5 * win[1 * BLOCK + q] + k4 * win[4 * BLOCK + q] + k2 * win[7 * BLOCK + q]
+        h3_2 = k5 * win[2 * BLOCK + q] + k4 * win[5 * BLOCK + q] + k2 * win[8 * BLOCK + q]
+        h4_0 = k0 * win[q] - k1 * win[3 * BLOCK + q] + k2 * win[6 * BLOCK + q]
+        h4_1 = k0 * win[1 * BLOCK + q] - k1 * win[4 * BLOCK + q] + k2 * win[7 * BLOCK + q]
+        h4_2 = k0 * win[2 * BLOCK + q] - k1 * win[5 * BLOCK + q] + k2 * win[8 * BLOCK + q]
+        h5_0 = win[6 * BLOCK + q]
+        h5_1 = win[7 * BLOCK + q]
+        h5_2 = win[8 * BLOCK + q]
+        out[q] = h0_0
+        out[1 * BLOCK + q] = k3 * h0_0 + k3 * h0_1 + k3 * h0_2
+        out[2 * BLOCK + q] = k3 * h0_0 - k3 * h0_1 + k3 * h0_2
+        out[3 * BLOCK + q] = k5 * h0_0 + k4 * h0_1 + k2 * h0_2
+        out[4 * BLOCK + q] = k0 * h0_0 - k1 * h0_1 + k2 * h0_2
+        out[5 * BLOCK + q] = h0_2
+        out[6 * BLOCK + q] = h1_0
+        out[7 * BLOCK + q] = k3 * h1_0 + k3 * h1_1 + k3 * h1_2
+        out[8 * BLOCK + q] = k3 * h1_0 - k3 * h1_1 + k3 * h1_2
+        out[9 * BLOCK + q] = k5 * h1_0 + k4 * h1_1 + k2 * h1_2
+        out[10 * BLOCK + q] = k0 * h1_0 - k1 * h1_1 + k2 * h1_2
+        out[11 * BLOCK + q] = h1_2
+        out[12 * BLOCK + q] = h2_0
+        out[13 * BLOCK + q] = k3 * h2_0 + k3 * h2_1 + k3 * h2_2
+        out[14 * BLOCK + q] = k3 * h2_0 - k3 * h2_1 + k3 * h2_2
+        out[15 * BLOCK + q] = k5 * h2_0 + k4 * h2_1 + k2 * h2_2
+        out[16 * BLOCK + q] = k0 * h2_0 - k1 * h2_1 + k2 * h2_2
+        out[17 * BLOCK + q] = h2_2
+        out[18 * BLOCK + q] = h3_0
+        out[19 * BLOCK + q] = k3 * h3_0 + k3 * h3_1 + k3 * h3_2
+        out[20 * BLOCK + q] = k3 * h3_0 - k3 * h3_1 + k3 * h3_2
+        out[21 * BLOCK + q] = k5 * h3_0 + k4 * h3_1 + k2 * h3_2
+        out[22 * BLOCK + q] = k0 * h3_0 - k1 * h3_1 + k2 * h3_2
+        out[23 * BLOCK + q] = h3_2
+        out[24 * BLOCK + q] = h4_0
+        out[25 * BLOCK + q] = k3 * h4_0 + k3 * h4_1 + k3 * h4_2
+        out[26 * BLOCK + q] = k3 * h4_0 - k3 * h4_1 + k3 * h4_2
+        out[27 * BLOCK + q] = k5 * h4_0 + k4 * h4_1 + k2 * h4_2
+        out[28 * BLOCK + q] = k0 * h4_0 - k1 * h4_1 + k2 * h4_2
+        out[29 * BLOCK + q] = h4_2
+        out[30 * BLOCK + q] = h5_0
+        out[31 * BLOCK + q] = k3 * h5_0 + k3 * h5_1 + k3 * h5_2
+        out[32 * BLOCK + q] = k3 * h5_0 - k3 * h5_1 + k3 * h5_2
+        out[33 * BLOCK + q] = k5 * h5_0 + k4 * h5_1 + k2 * h5_2
+        out[34 * BLOCK + q] = k0 * h5_0 - k1 * h5_1 + k2 * h5_2
+        out[35 * BLOCK + q] = h5_2
 
 
 @njit(cache=True, fastmath=FASTMATH)
-def _in_a2(win, half, out, at, nq, kc):  # pragma: no cover
-    """``out[u*4 + v, at + q] = (L win[:, :, q] L^T)[u, v]``, L = a2."""
-    for q in range(nq):
-        half[0, 0, q] = win[0, 0, q]
-    for q in range(nq):
-        half[0, 1, q] = win[0, 1, q]
-    for q in range(nq):
-        half[1, 0, q] = win[0, 0, q] + win[1, 0, q]
-    for q in range(nq):
-        half[1, 1, q] = win[0, 1, q] + win[1, 1, q]
-    for q in range(nq):
-        half[2, 0, q] = win[0, 0, q] - win[1, 0, q]
-    for q in range(nq):
-        half[2, 1, q] = win[0, 1, q] - win[1, 1, q]
-    for q in range(nq):
-        half[3, 0, q] = win[1, 0, q]
-    for q in range(nq):
-        half[3, 1, q] = win[1, 1, q]
-    for q in range(nq):
-        out[0, at + q] = half[0, 0, q]
-    for q in range(nq):
-        out[1, at + q] = half[0, 0, q] + half[0, 1, q]
-    for q in range(nq):
-        out[2, at + q] = half[0, 0, q] - half[0, 1, q]
-    for q in range(nq):
-        out[3, at + q] = half[0, 1, q]
-    for q in range(nq):
-        out[4, at + q] = half[1, 0, q]
-    for q in range(nq):
-        out[5, at + q] = half[1, 0, q] + half[1, 1, q]
-    for q in range(nq):
-        out[6, at + q] = half[1, 0, q] - half[1, 1, q]
-    for q in range(nq):
-        out[7, at + q] = half[1, 1, q]
-    for q in range(nq):
-        out[8, at + q] = half[2, 0, q]
-    for q in range(nq):
-        out[9, at + q] = half[2, 0, q] + half[2, 1, q]
-    for q in range(nq):
-        out[10, at + q] = half[2, 0, q] - half[2, 1, q]
-    for q in range(nq):
-        out[11, at + q] = half[2, 1, q]
-    for q in range(nq):
-        out[12, at + q] = half[3, 0, q]
-    for q in range(nq):
-        out[13, at + q] = half[3, 0, q] + half[3, 1, q]
-    for q in range(nq):
-        out[14, at + q] = half[3, 0, q] - half[3, 1, q]
-    for q in range(nq):
-        out[15, at + q] = half[3, 1, q]
+def _in_a2(win, out, kc):  # pragma: no cover
+    """``out[(u*4 + v)*BLOCK + q] = (L W_q L^T)[u, v]`` with ``W_q[i, j] = win[(i*2 + j)*BLOCK + q]``, L = a2."""
+    for q in range(BLOCK):
+        h0_0 = win[q]
+        h0_1 = win[1 * BLOCK + q]
+        h1_0 = win[q] + win[2 * BLOCK + q]
+        h1_1 = win[1 * BLOCK + q] + win[3 * BLOCK + q]
+        h2_0 = win[q] - win[2 * BLOCK + q]
+        h2_1 = win[1 * BLOCK + q] - win[3 * BLOCK + q]
+        h3_0 = win[2 * BLOCK + q]
+        h3_1 = win[3 * BLOCK + q]
+        out[q] = h0_0
+        out[1 * BLOCK + q] = h0_0 + h0_1
+        out[2 * BLOCK + q] = h0_0 - h0_1
+        out[3 * BLOCK + q] = h0_1
+        out[4 * BLOCK + q] = h1_0
+        out[5 * BLOCK + q] = h1_0 + h1_1
+        out[6 * BLOCK + q] = h1_0 - h1_1
+        out[7 * BLOCK + q] = h1_1
+        out[8 * BLOCK + q] = h2_0
+        out[9 * BLOCK + q] = h2_0 + h2_1
+        out[10 * BLOCK + q] = h2_0 - h2_1
+        out[11 * BLOCK + q] = h2_1
+        out[12 * BLOCK + q] = h3_0
+        out[13 * BLOCK + q] = h3_0 + h3_1
+        out[14 * BLOCK + q] = h3_0 - h3_1
+        out[15 * BLOCK + q] = h3_1
 
 
 @njit(cache=True, fastmath=FASTMATH)
-def _in_a4(win, half, out, at, nq, kc):  # pragma: no cover
-    """``out[u*6 + v, at + q] = (L win[:, :, q] L^T)[u, v]``, L = a4."""
+def _in_a4(win, out, kc):  # pragma: no cover
+    """``out[(u*6 + v)*BLOCK + q] = (L W_q L^T)[u, v]`` with ``W_q[i, j] = win[(i*4 + j)*BLOCK + q]``, L = a4."""
     k0 = kc[0]
     k1 = kc[1]
     k2 = kc[2]
     k3 = kc[3]
     k4 = kc[4]
     k5 = kc[5]
-    for q in range(nq):
-        half[0, 0, q] = win[0, 0, q]
-    for q in range(nq):
-        half[0, 1, q] = win[0, 1, q]
-    for q in range(nq):
-        half[0, 2, q] = win[0, 2, q]
-    for q in range(nq):
-        half[0, 3, q] = win[0, 3, q]
-    for q in range(nq):
-        half[1, 0, q] = win[0, 0, q] + win[1, 0, q] + win[2, 0, q] + win[3, 0, q]
-    for q in range(nq):
-        half[1, 1, q] = win[0, 1, q] + win[1, 1, q] + win[2, 1, q] + win[3, 1, q]
-    for q in range(nq):
-        half[1, 2, q] = win[0, 2, q] + win[1, 2, q] + win[2, 2, q] + win[3, 2, q]
-    for q in range(nq):
-        half[1, 3, q] = win[0, 3, q] + win[1, 3, q] + win[2, 3, q] + win[3, 3, q]
-    for q in range(nq):
-        half[2, 0, q] = win[0, 0, q] - win[1, 0, q] + win[2, 0, q] - win[3, 0, q]
-    for q in range(nq):
-        half[2, 1, q] = win[0, 1, q] - win[1, 1, q] + win[2, 1, q] - win[3, 1, q]
-    for q in range(nq):
-        half[2, 2, q] = win[0, 2, q] - win[1, 2, q] + win[2, 2, q] - win[3, 2, q]
-    for q in range(nq):
-        half[2, 3, q] = win[0, 3, q] - win[1, 3, q] + win[2, 3, q] - win[3, 3, q]
-    for q in range(nq):
-        half[3, 0, q] = win[0, 0, q] + k2 * win[1, 0, q] + k1 * win[2, 0, q] + k0 * win[3, 0, q]
-    for q in range(nq):
-        half[3, 1, q] = win[0, 1, q] + k2 * win[1, 1, q] + k1 * win[2, 1, q] + k0 * win[3, 1, q]
-    for q in range(nq):
-        half[3, 2, q] = win[0, 2, q] + k2 * win[1, 2, q] + k1 * win[2, 2, q] + k0 * win[3, 2, q]
-    for q in range(nq):
-        half[3, 3, q] = win[0, 3, q] + k2 * win[1, 3, q] + k1 * win[2, 3, q] + k0 * win[3, 3, q]
-    for q in range(nq):
-        half[4, 0, q] = win[0, 0, q] - k3 * win[1, 0, q] + k4 * win[2, 0, q] - k5 * win[3, 0, q]
-    for q in range(nq):
-        half[4, 1, q] = win[0, 1, q] - k3 * win[1, 1, q] + k4 * win[2, 1, q] - k5 * win[3, 1, q]
-    for q in range(nq):
-        half[4, 2, q] = win[0, 2, q] - k3 * win[1, 2, q] + k4 * win[2, 2, q] - k5 * win[3, 2, q]
-    for q in range(nq):
-        half[4, 3, q] = win[0, 3, q] - k3 * win[1, 3, q] + k4 * win[2, 3, q] - k5 * win[3, 3, q]
-    for q in range(nq):
-        half[5, 0, q] = win[3, 0, q]
-    for q in range(nq):
-        half[5, 1, q] = win[3, 1, q]
-    for q in range(nq):
-        half[5, 2, q] = win[3, 2, q]
-    for q in range(nq):
-        half[5, 3, q] = win[3, 3, q]
-    for q in range(nq):
-        out[0, at + q] = half[0, 0, q]
-    for q in range(nq):
-        out[1, at + q] = half[0, 0, q] + half[0, 1, q] + half[0, 2, q] + half[0, 3, q]
-    for q in range(nq):
-        out[2, at + q] = half[0, 0, q] - half[0, 1, q] + half[0, 2, q] - half[0, 3, q]
-    for q in range(nq):
-        out[3, at + q] = half[0, 0, q] + k2 * half[0, 1, q] + k1 * half[0, 2, q] + k0 * half[0, 3, q]
-    for q in range(nq):
-        out[4, at + q] = half[0, 0, q] - k3 * half[0, 1, q] + k4 * half[0, 2, q] - k5 * half[0, 3, q]
-    for q in range(nq):
-        out[5, at + q] = half[0, 3, q]
-    for q in range(nq):
-        out[6, at + q] = half[1, 0, q]
-    for q in range(nq):
-        out[7, at + q] = half[1, 0, q] + half[1, 1, q] + half[1, 2, q] + half[1, 3, q]
-    for q in range(nq):
-        out[8, at + q] = half[1, 0, q] - half[1, 1, q] + half[1, 2, q] - half[1, 3, q]
-    for q in range(nq):
-        out[9, at + q] = half[1, 0, q] + k2 * half[1, 1, q] + k1 * half[1, 2, q] + k0 * half[1, 3, q]
-    for q in range(nq):
-        out[10, at + q] = half[1, 0, q] - k3 * half[1, 1, q] + k4 * half[1, 2, q] - k5 * half[1, 3, q]
-    for q in range(nq):
-        out[11, at + q] = half[1, 3, q]
-    for q in range(nq):
-        out[12, at + q] = half[2, 0, q]
-    for q in range(nq):
-        out[13, at + q] = half[2, 0, q] + half[2, 1, q] + half[2, 2, q] + half[2, 3, q]
-    for q in range(nq):
-        out[14, at + q] = half[2, 0, q] - half[2, 1, q] + half[2, 2, q] - half[2, 3, q]
-    for q in range(nq):
-        out[15, at + q] = half[2, 0, q] + k2 * half[2, 1, q] + k1 * half[2, 2, q] + k0 * half[2, 3, q]
-    for q in range(nq):
-        out[16, at + q] = half[2, 0, q] - k3 * half[2, 1, q] + k4 * half[2, 2, q] - k5 * half[2, 3, q]
-    for q in range(nq):
-        out[17, at + q] = half[2, 3, q]
-    for q in range(nq):
-        out[18, at + q] = half[3, 0, q]
-    for q in range(nq):
-        out[19, at + q] = half[3, 0, q] + half[3, 1, q] + half[3, 2, q] + half[3, 3, q]
-    for q in range(nq):
-        out[20, at + q] = half[3, 0, q] - half[3, 1, q] + half[3, 2, q] - half[3, 3, q]
-    for q in range(nq):
-        out[21, at + q] = half[3, 0, q] + k2 * half[3, 1, q] + k1 * half[3, 2, q] + k0 * half[3, 3, q]
-    for q in range(nq):
-        out[22, at + q] = half[3, 0, q] - k3 * half[3, 1, q] + k4 * half[3, 2, q] - k5 * half[3, 3, q]
-    for q in range(nq):
-        out[23, at + q] = half[3, 3, q]
-    for q in range(nq):
-        out[24, at + q] = half[4, 0, q]
-    for q in range(nq):
-        out[25, at + q] = half[4, 0, q] + half[4, 1, q] + half[4, 2, q] + half[4, 3, q]
-    for q in range(nq):
-        out[26, at + q] = half[4, 0, q] - half[4, 1, q] + half[4, 2, q] - half[4, 3, q]
-    for q in range(nq):
-        out[27, at + q] = half[4, 0, q] + k2 * half[4, 1, q] + k1 * half[4, 2, q] + k0 * half[4, 3, q]
-    for q in range(nq):
-        out[28, at + q] = half[4, 0, q] - k3 * half[4, 1, q] + k4 * half[4, 2, q] - k5 * half[4, 3, q]
-    for q in range(nq):
-        out[29, at + q] = half[4, 3, q]
-    for q in range(nq):
-        out[30, at + q] = half[5, 0, q]
-    for q in range(nq):
-        out[31, at + q] = half[5, 0, q] + half[5, 1, q] + half[5, 2, q] + half[5, 3, q]
-    for q in range(nq):
-        out[32, at + q] = half[5, 0, q] - half[5, 1, q] + half[5, 2, q] - half[5, 3, q]
-    for q in range(nq):
-        out[33, at + q] = half[5, 0, q] + k2 * half[5, 1, q] + k1 * half[5, 2, q] + k0 * half[5, 3, q]
-    for q in range(nq):
-        out[34, at + q] = half[5, 0, q] - k3 * half[5, 1, q] + k4 * half[5, 2, q] - k5 * half[5, 3, q]
-    for q in range(nq):
-        out[35, at + q] = half[5, 3, q]
+    for q in range(BLOCK):
+        h0_0 = win[q]
+        h0_1 = win[1 * BLOCK + q]
+        h0_2 = win[2 * BLOCK + q]
+        h0_3 = win[3 * BLOCK + q]
+        h1_0 = win[q] + win[4 * BLOCK + q] + win[8 * BLOCK + q] + win[12 * BLOCK + q]
+        h1_1 = win[1 * BLOCK + q] + win[5 * BLOCK + q] + win[9 * BLOCK + q] + win[13 * BLOCK + q]
+        h1_2 = win[2 * BLOCK + q] + win[6 * BLOCK + q] + win[10 * BLOCK + q] + win[14 * BLOCK + q]
+        h1_3 = win[3 * BLOCK + q] + win[7 * BLOCK + q] + win[11 * BLOCK + q] + win[15 * BLOCK + q]
+        h2_0 = win[q] - win[4 * BLOCK + q] + win[8 * BLOCK + q] - win[12 * BLOCK + q]
+        h2_1 = win[1 * BLOCK + q] - win[5 * BLOCK + q] + win[9 * BLOCK + q] - win[13 * BLOCK + q]
+        h2_2 = win[2 * BLOCK + q] - win[6 * BLOCK + q] + win[10 * BLOCK + q] - win[14 * BLOCK + q]
+        h2_3 = win[3 * BLOCK + q] - win[7 * BLOCK + q] + win[11 * BLOCK + q] - win[15 * BLOCK + q]
+        h3_0 = win[q] + k2 * win[4 * BLOCK + q] + k1 * win[8 * BLOCK + q] + k0 * win[12 * BLOCK + q]
+        h3_1 = win[1 * BLOCK + q] + k2 * win[5 * BLOCK + q] + k1 * win[9 * BLOCK + q] + k0 * win[13 * BLOCK + q]
+        h3_2 = win[2 * BLOCK + q] + k2 * win[6 * BLOCK + q] + k1 * win[10 * BLOCK + q] + k0 * win[14 * BLOCK + q]
+        h3_3 = win[3 * BLOCK + q] + k2 * win[7 * BLOCK + q] + k1 * win[11 * BLOCK + q] + k0 * win[15 * BLOCK + q]
+        h4_0 = win[q] - k3 * win[4 * BLOCK + q] + k4 * win[8 * BLOCK + q] - k5 * win[12 * BLOCK + q]
+        h4_1 = win[1 * BLOCK + q] - k3 * win[5 * BLOCK + q] + k4 * win[9 * BLOCK + q] - k5 * win[13 * BLOCK + q]
+        h4_2 = win[2 * BLOCK + q] - k3 * win[6 * BLOCK + q] + k4 * win[10 * BLOCK + q] - k5 * win[14 * BLOCK + q]
+        h4_3 = win[3 * BLOCK + q] - k3 * win[7 * BLOCK + q] + k4 * win[11 * BLOCK + q] - k5 * win[15 * BLOCK + q]
+        h5_0 = win[12 * BLOCK + q]
+        h5_1 = win[13 * BLOCK + q]
+        h5_2 = win[14 * BLOCK + q]
+        h5_3 = win[15 * BLOCK + q]
+        out[q] = h0_0
+        out[1 * BLOCK + q] = h0_0 + h0_1 + h0_2 + h0_3
+        out[2 * BLOCK + q] = h0_0 - h0_1 + h0_2 - h0_3
+        out[3 * BLOCK + q] = h0_0 + k2 * h0_1 + k1 * h0_2 + k0 * h0_3
+        out[4 * BLOCK + q] = h0_0 - k3 * h0_1 + k4 * h0_2 - k5 * h0_3
+        out[5 * BLOCK + q] = h0_3
+        out[6 * BLOCK + q] = h1_0
+        out[7 * BLOCK + q] = h1_0 + h1_1 + h1_2 + h1_3
+        out[8 * BLOCK + q] = h1_0 - h1_1 + h1_2 - h1_3
+        out[9 * BLOCK + q] = h1_0 + k2 * h1_1 + k1 * h1_2 + k0 * h1_3
+        out[10 * BLOCK + q] = h1_0 - k3 * h1_1 + k4 * h1_2 - k5 * h1_3
+        out[11 * BLOCK + q] = h1_3
+        out[12 * BLOCK + q] = h2_0
+        out[13 * BLOCK + q] = h2_0 + h2_1 + h2_2 + h2_3
+        out[14 * BLOCK + q] = h2_0 - h2_1 + h2_2 - h2_3
+        out[15 * BLOCK + q] = h2_0 + k2 * h2_1 + k1 * h2_2 + k0 * h2_3
+        out[16 * BLOCK + q] = h2_0 - k3 * h2_1 + k4 * h2_2 - k5 * h2_3
+        out[17 * BLOCK + q] = h2_3
+        out[18 * BLOCK + q] = h3_0
+        out[19 * BLOCK + q] = h3_0 + h3_1 + h3_2 + h3_3
+        out[20 * BLOCK + q] = h3_0 - h3_1 + h3_2 - h3_3
+        out[21 * BLOCK + q] = h3_0 + k2 * h3_1 + k1 * h3_2 + k0 * h3_3
+        out[22 * BLOCK + q] = h3_0 - k3 * h3_1 + k4 * h3_2 - k5 * h3_3
+        out[23 * BLOCK + q] = h3_3
+        out[24 * BLOCK + q] = h4_0
+        out[25 * BLOCK + q] = h4_0 + h4_1 + h4_2 + h4_3
+        out[26 * BLOCK + q] = h4_0 - h4_1 + h4_2 - h4_3
+        out[27 * BLOCK + q] = h4_0 + k2 * h4_1 + k1 * h4_2 + k0 * h4_3
+        out[28 * BLOCK + q] = h4_0 - k3 * h4_1 + k4 * h4_2 - k5 * h4_3
+        out[29 * BLOCK + q] = h4_3
+        out[30 * BLOCK + q] = h5_0
+        out[31 * BLOCK + q] = h5_0 + h5_1 + h5_2 + h5_3
+        out[32 * BLOCK + q] = h5_0 - h5_1 + h5_2 - h5_3
+        out[33 * BLOCK + q] = h5_0 + k2 * h5_1 + k1 * h5_2 + k0 * h5_3
+        out[34 * BLOCK + q] = h5_0 - k3 * h5_1 + k4 * h5_2 - k5 * h5_3
+        out[35 * BLOCK + q] = h5_3
 
 
 @njit(cache=True, fastmath=FASTMATH)
-def _out_at2(prod, at, nq, half, res, bias, kc):  # pragma: no cover
-    """``res[a, b, q] = bias + (R M_q R^T)[a, b]``, ``M_q[u, v] = prod[u*4 + v, at + q]``, R = at2."""
-    for q in range(nq):
-        half[0, 0, q] = prod[0, at + q] + prod[4, at + q] + prod[8, at + q]
-    for q in range(nq):
-        half[0, 1, q] = prod[1, at + q] + prod[5, at + q] + prod[9, at + q]
-    for q in range(nq):
-        half[0, 2, q] = prod[2, at + q] + prod[6, at + q] + prod[10, at + q]
-    for q in range(nq):
-        half[0, 3, q] = prod[3, at + q] + prod[7, at + q] + prod[11, at + q]
-    for q in range(nq):
-        half[1, 0, q] = prod[4, at + q] - prod[8, at + q] + prod[12, at + q]
-    for q in range(nq):
-        half[1, 1, q] = prod[5, at + q] - prod[9, at + q] + prod[13, at + q]
-    for q in range(nq):
-        half[1, 2, q] = prod[6, at + q] - prod[10, at + q] + prod[14, at + q]
-    for q in range(nq):
-        half[1, 3, q] = prod[7, at + q] - prod[11, at + q] + prod[15, at + q]
-    for q in range(nq):
-        res[0, 0, q] = bias + half[0, 0, q] + half[0, 1, q] + half[0, 2, q]
-    for q in range(nq):
-        res[0, 1, q] = bias + half[0, 1, q] - half[0, 2, q] + half[0, 3, q]
-    for q in range(nq):
-        res[1, 0, q] = bias + half[1, 0, q] + half[1, 1, q] + half[1, 2, q]
-    for q in range(nq):
-        res[1, 1, q] = bias + half[1, 1, q] - half[1, 2, q] + half[1, 3, q]
+def _out_at2(prod, res, bias, kc):  # pragma: no cover
+    """``res[(a*2 + b)*BLOCK + q] = bias + (R M_q R^T)[a, b]`` with ``M_q[u, v] = prod[(u*4 + v)*BLOCK + q]``, R = at2."""
+    for q in range(BLOCK):
+        h0_0 = prod[q] + prod[4 * BLOCK + q] + prod[8 * BLOCK + q]
+        h0_1 = prod[1 * BLOCK + q] + prod[5 * BLOCK + q] + prod[9 * BLOCK + q]
+        h0_2 = prod[2 * BLOCK + q] + prod[6 * BLOCK + q] + prod[10 * BLOCK + q]
+        h0_3 = prod[3 * BLOCK + q] + prod[7 * BLOCK + q] + prod[11 * BLOCK + q]
+        h1_0 = prod[4 * BLOCK + q] - prod[8 * BLOCK + q] + prod[12 * BLOCK + q]
+        h1_1 = prod[5 * BLOCK + q] - prod[9 * BLOCK + q] + prod[13 * BLOCK + q]
+        h1_2 = prod[6 * BLOCK + q] - prod[10 * BLOCK + q] + prod[14 * BLOCK + q]
+        h1_3 = prod[7 * BLOCK + q] - prod[11 * BLOCK + q] + prod[15 * BLOCK + q]
+        res[q] = bias + h0_0 + h0_1 + h0_2
+        res[1 * BLOCK + q] = bias + h0_1 - h0_2 + h0_3
+        res[2 * BLOCK + q] = bias + h1_0 + h1_1 + h1_2
+        res[3 * BLOCK + q] = bias + h1_1 - h1_2 + h1_3
 
 
 @njit(cache=True, fastmath=FASTMATH)
-def _out_at4(prod, at, nq, half, res, bias, kc):  # pragma: no cover
-    """``res[a, b, q] = bias + (R M_q R^T)[a, b]``, ``M_q[u, v] = prod[u*6 + v, at + q]``, R = at4."""
+def _out_at4(prod, res, bias, kc):  # pragma: no cover
+    """``res[(a*4 + b)*BLOCK + q] = bias + (R M_q R^T)[a, b]`` with ``M_q[u, v] = prod[(u*6 + v)*BLOCK + q]``, R = at4."""
     k0 = kc[0]
     k1 = kc[1]
     k2 = kc[2]
     k3 = kc[3]
     k4 = kc[4]
     k5 = kc[5]
-    for q in range(nq):
-        half[0, 0, q] = prod[0, at + q] + prod[6, at + q] + prod[12, at + q] + prod[18, at + q] + prod[24, at + q]
-    for q in range(nq):
-        half[0, 1, q] = prod[1, at + q] + prod[7, at + q] + prod[13, at + q] + prod[19, at + q] + prod[25, at + q]
-    for q in range(nq):
-        half[0, 2, q] = prod[2, at + q] + prod[8, at + q] + prod[14, at + q] + prod[20, at + q] + prod[26, at + q]
-    for q in range(nq):
-        half[0, 3, q] = prod[3, at + q] + prod[9, at + q] + prod[15, at + q] + prod[21, at + q] + prod[27, at + q]
-    for q in range(nq):
-        half[0, 4, q] = prod[4, at + q] + prod[10, at + q] + prod[16, at + q] + prod[22, at + q] + prod[28, at + q]
-    for q in range(nq):
-        half[0, 5, q] = prod[5, at + q] + prod[11, at + q] + prod[17, at + q] + prod[23, at + q] + prod[29, at + q]
-    for q in range(nq):
-        half[1, 0, q] = prod[6, at + q] - prod[12, at + q] + k2 * prod[18, at + q] - k3 * prod[24, at + q]
-    for q in range(nq):
-        half[1, 1, q] = prod[7, at + q] - prod[13, at + q] + k2 * prod[19, at + q] - k3 * prod[25, at + q]
-    for q in range(nq):
-        half[1, 2, q] = prod[8, at + q] - prod[14, at + q] + k2 * prod[20, at + q] - k3 * prod[26, at + q]
-    for q in range(nq):
-        half[1, 3, q] = prod[9, at + q] - prod[15, at + q] + k2 * prod[21, at + q] - k3 * prod[27, at + q]
-    for q in range(nq):
-        half[1, 4, q] = prod[10, at + q] - prod[16, at + q] + k2 * prod[22, at + q] - k3 * prod[28, at + q]
-    for q in range(nq):
-        half[1, 5, q] = prod[11, at + q] - prod[17, at + q] + k2 * prod[23, at + q] - k3 * prod[29, at + q]
-    for q in range(nq):
-        half[2, 0, q] = prod[6, at + q] + prod[12, at + q] + k1 * prod[18, at + q] + k4 * prod[24, at + q]
-    for q in range(nq):
-        half[2, 1, q] = prod[7, at + q] + prod[13, at + q] + k1 * prod[19, at + q] + k4 * prod[25, at + q]
-    for q in range(nq):
-        half[2, 2, q] = prod[8, at + q] + prod[14, at + q] + k1 * prod[20, at + q] + k4 * prod[26, at + q]
-    for q in range(nq):
-        half[2, 3, q] = prod[9, at + q] + prod[15, at + q] + k1 * prod[21, at + q] + k4 * prod[27, at + q]
-    for q in range(nq):
-        half[2, 4, q] = prod[10, at + q] + prod[16, at + q] + k1 * prod[22, at + q] + k4 * prod[28, at + q]
-    for q in range(nq):
-        half[2, 5, q] = prod[11, at + q] + prod[17, at + q] + k1 * prod[23, at + q] + k4 * prod[29, at + q]
-    for q in range(nq):
-        half[3, 0, q] = prod[6, at + q] - prod[12, at + q] + k0 * prod[18, at + q] - k5 * prod[24, at + q] + prod[30, at + q]
-    for q in range(nq):
-        half[3, 1, q] = prod[7, at + q] - prod[13, at + q] + k0 * prod[19, at + q] - k5 * prod[25, at + q] + prod[31, at + q]
-    for q in range(nq):
-        half[3, 2, q] = prod[8, at + q] - prod[14, at + q] + k0 * prod[20, at + q] - k5 * prod[26, at + q] + prod[32, at + q]
-    for q in range(nq):
-        half[3, 3, q] = prod[9, at + q] - prod[15, at + q] + k0 * prod[21, at + q] - k5 * prod[27, at + q] + prod[33, at + q]
-    for q in range(nq):
-        half[3, 4, q] = prod[10, at + q] - prod[16, at + q] + k0 * prod[22, at + q] - k5 * prod[28, at + q] + prod[34, at + q]
-    for q in range(nq):
-        half[3, 5, q] = prod[11, at + q] - prod[17, at + q] + k0 * prod[23, at + q] - k5 * prod[29, at + q] + prod[35, at + q]
-    for q in range(nq):
-        res[0, 0, q] = bias + half[0, 0, q] + half[0, 1, q] + half[0, 2, q] + half[0, 3, q] + half[0, 4, q]
-    for q in range(nq):
-        res[0, 1, q] = bias + half[0, 1, q] - half[0, 2, q] + k2 * half[0, 3, q] - k3 * half[0, 4, q]
-    for q in range(nq):
-        res[0, 2, q] = bias + half[0, 1, q] + half[0, 2, q] + k1 * half[0, 3, q] + k4 * half[0, 4, q]
-    for q in range(nq):
-        res[0, 3, q] = bias + half[0, 1, q] - half[0, 2, q] + k0 * half[0, 3, q] - k5 * half[0, 4, q] + half[0, 5, q]
-    for q in range(nq):
-        res[1, 0, q] = bias + half[1, 0, q] + half[1, 1, q] + half[1, 2, q] + half[1, 3, q] + half[1, 4, q]
-    for q in range(nq):
-        res[1, 1, q] = bias + half[1, 1, q] - half[1, 2, q] + k2 * half[1, 3, q] - k3 * half[1, 4, q]
-    for q in range(nq):
-        res[1, 2, q] = bias + half[1, 1, q] + half[1, 2, q] + k1 * half[1, 3, q] + k4 * half[1, 4, q]
-    for q in range(nq):
-        res[1, 3, q] = bias + half[1, 1, q] - half[1, 2, q] + k0 * half[1, 3, q] - k5 * half[1, 4, q] + half[1, 5, q]
-    for q in range(nq):
-        res[2, 0, q] = bias + half[2, 0, q] + half[2, 1, q] + half[2, 2, q] + half[2, 3, q] + half[2, 4, q]
-    for q in range(nq):
-        res[2, 1, q] = bias + half[2, 1, q] - half[2, 2, q] + k2 * half[2, 3, q] - k3 * half[2, 4, q]
-    for q in range(nq):
-        res[2, 2, q] = bias + half[2, 1, q] + half[2, 2, q] + k1 * half[2, 3, q] + k4 * half[2, 4, q]
-    for q in range(nq):
-        res[2, 3, q] = bias + half[2, 1, q] - half[2, 2, q] + k0 * half[2, 3, q] - k5 * half[2, 4, q] + half[2, 5, q]
-    for q in range(nq):
-        res[3, 0, q] = bias + half[3, 0, q] + half[3, 1, q] + half[3, 2, q] + half[3, 3, q] + half[3, 4, q]
-    for q in range(nq):
-        res[3, 1, q] = bias + half[3, 1, q] - half[3, 2, q] + k2 * half[3, 3, q] - k3 * half[3, 4, q]
-    for q in range(nq):
-        res[3, 2, q] = bias + half[3, 1, q] + half[3, 2, q] + k1 * half[3, 3, q] + k4 * half[3, 4, q]
-    for q in range(nq):
-        res[3, 3, q] = bias + half[3, 1, q] - half[3, 2, q] + k0 * half[3, 3, q] - k5 * half[3, 4, q] + half[3, 5, q]
+    for q in range(BLOCK):
+        h0_0 = prod[q] + prod[6 * BLOCK + q] + prod[12 * BLOCK + q] + prod[18 * BLOCK + q] + prod[24 * BLOCK + q]
+        h0_1 = prod[1 * BLOCK + q] + prod[7 * BLOCK + q] + prod[13 * BLOCK + q] + prod[19 * BLOCK + q] + prod[25 * BLOCK + q]
+        h0_2 = prod[2 * BLOCK + q] + prod[8 * BLOCK + q] + prod[14 * BLOCK + q] + prod[20 * BLOCK + q] + prod[26 * BLOCK + q]
+        h0_3 = prod[3 * BLOCK + q] + prod[9 * BLOCK + q] + prod[15 * BLOCK + q] + prod[21 * BLOCK + q] + prod[27 * BLOCK + q]
+        h0_4 = prod[4 * BLOCK + q] + prod[10 * BLOCK + q] + prod[16 * BLOCK + q] + prod[22 * BLOCK + q] + prod[28 * BLOCK + q]
+        h0_5 = prod[5 * BLOCK + q] + prod[11 * BLOCK + q] + prod[17 * BLOCK + q] + prod[23 * BLOCK + q] + prod[29 * BLOCK + q]
+        h1_0 = prod[6 * BLOCK + q] - prod[12 * BLOCK + q] + k2 * prod[18 * BLOCK + q] - k3 * prod[24 * BLOCK + q]
+        h1_1 = prod[7 * BLOCK + q] - prod[13 * BLOCK + q] + k2 * prod[19 * BLOCK + q] - k3 * prod[25 * BLOCK + q]
+        h1_2 = prod[8 * BLOCK + q] - prod[14 * BLOCK + q] + k2 * prod[20 * BLOCK + q] - k3 * prod[26 * BLOCK + q]
+        h1_3 = prod[9 * BLOCK + q] - prod[15 * BLOCK + q] + k2 * prod[21 * BLOCK + q] - k3 * prod[27 * BLOCK + q]
+        h1_4 = prod[10 * BLOCK + q] - prod[16 * BLOCK + q] + k2 * prod[22 * BLOCK + q] - k3 * prod[28 * BLOCK + q]
+        h1_5 = prod[11 * BLOCK + q] - prod[17 * BLOCK + q] + k2 * prod[23 * BLOCK + q] - k3 * prod[29 * BLOCK + q]
+        h2_0 = prod[6 * BLOCK + q] + prod[12 * BLOCK + q] + k1 * prod[18 * BLOCK + q] + k4 * prod[24 * BLOCK + q]
+        h2_1 = prod[7 * BLOCK + q] + prod[13 * BLOCK + q] + k1 * prod[19 * BLOCK + q] + k4 * prod[25 * BLOCK + q]
+        h2_2 = prod[8 * BLOCK + q] + prod[14 * BLOCK + q] + k1 * prod[20 * BLOCK + q] + k4 * prod[26 * BLOCK + q]
+        h2_3 = prod[9 * BLOCK + q] + prod[15 * BLOCK + q] + k1 * prod[21 * BLOCK + q] + k4 * prod[27 * BLOCK + q]
+        h2_4 = prod[10 * BLOCK + q] + prod[16 * BLOCK + q] + k1 * prod[22 * BLOCK + q] + k4 * prod[28 * BLOCK + q]
+        h2_5 = prod[11 * BLOCK + q] + prod[17 * BLOCK + q] + k1 * prod[23 * BLOCK + q] + k4 * prod[29 * BLOCK + q]
+        h3_0 = prod[6 * BLOCK + q] - prod[12 * BLOCK + q] + k0 * prod[18 * BLOCK + q] - k5 * prod[24 * BLOCK + q] + prod[30 * BLOCK + q]
+        h3_1 = prod[7 * BLOCK + q] - prod[13 * BLOCK + q] + k0 * prod[19 * BLOCK + q] - k5 * prod[25 * BLOCK + q] + prod[31 * BLOCK + q]
+        h3_2 = prod[8 * BLOCK + q] - prod[14 * BLOCK + q] + k0 * prod[20 * BLOCK + q] - k5 * prod[26 * BLOCK + q] + prod[32 * BLOCK + q]
+        h3_3 = prod[9 * BLOCK + q] - prod[15 * BLOCK + q] + k0 * prod[21 * BLOCK + q] - k5 * prod[27 * BLOCK + q] + prod[33 * BLOCK + q]
+        h3_4 = prod[10 * BLOCK + q] - prod[16 * BLOCK + q] + k0 * prod[22 * BLOCK + q] - k5 * prod[28 * BLOCK + q] + prod[34 * BLOCK + q]
+        h3_5 = prod[11 * BLOCK + q] - prod[17 * BLOCK + q] + k0 * prod[23 * BLOCK + q] - k5 * prod[29 * BLOCK + q] + prod[35 * BLOCK + q]
+        res[q] = bias + h0_0 + h0_1 + h0_2 + h0_3 + h0_4
+        res[1 * BLOCK + q] = bias + h0_1 - h0_2 + k2 * h0_3 - k3 * h0_4
+        res[2 * BLOCK + q] = bias + h0_1 + h0_2 + k1 * h0_3 + k4 * h0_4
+        res[3 * BLOCK + q] = bias + h0_1 - h0_2 + k0 * h0_3 - k5 * h0_4 + h0_5
+        res[4 * BLOCK + q] = bias + h1_0 + h1_1 + h1_2 + h1_3 + h1_4
+        res[5 * BLOCK + q] = bias + h1_1 - h1_2 + k2 * h1_3 - k3 * h1_4
+        res[6 * BLOCK + q] = bias + h1_1 + h1_2 + k1 * h1_3 + k4 * h1_4
+        res[7 * BLOCK + q] = bias + h1_1 - h1_2 + k0 * h1_3 - k5 * h1_4 + h1_5
+        res[8 * BLOCK + q] = bias + h2_0 + h2_1 + h2_2 + h2_3 + h2_4
+        res[9 * BLOCK + q] = bias + h2_1 - h2_2 + k2 * h2_3 - k3 * h2_4
+        res[10 * BLOCK + q] = bias + h2_1 + h2_2 + k1 * h2_3 + k4 * h2_4
+        res[11 * BLOCK + q] = bias + h2_1 - h2_2 + k0 * h2_3 - k5 * h2_4 + h2_5
+        res[12 * BLOCK + q] = bias + h3_0 + h3_1 + h3_2 + h3_3 + h3_4
+        res[13 * BLOCK + q] = bias + h3_1 - h3_2 + k2 * h3_3 - k3 * h3_4
+        res[14 * BLOCK + q] = bias + h3_1 + h3_2 + k1 * h3_3 + k4 * h3_4
+        res[15 * BLOCK + q] = bias + h3_1 - h3_2 + k0 * h3_3 - k5 * h3_4 + h3_5
 
 
 @njit(cache=True, fastmath=FASTMATH)
-def _out_gt2(prod, at, nq, half, res, bias, kc):  # pragma: no cover
-    """``res[a, b, q] = bias + (R M_q R^T)[a, b]``, ``M_q[u, v] = prod[u*4 + v, at + q]``, R = gt2."""
+def _out_gt2(prod, res, bias, kc):  # pragma: no cover
+    """``res[(a*3 + b)*BLOCK + q] = bias + (R M_q R^T)[a, b]`` with ``M_q[u, v] = prod[(u*4 + v)*BLOCK + q]``, R = gt2."""
     k0 = kc[0]
-    for q in range(nq):
-        half[0, 0, q] = prod[0, at + q] + k0 * prod[4, at + q] + k0 * prod[8, at + q]
-    for q in range(nq):
-        half[0, 1, q] = prod[1, at + q] + k0 * prod[5, at + q] + k0 * prod[9, at + q]
-    for q in range(nq):
-        half[0, 2, q] = prod[2, at + q] + k0 * prod[6, at + q] + k0 * prod[10, at + q]
-    for q in range(nq):
-        half[0, 3, q] = prod[3, at + q] + k0 * prod[7, at + q] + k0 * prod[11, at + q]
-    for q in range(nq):
-        half[1, 0, q] = k0 * prod[4, at + q] - k0 * prod[8, at + q]
-    for q in range(nq):
-        half[1, 1, q] = k0 * prod[5, at + q] - k0 * prod[9, at + q]
-    for q in range(nq):
-        half[1, 2, q] = k0 * prod[6, at + q] - k0 * prod[10, at + q]
-    for q in range(nq):
-        half[1, 3, q] = k0 * prod[7, at + q] - k0 * prod[11, at + q]
-    for q in range(nq):
-        half[2, 0, q] = k0 * prod[4, at + q] + k0 * prod[8, at + q] + prod[12, at + q]
-    for q in range(nq):
-        half[2, 1, q] = k0 * prod[5, at + q] + k0 * prod[9, at + q] + prod[13, at + q]
-    for q in range(nq):
-        half[2, 2, q] = k0 * prod[6, at + q] + k0 * prod[10, at + q] + prod[14, at + q]
-    for q in range(nq):
-        half[2, 3, q] = k0 * prod[7, at + q] + k0 * prod[11, at + q] + prod[15, at + q]
-    for q in range(nq):
-        res[0, 0, q] = bias + half[0, 0, q] + k0 * half[0, 1, q] + k0 * half[0, 2, q]
-    for q in range(nq):
-        res[0, 1, q] = bias + k0 * half[0, 1, q] - k0 * half[0, 2, q]
-    for q in range(nq):
-        res[0, 2, q] = bias + k0 * half[0, 1, q] + k0 * half[0, 2, q] + half[0, 3, q]
-    for q in range(nq):
-        res[1, 0, q] = bias + half[1, 0, q] + k0 * half[1, 1, q] + k0 * half[1, 2, q]
-    for q in range(nq):
-        res[1, 1, q] = bias + k0 * half[1, 1, q] - k0 * half[1, 2, q]
-    for q in range(nq):
-        res[1, 2, q] = bias + k0 * half[1, 1, q] + k0 * half[1, 2, q] + half[1, 3, q]
-    for q in range(nq):
-        res[2, 0, q] = bias + half[2, 0, q] + k0 * half[2, 1, q] + k0 * half[2, 2, q]
-    for q in range(nq):
-        res[2, 1, q] = bias + k0 * half[2, 1, q] - k0 * half[2, 2, q]
-    for q in range(nq):
-        res[2, 2, q] = bias + k0 * half[2, 1, q] + k0 * half[2, 2, q] + half[2, 3, q]
+    for q in range(BLOCK):
+        h0_0 = prod[q] + k0 * prod[4 * BLOCK + q] + k0 * prod[8 * BLOCK + q]
+        h0_1 = prod[1 * BLOCK + q] + k0 * prod[5 * BLOCK + q] + k0 * prod[9 * BLOCK + q]
+        h0_2 = prod[2 * BLOCK + q] + k0 * prod[6 * BLOCK + q] + k0 * prod[10 * BLOCK + q]
+        h0_3 = prod[3 * BLOCK + q] + k0 * prod[7 * BLOCK + q] + k0 * prod[11 * BLOCK + q]
+        h1_0 = k0 * prod[4 * BLOCK + q] - k0 * prod[8 * BLOCK + q]
+        h1_1 = k0 * prod[5 * BLOCK + q] - k0 * prod[9 * BLOCK + q]
+        h1_2 = k0 * prod[6 * BLOCK + q] - k0 * prod[10 * BLOCK + q]
+        h1_3 = k0 * prod[7 * BLOCK + q] - k0 * prod[11 * BLOCK + q]
+        h2_0 = k0 * prod[4 * BLOCK + q] + k0 * prod[8 * BLOCK + q] + prod[12 * BLOCK + q]
+        h2_1 = k0 * prod[5 * BLOCK + q] + k0 * prod[9 * BLOCK + q] + prod[13 * BLOCK + q]
+        h2_2 = k0 * prod[6 * BLOCK + q] + k0 * prod[10 * BLOCK + q] + prod[14 * BLOCK + q]
+        h2_3 = k0 * prod[7 * BLOCK + q] + k0 * prod[11 * BLOCK + q] + prod[15 * BLOCK + q]
+        res[q] = bias + h0_0 + k0 * h0_1 + k0 * h0_2
+        res[1 * BLOCK + q] = bias + k0 * h0_1 - k0 * h0_2
+        res[2 * BLOCK + q] = bias + k0 * h0_1 + k0 * h0_2 + h0_3
+        res[3 * BLOCK + q] = bias + h1_0 + k0 * h1_1 + k0 * h1_2
+        res[4 * BLOCK + q] = bias + k0 * h1_1 - k0 * h1_2
+        res[5 * BLOCK + q] = bias + k0 * h1_1 + k0 * h1_2 + h1_3
+        res[6 * BLOCK + q] = bias + h2_0 + k0 * h2_1 + k0 * h2_2
+        res[7 * BLOCK + q] = bias + k0 * h2_1 - k0 * h2_2
+        res[8 * BLOCK + q] = bias + k0 * h2_1 + k0 * h2_2 + h2_3
 
 
 @njit(cache=True, fastmath=FASTMATH)
-def _out_gt4(prod, at, nq, half, res, bias, kc):  # pragma: no cover
-    """``res[a, b, q] = bias + (R M_q R^T)[a, b]``, ``M_q[u, v] = prod[u*6 + v, at + q]``, R = gt4."""
+def _out_gt4(prod, res, bias, kc):  # pragma: no cover
+    """``res[(a*3 + b)*BLOCK + q] = bias + (R M_q R^T)[a, b]`` with ``M_q[u, v] = prod[(u*6 + v)*BLOCK + q]``, R = gt4."""
     k0 = kc[0]
     k1 = kc[1]
     k2 = kc[2]
     k3 = kc[3]
     k4 = kc[4]
     k5 = kc[5]
-    for q in range(nq):
-        half[0, 0, q] = prod[0, at + q] + k3 * prod[6, at + q] + k3 * prod[12, at + q] + k5 * prod[18, at + q] + k0 * prod[24, at + q]
-    for q in range(nq):
-        half[0, 1, q] = prod[1, at + q] + k3 * prod[7, at + q] + k3 * prod[13, at + q] + k5 * prod[19, at + q] + k0 * prod[25, at + q]
-    for q in range(nq):
-        half[0, 2, q] = prod[2, at + q] + k3 * prod[8, at + q] + k3 * prod[14, at + q] + k5 * prod[20, at + q] + k0 * prod[26, at + q]
-    for q in range(nq):
-        half[0, 3, q] = prod[3, at + q] + k3 * prod[9, at + q] + k3 * prod[15, at + q] + k5 * prod[21, at + q] + k0 * prod[27, at + q]
-    for q in range(nq):
-        half[0, 4, q] = prod[4, at + q] + k3 * prod[10, at + q] + k3 * prod[16, at + q] + k5 * prod[22, at + q] + k0 * prod[28, at + q]
-    for q in range(nq):
-        half[0, 5, q] = prod[5, at + q] + k3 * prod[11, at + q] + k3 * prod[17, at + q] + k5 * prod[23, at + q] + k0 * prod[29, at + q]
-    for q in range(nq):
-        half[1, 0, q] = k3 * prod[6, at + q] - k3 * prod[12, at + q] + k4 * prod[18, at + q] - k1 * prod[24, at + q]
-    for q in range(nq):
-        half[1, 1, q] = k3 * prod[7, at + q] - k3 * prod[13, at + q] + k4 * prod[19, at + q] - k1 * prod[25, at + q]
-    for q in range(nq):
-        half[1, 2, q] = k3 * prod[8, at + q] - k3 * prod[14, at + q] + k4 * prod[20, at + q] - k1 * prod[26, at + q]
-    for q in range(nq):
-        half[1, 3, q] = k3 * prod[9, at + q] - k3 * prod[15, at + q] + k4 * prod[21, at + q] - k1 * prod[27, at + q]
-    for q in range(nq):
-        half[1, 4, q] = k3 * prod[10, at + q] - k3 * prod[16, at + q] + k4 * prod[22, at + q] - k1 * prod[28, at + q]
-    for q in range(nq):
-        half[1, 5, q] = k3 * prod[11, at + q] - k3 * prod[17, at + q] + k4 * prod[23, at + q] - k1 * prod[29, at + q]
-    for q in range(nq):
-        half[2, 0, q] = k3 * prod[6, at + q] + k3 * prod[12, at + q] + k2 * prod[18, at + q] + k2 * prod[24, at + q] + prod[30, at + q]
-    for q in range(nq):
-        half[2, 1, q] = k3 * prod[7, at + q] + k3 * prod[13, at + q] + k2 * prod[19, at + q] + k2 * prod[25, at + q] + prod[31, at + q]
-    for q in range(nq):
-        half[2, 2, q] = k3 * prod[8, at + q] + k3 * prod[14, at + q] + k2 * prod[20, at + q] + k2 * prod[26, at + q] + prod[32, at + q]
-    for q in range(nq):
-        half[2, 3, q] = k3 * prod[9, at + q] + k3 * prod[15, at + q] + k2 * prod[21, at + q] + k2 * prod[27, at + q] + prod[33, at + q]
-    for q in range(nq):
-        half[2, 4, q] = k3 * prod[10, at + q] + k3 * prod[16, at + q] + k2 * prod[22, at + q] + k2 * prod[28, at + q] + prod[34, at + q]
-    for q in range(nq):
-        half[2, 5, q] = k3 * prod[11, at + q] + k3 * prod[17, at + q] + k2 * prod[23, at + q] + k2 * prod[29, at + q] + prod[35, at + q]
-    for q in range(nq):
-        res[0, 0, q] = bias + half[0, 0, q] + k3 * half[0, 1, q] + k3 * half[0, 2, q] + k5 * half[0, 3, q] + k0 * half[0, 4, q]
-    for q in range(nq):
-        res[0, 1, q] = bias + k3 * half[0, 1, q] - k3 * half[0, 2, q] + k4 * half[0, 3, q] - k1 * half[0, 4, q]
-    for q in range(nq):
-        res[0, 2, q] = bias + k3 * half[0, 1, q] + k3 * half[0, 2, q] + k2 * half[0, 3, q] + k2 * half[0, 4, q] + half[0, 5, q]
-    for q in range(nq):
-        res[1, 0, q] = bias + half[1, 0, q] + k3 * half[1, 1, q] + k3 * half[1, 2, q] + k5 * half[1, 3, q] + k0 * half[1, 4, q]
-    for q in range(nq):
-        res[1, 1, q] = bias + k3 * half[1, 1, q] - k3 * half[1, 2, q] + k4 * half[1, 3, q] - k1 * half[1, 4, q]
-    for q in range(nq):
-        res[1, 2, q] = bias + k3 * half[1, 1, q] + k3 * half[1, 2, q] + k2 * half[1, 3, q] + k2 * half[1, 4, q] + half[1, 5, q]
-    for q in range(nq):
-        res[2, 0, q] = bias + half[2, 0, q] + k3 * half[2, 1, q] + k3 * half[2, 2, q] + k5 * half[2, 3, q] + k0 * half[2, 4, q]
-    for q in range(nq):
-        res[2, 1, q] = bias + k3 * half[2, 1, q] - k3 * half[2, 2, q] + k4 * half[2, 3, q] - k1 * half[2, 4, q]
-    for q in range(nq):
-        res[2, 2, q] = bias + k3 * half[2, 1, q] + k3 * half[2, 2, q] + k2 * half[2, 3, q] + k2 * half[2, 4, q] + half[2, 5, q]
-
-
-@njit(parallel=True, cache=True, fastmath=FASTMATH)
-def tiles_in(
-    which, k, src, kc, out, count, t0, step, top, left, tiles_h, tiles_w, workers
-):  # pragma: no cover
-    """``out[:, c*count + t - t0]`` = in-kernel ``which`` of tile t's k x k window of
-    ``src[n, c]``, for tiles ``t0 .. t0 + count``. (``out`` is C-contiguous, so that the
-    generated loops store unit-stride vectors; its rows may be longer than ``C*count``.)
-
-    Tile ``t = (n*tiles_h + ty)*tiles_w + tx`` has its window's top left at row
-    ``ty*step - top``, column ``tx*step - left``; cells outside ``src`` read as zero. Work
-    is split into tasks of one channel and ``BLOCK`` tiles, dealt to ``workers`` workers
-    that each allocate their buffer once. Each task gathers its windows tile-minor, so the
-    transform runs along the block, and writes every value once.
-    """
-    n_ch, height, width = src.shape[1], src.shape[2], src.shape[3]
-    alpha = int(np.sqrt(out.shape[0]) + 0.5)
-    blocks = (count + BLOCK - 1) // BLOCK
-    per_image = tiles_h * tiles_w
-    tasks = n_ch * blocks
-    workers = max(1, min(workers, tasks))
-    for worker in prange(workers):
-        win = np.zeros((k, k, BLOCK), dtype=out.dtype)
-        half = np.empty((alpha, k, BLOCK), dtype=out.dtype)
-        for task in range(worker, tasks, workers):
-            c = task // blocks
-            q0 = (task % blocks) * BLOCK
-            nq = min(BLOCK, count - q0)
-            for q in range(nq):
-                t = t0 + q0 + q
-                n = t // per_image
-                r0 = ((t % per_image) // tiles_w) * step - top
-                c0 = (t % tiles_w) * step - left
-                plane = src[n, c]
-                if r0 >= 0 and c0 >= 0 and r0 + k <= height and c0 + k <= width:
-                    for i in range(k):
-                        for j in range(k):
-                            win[i, j, q] = plane[np.uint64(r0 + i), np.uint64(c0 + j)]
-                else:
-                    for i in range(k):
-                        for j in range(k):
-                            r, s = r0 + i, c0 + j
-                            inside = 0 <= r < height and 0 <= s < width
-                            win[i, j, q] = plane[r, s] if inside else 0
-            if which == 0:
-                _in_bt2(win, half, out, c * count + q0, nq, kc)
-            elif which == 1:
-                _in_bt4(win, half, out, c * count + q0, nq, kc)
-            elif which == 2:
-                _in_g2(win, half, out, c * count + q0, nq, kc)
-            elif which == 3:
-                _in_g4(win, half, out, c * count + q0, nq, kc)
-            elif which == 4:
-                _in_a2(win, half, out, c * count + q0, nq, kc)
-            elif which == 5:
-                _in_a4(win, half, out, c * count + q0, nq, kc)
-
-
-@njit(parallel=True, cache=True, fastmath=FASTMATH)
-def tiles_out(
-    which, m, prod, count, kc, bias, dst, t0, tiles_h, tiles_w, workers
-):  # pragma: no cover
-    """``dst`` tile t (m x m, cropped at the edges) = out-kernel ``which`` of
-    ``prod[:, o*count + t - t0]`` plus ``bias[o]``; tiles numbered as in :func:`tiles_in`. Tasks of
-    one output channel and ``BLOCK`` tiles; every cell of ``dst`` is written by one task.
-    """
-    n_out, height, width = dst.shape[1], dst.shape[2], dst.shape[3]
-    alpha = int(np.sqrt(prod.shape[0]) + 0.5)
-    blocks = (count + BLOCK - 1) // BLOCK
-    per_image = tiles_h * tiles_w
-    tasks = n_out * blocks
-    workers = max(1, min(workers, tasks))
-    for worker in prange(workers):
-        res = np.empty((m, m, BLOCK), dtype=dst.dtype)
-        half = np.empty((m, alpha, BLOCK), dtype=dst.dtype)
-        for task in range(worker, tasks, workers):
-            o = task // blocks
-            q0 = (task % blocks) * BLOCK
-            nq = min(BLOCK, count - q0)
-            if which == 0:
-                _out_at2(prod, o * count + q0, nq, half, res, bias[o], kc)
-            elif which == 1:
-                _out_at4(prod, o * count + q0, nq, half, res, bias[o], kc)
-            elif which == 2:
-                _out_gt2(prod, o * count + q0, nq, half, res, bias[o], kc)
-            elif which == 3:
-                _out_gt4(prod, o * count + q0, nq, half, res, bias[o], kc)
-            for q in range(nq):
-                t = t0 + q0 + q
-                n = t // per_image
-                r0 = ((t % per_image) // tiles_w) * m
-                c0 = (t % tiles_w) * m
-                for a in range(min(m, height - r0)):
-                    for b in range(min(m, width - c0)):
-                        dst[n, o, r0 + a, c0 + b] = res[a, b, q]
+    for q in range(BLOCK):
+        h0_0 = prod[q] + k3 * prod[6 * BLOCK + q] + k3 * prod[12 * BLOCK + q] + k5 * prod[18 * BLOCK + q] + k0 * prod[24 * BLOCK + q]
+        h0_1 = prod[1 * BLOCK + q] + k3 * prod[7 * BLOCK + q] + k3 * prod[13 * BLOCK + q] + k5 * prod[19 * BLOCK + q] + k0 * prod[25 * BLOCK + q]
+        h0_2 = prod[2 * BLOCK + q] + k3 * prod[8 * BLOCK + q] + k3 * prod[14 * BLOCK + q] + k5 * prod[20 * BLOCK + q] + k0 * prod[26 * BLOCK + q]
+        h0_3 = prod[3 * BLOCK + q] + k3 * prod[9 * BLOCK + q] + k3 * prod[15 * BLOCK + q] + k5 * prod[21 * BLOCK + q] + k0 * prod[27 * BLOCK + q]
+        h0_4 = prod[4 * BLOCK + q] + k3 * prod[10 * BLOCK + q] + k3 * prod[16 * BLOCK + q] + k5 * prod[22 * BLOCK + q] + k0 * prod[28 * BLOCK + q]
+        h0_5 = prod[5 * BLOCK + q] + k3 * prod[11 * BLOCK + q] + k3 * prod[17 * BLOCK + q] + k5 * prod[23 * BLOCK + q] + k0 * prod[29 * BLOCK + q]
+        h1_0 = k3 * prod[6 * BLOCK + q] - k3 * prod[12 * BLOCK + q] + k4 * prod[18 * BLOCK + q] - k1 * prod[24 * BLOCK + q]
+        h1_1 = k3 * prod[7 * BLOCK + q] - k3 * prod[13 * BLOCK + q] + k4 * prod[19 * BLOCK + q] - k1 * prod[25 * BLOCK + q]
+        h1_2 = k3 * prod[8 * BLOCK + q] - k3 * prod[14 * BLOCK + q] + k4 * prod[20 * BLOCK + q] - k1 * prod[26 * BLOCK + q]
+        h1_3 = k3 * prod[9 * BLOCK + q] - k3 * prod[15 * BLOCK + q] + k4 * prod[21 * BLOCK + q] - k1 * prod[27 * BLOCK + q]
+        h1_4 = k3 * prod[10 * BLOCK + q] - k3 * prod[16 * BLOCK + q] + k4 * prod[22 * BLOCK + q] - k1 * prod[28 * BLOCK + q]
+        h1_5 = k3 * prod[11 * BLOCK + q] - k3 * prod[17 * BLOCK + q] + k4 * prod[23 * BLOCK + q] - k1 * prod[29 * BLOCK + q]
+        h2_0 = k3 * prod[6 * BLOCK + q] + k3 * prod[12 * BLOCK + q] + k2 * prod[18 * BLOCK + q] + k2 * prod[24 * BLOCK + q] + prod[30 * BLOCK + q]
+        h2_1 = k3 * prod[7 * BLOCK + q] + k3 * prod[13 * BLOCK + q] + k2 * prod[19 * BLOCK + q] + k2 * prod[25 * BLOCK + q] + prod[31 * BLOCK + q]
+        h2_2 = k3 * prod[8 * BLOCK + q] + k3 * prod[14 * BLOCK + q] + k2 * prod[20 * BLOCK + q] + k2 * prod[26 * BLOCK + q] + prod[32 * BLOCK + q]
+        h2_3 = k3 * prod[9 * BLOCK + q] + k3 * prod[15 * BLOCK + q] + k2 * prod[21 * BLOCK + q] + k2 * prod[27 * BLOCK + q] + prod[33 * BLOCK + q]
+        h2_4 = k3 * prod[10 * BLOCK + q] + k3 * prod[16 * BLOCK + q] + k2 * prod[22 * BLOCK + q] + k2 * prod[28 * BLOCK + q] + prod[34 * BLOCK + q]
+        h2_5 = k3 * prod[11 * BLOCK + q] + k3 * prod[17 * BLOCK + q] + k2 * prod[23 * BLOCK + q] + k2 * prod[29 * BLOCK + q] + prod[35 * BLOCK + q]
+        res[q] = bias + h0_0 + k3 * h0_1 + k3 * h0_2 + k5 * h0_3 + k0 * h0_4
+        res[1 * BLOCK + q] = bias + k3 * h0_1 - k3 * h0_2 + k4 * h0_3 - k1 * h0_4
+        res[2 * BLOCK + q] = bias + k3 * h0_1 + k3 * h0_2 + k2 * h0_3 + k2 * h0_4 + h0_5
+        res[3 * BLOCK + q] = bias + h1_0 + k3 * h1_1 + k3 * h1_2 + k5 * h1_3 + k0 * h1_4
+        res[4 * BLOCK + q] = bias + k3 * h1_1 - k3 * h1_2 + k4 * h1_3 - k1 * h1_4
+        res[5 * BLOCK + q] = bias + k3 * h1_1 + k3 * h1_2 + k2 * h1_3 + k2 * h1_4 + h1_5
+        res[6 * BLOCK + q] = bias + h2_0 + k3 * h2_1 + k3 * h2_2 + k5 * h2_3 + k0 * h2_4
+        res[7 * BLOCK + q] = bias + k3 * h2_1 - k3 * h2_2 + k4 * h2_3 - k1 * h2_4
+        res[8 * BLOCK + q] = bias + k3 * h2_1 + k3 * h2_2 + k2 * h2_3 + k2 * h2_4 + h2_5

@@ -4,9 +4,9 @@
 :data:`POINTS`. :func:`generate` writes ``_kernels.py``: for every matrix ``L`` a Numba
 function that applies ``X -> L X L^T`` to a block of tiles with the matrix's nonzero
 entries written into its straight-line code (so the loop over tiles vectorises and no
-multiply by 0 or 1 is done), and the two parallel drivers that gather tiles and scatter
-results. Regenerate with ``python -m fastcnn.backends.winograd.transforms`` after
-changing the points; a test checks that the file is current.
+multiply by 0 or 1 is done); ``fused.py`` gathers the tiles and runs them. Regenerate
+with ``python -m fastcnn.backends.winograd.transforms`` after changing the points; a
+test checks that the file is current.
 """
 
 from __future__ import annotations
@@ -128,13 +128,11 @@ def _combination(row, names: list[str], consts: list[Fraction]) -> str:
     return text[2:] if text.startswith("+ ") else "-" + text[2:]
 
 
-def _loops(targets_exprs: list[tuple[str, str]]) -> list[str]:
-    """One loop over the block's tiles per target: each reads a few rows and writes one,
-    which keeps LLVM's runtime alias checks few enough for it to vectorise the loop."""
-    lines = []
-    for target, expr in targets_exprs:
-        lines += ["    for q in range(nq):", f"        {target} = {expr}"]
-    return lines
+def _single_loop(header: list[str], assignments: list[tuple[str, str]]) -> list[str]:
+    """One loop over the block's ``BLOCK`` tiles doing every assignment. Intermediate
+    values are locals (registers) and arrays are flat with constant offsets, so LLVM
+    needs one runtime alias check per array pair and vectorises the whole loop."""
+    return header + ["    for q in range(BLOCK):"] + [f"        {t} = {e}" for t, e in assignments]
 
 
 def _in_kernel(name: str, matrix: np.ndarray) -> str:
@@ -142,27 +140,34 @@ def _in_kernel(name: str, matrix: np.ndarray) -> str:
     consts = _constants(matrix)
     lines = [
         "@njit(cache=True, fastmath=FASTMATH)",
-        f"def _in_{name}(win, half, out, at, nq, kc):  # pragma: no cover",
-        f'    """``out[u*{alpha} + v, at + q] = (L win[:, :, q] L^T)[u, v]``, L = {name}."""',
+        f"def _in_{name}(win, out, kc):  # pragma: no cover",
+        f'    """``out[(u*{alpha} + v)*BLOCK + q] = (L W_q L^T)[u, v]`` with ``W_q[i, j] ='
+        f' win[(i*{k} + j)*BLOCK + q]``, L = {name}."""',
     ]
     lines += [f"    k{i} = kc[{i}]" for i in range(len(consts))]
     col = [
         (
-            f"half[{u}, {j}, q]",
-            _combination(matrix[u], [f"win[{i}, {j}, q]" for i in range(k)], consts),
+            f"h{u}_{j}",
+            _combination(matrix[u], [_win(i * k + j) for i in range(k)], consts),
         )
         for u in range(alpha)
         for j in range(k)
     ]
     row = [
         (
-            f"out[{u * alpha + v}, at + q]",
-            _combination(matrix[v], [f"half[{u}, {j}, q]" for j in range(k)], consts),
+            _win(u * alpha + v, "out"),
+            _combination(matrix[v], [f"h{u}_{j}" for j in range(k)], consts),
         )
         for u in range(alpha)
         for v in range(alpha)
     ]
-    return "\n".join(lines + _loops(col) + _loops(row))
+    return "\n".join(_single_loop(lines, col + row))
+
+
+def _win(index: int, array: str = "win") -> str:
+    """Element ``index`` of tile q in a flat block array (constant offset, so LLVM sees
+    the distance between the streams)."""
+    return f"{array}[{index} * BLOCK + q]" if index else f"{array}[q]"
 
 
 def _out_kernel(name: str, matrix: np.ndarray) -> str:
@@ -170,40 +175,28 @@ def _out_kernel(name: str, matrix: np.ndarray) -> str:
     consts = _constants(matrix)
     lines = [
         "@njit(cache=True, fastmath=FASTMATH)",
-        f"def _out_{name}(prod, at, nq, half, res, bias, kc):  # pragma: no cover",
-        f'    """``res[a, b, q] = bias + (R M_q R^T)[a, b]``, ``M_q[u, v] = prod[u*{alpha} + v,'
-        f' at + q]``, R = {name}."""',
+        f"def _out_{name}(prod, res, bias, kc):  # pragma: no cover",
+        f'    """``res[(a*{m} + b)*BLOCK + q] = bias + (R M_q R^T)[a, b]`` with ``M_q[u, v] ='
+        f' prod[(u*{alpha} + v)*BLOCK + q]``, R = {name}."""',
     ]
     lines += [f"    k{i} = kc[{i}]" for i in range(len(consts))]
     col = [
         (
-            f"half[{a}, {v}, q]",
-            _combination(
-                matrix[a], [f"prod[{u * alpha + v}, at + q]" for u in range(alpha)], consts
-            ),
+            f"h{a}_{v}",
+            _combination(matrix[a], [_win(u * alpha + v, "prod") for u in range(alpha)], consts),
         )
         for a in range(m)
         for v in range(alpha)
     ]
     row = [
         (
-            f"res[{a}, {b}, q]",
-            "bias + "
-            + _combination(matrix[b], [f"half[{a}, {v}, q]" for v in range(alpha)], consts),
+            _win(a * m + b, "res"),
+            "bias + " + _combination(matrix[b], [f"h{a}_{v}" for v in range(alpha)], consts),
         )
         for a in range(m)
         for b in range(m)
     ]
-    return "\n".join(lines + _loops(col) + _loops(row))
-
-
-def _dispatch(prefix: str, names: tuple[str, ...], args: str, indent: str) -> str:
-    lines = []
-    for i, name in enumerate(names):
-        keyword = "if" if i == 0 else "elif"
-        lines.append(f"{indent}{keyword} which == {i}:")
-        lines.append(f"{indent}    _{prefix}_{name}({args})")
-    return "\n".join(lines)
+    return "\n".join(_single_loop(lines, col + row))
 
 
 def generate() -> str:
@@ -212,18 +205,6 @@ def generate() -> str:
     parts = [_HEADER]
     parts += [_in_kernel(n, matrices[n]) for n in IN_KERNELS]
     parts += [_out_kernel(n, matrices[n]) for n in OUT_KERNELS]
-    parts.append(
-        _DRIVERS.replace(
-            "            # DISPATCH_IN\n",
-            _dispatch("in", IN_KERNELS, "win, half, out, c * count + q0, nq, kc", " " * 12) + "\n",
-        ).replace(
-            "            # DISPATCH_OUT\n",
-            _dispatch(
-                "out", OUT_KERNELS, "prod, o * count + q0, nq, half, res, bias[o], kc", " " * 12
-            )
-            + "\n",
-        )
-    )
     return "\n\n\n".join(parts) + "\n"
 
 
@@ -236,93 +217,15 @@ file is current).
 
 from __future__ import annotations
 
-import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from fastcnn.jit import FASTMATH
 
-#: Tiles transformed together by one task: the vector length of the generated loops.
-BLOCK = 128
+#: Tiles transformed together: the trip count of every generated loop, a constant so that
+#: the loops vectorise without a remainder.
+BLOCK = 32
 IN_KERNELS = {IN_KERNELS}
 OUT_KERNELS = {OUT_KERNELS}'''
-
-_DRIVERS = '''@njit(parallel=True, cache=True, fastmath=FASTMATH)
-def tiles_in(
-    which, k, src, kc, out, count, t0, step, top, left, tiles_h, tiles_w, workers
-):  # pragma: no cover
-    """``out[:, c*count + t - t0]`` = in-kernel ``which`` of tile t's k x k window of
-    ``src[n, c]``, for tiles ``t0 .. t0 + count``. (``out`` is C-contiguous, so that the
-    generated loops store unit-stride vectors; its rows may be longer than ``C*count``.)
-
-    Tile ``t = (n*tiles_h + ty)*tiles_w + tx`` has its window's top left at row
-    ``ty*step - top``, column ``tx*step - left``; cells outside ``src`` read as zero. Work
-    is split into tasks of one channel and ``BLOCK`` tiles, dealt to ``workers`` workers
-    that each allocate their buffer once. Each task gathers its windows tile-minor, so the
-    transform runs along the block, and writes every value once.
-    """
-    n_ch, height, width = src.shape[1], src.shape[2], src.shape[3]
-    alpha = int(np.sqrt(out.shape[0]) + 0.5)
-    blocks = (count + BLOCK - 1) // BLOCK
-    per_image = tiles_h * tiles_w
-    tasks = n_ch * blocks
-    workers = max(1, min(workers, tasks))
-    for worker in prange(workers):
-        win = np.zeros((k, k, BLOCK), dtype=out.dtype)
-        half = np.empty((alpha, k, BLOCK), dtype=out.dtype)
-        for task in range(worker, tasks, workers):
-            c = task // blocks
-            q0 = (task % blocks) * BLOCK
-            nq = min(BLOCK, count - q0)
-            for q in range(nq):
-                t = t0 + q0 + q
-                n = t // per_image
-                r0 = ((t % per_image) // tiles_w) * step - top
-                c0 = (t % tiles_w) * step - left
-                plane = src[n, c]
-                if r0 >= 0 and c0 >= 0 and r0 + k <= height and c0 + k <= width:
-                    for i in range(k):
-                        for j in range(k):
-                            win[i, j, q] = plane[np.uint64(r0 + i), np.uint64(c0 + j)]
-                else:
-                    for i in range(k):
-                        for j in range(k):
-                            r, s = r0 + i, c0 + j
-                            inside = 0 <= r < height and 0 <= s < width
-                            win[i, j, q] = plane[r, s] if inside else 0
-            # DISPATCH_IN
-
-
-@njit(parallel=True, cache=True, fastmath=FASTMATH)
-def tiles_out(
-    which, m, prod, count, kc, bias, dst, t0, tiles_h, tiles_w, workers
-):  # pragma: no cover
-    """``dst`` tile t (m x m, cropped at the edges) = out-kernel ``which`` of
-    ``prod[:, o*count + t - t0]`` plus ``bias[o]``; tiles numbered as in :func:`tiles_in`. Tasks of
-    one output channel and ``BLOCK`` tiles; every cell of ``dst`` is written by one task.
-    """
-    n_out, height, width = dst.shape[1], dst.shape[2], dst.shape[3]
-    alpha = int(np.sqrt(prod.shape[0]) + 0.5)
-    blocks = (count + BLOCK - 1) // BLOCK
-    per_image = tiles_h * tiles_w
-    tasks = n_out * blocks
-    workers = max(1, min(workers, tasks))
-    for worker in prange(workers):
-        res = np.empty((m, m, BLOCK), dtype=dst.dtype)
-        half = np.empty((m, alpha, BLOCK), dtype=dst.dtype)
-        for task in range(worker, tasks, workers):
-            o = task // blocks
-            q0 = (task % blocks) * BLOCK
-            nq = min(BLOCK, count - q0)
-            # DISPATCH_OUT
-            for q in range(nq):
-                t = t0 + q0 + q
-                n = t // per_image
-                r0 = ((t % per_image) // tiles_w) * m
-                c0 = (t % tiles_w) * m
-                for a in range(min(m, height - r0)):
-                    for b in range(min(m, width - c0)):
-                        dst[n, o, r0 + a, c0 + b] = res[a, b, q]'''
-
 
 if __name__ == "__main__":
     KERNEL_FILE.write_text(generate())

@@ -1,0 +1,294 @@
+"""The Winograd pipeline as parallel Numba kernels that call BLAS from inside each worker.
+
+One parallel region per call does every step of a tile block, so the transformed data
+stays in the worker's cache between them: the input transform (from a zero-padded copy
+of the input, so no window needs a bounds check), one GEMM per tile point (``np.dot``,
+which Numba sends to BLAS; the caller holds BLAS at one thread, as every worker calls it
+at once) and the inverse transform. Before this, the steps ran one after another over
+the whole chunk: Numba's workers and BLAS's then fought over the two cores between the
+steps, and each step reread its data from memory (the whole was 2-3 times its parts).
+
+Two loop orders, chosen by the caller:
+
+- :func:`by_tiles` (many tiles per filter): the filters are transformed once beforehand;
+  each task is a block of tiles, with every output channel.
+- :func:`by_channels` (few tiles, many filters: deep layers on small maps): the input of
+  the whole chunk is transformed first; each task is a block of output channels whose
+  filters it transforms itself, so the transformed filters (4x the filters' bytes at
+  F(4,3)) never travel through memory.
+
+Transformed data is laid out ``[point, row * stride + tile]``, a 2-D C-contiguous array
+whose rows are the tile points, so that each point's matrix is a contiguous slice
+reshaped (what ``np.dot`` needs). Rows are padded by one cache line (see ``ROW_PAD``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+from fastcnn.jit import FASTMATH
+
+from ._kernels import (
+    BLOCK,
+    _in_a2,
+    _in_a4,
+    _in_bt2,
+    _in_bt4,
+    _in_g2,
+    _in_g4,
+    _out_at2,
+    _out_at4,
+    _out_gt2,
+    _out_gt4,
+)
+
+#: Extra elements at the end of each point's row: rows a multiple of 4 KiB apart map to
+#: the same L1 sets, and the 16 or 36 streams of a transform would evict each other.
+ROW_PAD = 16
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def _in(which, win, out, kc):  # pragma: no cover
+    """Dispatch to the generated in-kernel ``which`` (order of ``IN_KERNELS``)."""
+    if which == 0:
+        _in_bt2(win, out, kc)
+    elif which == 1:
+        _in_bt4(win, out, kc)
+    elif which == 2:
+        _in_g2(win, out, kc)
+    elif which == 3:
+        _in_g4(win, out, kc)
+    elif which == 4:
+        _in_a2(win, out, kc)
+    else:
+        _in_a4(win, out, kc)
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def _out(which, prod, res, bias, kc):  # pragma: no cover
+    """Dispatch to the generated out-kernel ``which`` (order of ``OUT_KERNELS``)."""
+    if which == 0:
+        _out_at2(prod, res, bias, kc)
+    elif which == 1:
+        _out_at4(prod, res, bias, kc)
+    elif which == 2:
+        _out_gt2(prod, res, bias, kc)
+    else:
+        _out_gt4(prod, res, bias, kc)
+
+
+@njit(cache=True, fastmath=FASTMATH, inline="always")
+def _gather(xp, n, c, r, s, win, q, k):  # pragma: no cover
+    """``win[(i*k + j)*BLOCK + q] = xp[n, c, r + i, s + j]``. The window sizes the
+    transforms use have their own loops: with k a constant LLVM unrolls them (4x faster)."""
+    if k == 6:
+        for i in range(6):
+            for j in range(6):
+                win[(i * 6 + j) * BLOCK + q] = xp[n, c, r + i, s + j]
+    elif k == 4:
+        for i in range(4):
+            for j in range(4):
+                win[(i * 4 + j) * BLOCK + q] = xp[n, c, r + i, s + j]
+    else:
+        for i in range(k):
+            for j in range(k):
+                win[(i * k + j) * BLOCK + q] = xp[n, c, r + i, s + j]
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def _windows(
+    which, k, xp, c_first, n_ch, tn, tr, tc, win, tmp, v, stride, at, kc
+):  # pragma: no cover
+    """``v[:, ci*stride + at + q]`` = in-transform ``which`` of tile q's k x k window of
+    channel ``c_first + ci``, whose top left is ``xp[tn[q], c, tr[q], tc[q]]``."""
+    nq = tn.shape[0]
+    for ci in range(n_ch):
+        c = c_first + ci
+        for q in range(nq):
+            _gather(xp, tn[q], c, tr[q], tc[q], win, q, k)
+        _in(which, win, tmp, kc)
+        dst = ci * stride + at
+        for p in range(v.shape[0]):
+            for q in range(nq):
+                v[p, dst + q] = tmp[p * BLOCK + q]
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def _filters(which, w, o_first, n_o, win, tmp, u, at, kc):  # pragma: no cover
+    """``u[:, at + oi*cin + c]`` = in-transform ``which`` of filter ``w[o_first + oi, c]``."""
+    cin = w.shape[1]
+    for oi in range(n_o):
+        for c0 in range(0, cin, BLOCK):
+            nq = min(BLOCK, cin - c0)
+            for q in range(nq):
+                for i in range(3):
+                    for j in range(3):
+                        win[(i * 3 + j) * BLOCK + q] = w[o_first + oi, c0 + q, i, j]
+            _in(which, win, tmp, kc)
+            dst = at + oi * cin + c0
+            for p in range(u.shape[0]):
+                for q in range(nq):
+                    u[p, dst + q] = tmp[p * BLOCK + q]
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def _products(u, u_at, v, v_at, prod, rows, inner, cols):  # pragma: no cover
+    """For every point p: ``prod[p, :rows*cols] = U_p @ V_p``, with ``U_p`` the (rows x
+    inner) matrix at ``u[p, u_at:]`` and ``V_p`` the (inner x cols) one at ``v[p, v_at:]``.
+    One input channel per group (depthwise) is a broadcast product, not a GEMM."""
+    for p in range(u.shape[0]):
+        a = u[p, u_at : u_at + rows * inner].reshape((rows, inner))
+        b = v[p, v_at : v_at + inner * cols].reshape((inner, cols))
+        c = prod[p, : rows * cols].reshape((rows, cols))
+        if inner == 1:
+            for i in range(rows):
+                for j in range(cols):
+                    c[i, j] = a[i, 0] * b[0, j]
+        else:
+            np.dot(a, b, c)
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def _scatter(
+    which, m, prod, o_first, n_o, stride, at, tn, tr, tc, tmp, res, bias, y, kc
+):  # pragma: no cover
+    """Output channel ``o_first + oi`` of the tiles ``tn, tr, tc`` (origins in ``y``) =
+    out-transform ``which`` of ``prod[:, oi*stride + at + q]`` plus the bias, cropped."""
+    height, width = y.shape[2], y.shape[3]
+    nq = tn.shape[0]
+    for oi in range(n_o):
+        o = o_first + oi
+        src = oi * stride + at
+        for p in range(prod.shape[0]):
+            for q in range(nq):
+                tmp[p * BLOCK + q] = prod[p, src + q]
+        _out(which, tmp, res, bias[o], kc)
+        for q in range(nq):
+            n, r0, c0 = tn[q], tr[q], tc[q]
+            rows, cols = min(m, height - r0), min(m, width - c0)
+            if rows == 4 and cols == 4:  # whole F(4,3) tiles: loops LLVM unrolls
+                for a in range(4):
+                    for b in range(4):
+                        y[n, o, r0 + a, c0 + b] = res[(a * 4 + b) * BLOCK + q]
+            else:
+                for a in range(rows):
+                    for b in range(cols):
+                        y[n, o, r0 + a, c0 + b] = res[(a * m + b) * BLOCK + q]
+
+
+@njit(cache=True)
+def _buffers(k, alpha, like):  # pragma: no cover
+    """A worker's flat block buffers, of ``like``'s dtype: windows (k x k) and transformed
+    tiles (alpha x alpha)."""
+    return np.zeros(k * k * BLOCK, like.dtype), np.zeros(alpha * alpha * BLOCK, like.dtype)
+
+
+@njit(parallel=True, cache=True, fastmath=FASTMATH)
+def filters(which, w, u, kc, workers):  # pragma: no cover
+    """``u[:, o*cin + c]`` = in-transform ``which`` of filter ``w[o, c]``, for every filter."""
+    n_out, cin = w.shape[0], w.shape[1]
+    alpha = int(np.sqrt(u.shape[0]) + 0.5)
+    for worker in prange(max(1, min(workers, n_out))):
+        win, tmp = _buffers(3, alpha, u)
+        for o in range(worker, n_out, workers):
+            _filters(which, w, o, 1, win, tmp, u, o * cin, kc)
+
+
+@njit(parallel=True, cache=True, fastmath=FASTMATH)
+def windows(which, k, xp, v, tn, tr, tc, stride, kc, workers):  # pragma: no cover
+    """``v[:, c*stride + t]`` = in-transform ``which`` of tile t's k x k window of channel
+    c of ``xp`` (top left at ``xp[tn[t], c, tr[t], tc[t]]``), every channel and tile."""
+    n_ch, total = xp.shape[1], tn.shape[0]
+    alpha = int(np.sqrt(v.shape[0]) + 0.5)
+    blocks = (total + BLOCK - 1) // BLOCK
+    tasks = n_ch * blocks
+    for worker in prange(max(1, min(workers, tasks))):
+        win, tmp = _buffers(k, alpha, v)
+        for task in range(worker, tasks, workers):
+            c, b = task // blocks, task % blocks
+            t0, t1 = b * BLOCK, min(total, b * BLOCK + BLOCK)
+            tiles = (tn[t0:t1], tr[t0:t1], tc[t0:t1])
+            _windows(which, k, xp, c, 1, *tiles, win, tmp, v, stride, c * stride + t0, kc)
+
+
+@njit(parallel=True, cache=True, fastmath=FASTMATH)
+def filter_grads(which, gu, grad_w, kc, workers):  # pragma: no cover
+    """``grad_w[o, c]`` = out-transform ``which`` (``G^T X G``) of ``gu[:, o*cin + c]``."""
+    n_out, cin = grad_w.shape[0], grad_w.shape[1]
+    total = n_out * cin
+    flat = grad_w.reshape((total, 9))
+    blocks = (total + BLOCK - 1) // BLOCK
+    for worker in prange(max(1, min(workers, blocks))):
+        tmp = np.zeros(gu.shape[0] * BLOCK, dtype=gu.dtype)
+        res = np.zeros(9 * BLOCK, dtype=gu.dtype)
+        for b in range(worker, blocks, workers):
+            f0, nq = b * BLOCK, min(BLOCK, total - b * BLOCK)
+            for p in range(gu.shape[0]):
+                for q in range(nq):
+                    tmp[p * BLOCK + q] = gu[p, f0 + q]
+            _out(which, tmp, res, 0.0, kc)
+            for q in range(nq):
+                for e in range(9):
+                    flat[f0 + q, e] = res[e * BLOCK + q]
+
+
+@njit(parallel=True, cache=True, fastmath=FASTMATH)
+def by_tiles(m, xp, u, groups, kc_in, kc_out, bias, y, tn, tr, tc, workers):  # pragma: no cover
+    """``y`` = 3x3 correlation of ``xp`` with the transformed filters ``u`` (rows
+    ``[point, (group*out_g + o)*cin_g + c]``), in tasks of ``BLOCK`` tiles with every
+    output channel. Tile t reads ``xp[tn[t], :, tr[t]:, tc[t]:]`` and writes ``y`` there."""
+    n_ch, n_out = xp.shape[1], y.shape[1]
+    points, k = u.shape[0], m + 2
+    cin_g, out_g = n_ch // groups, n_out // groups
+    total = tn.shape[0]
+    blocks = (total + BLOCK - 1) // BLOCK
+    for worker in prange(max(1, min(workers, blocks))):
+        win, tmp = _buffers(k, k, y)
+        res = np.zeros(m * m * BLOCK, dtype=y.dtype)
+        v = np.zeros((points, n_ch * BLOCK + ROW_PAD), dtype=y.dtype)
+        prod = np.zeros((points, out_g * BLOCK + ROW_PAD), dtype=y.dtype)
+        for b in range(worker, blocks, workers):
+            t0, t1 = b * BLOCK, min(total, b * BLOCK + BLOCK)
+            tiles = (tn[t0:t1], tr[t0:t1], tc[t0:t1])
+            _windows(m // 4, k, xp, 0, n_ch, *tiles, win, tmp, v, BLOCK, 0, kc_in)
+            for g in range(groups):
+                u_at, v_at = g * out_g * cin_g, g * cin_g * BLOCK
+                _products(u, u_at, v, v_at, prod, out_g, cin_g, BLOCK)
+                args = (g * out_g, out_g, BLOCK, 0, *tiles, tmp, res, bias, y, kc_out)
+                _scatter(m // 4, m, prod, *args)
+
+
+@njit(parallel=True, cache=True, fastmath=FASTMATH)
+def by_channels(
+    m, xp, w, v, kc_g, kc_out, bias, y, tn, tr, tc, o_block, workers
+):  # pragma: no cover
+    """``y`` = 3x3 correlation with the filters ``w`` (transformed here) of the input
+    whose windows ``v`` holds (see :func:`windows`; rows ``[point, c*stride + t]``), in
+    tasks of ``o_block`` output channels of one group. Tiles as in :func:`by_tiles`."""
+    n_ch, n_out = xp.shape[1], y.shape[1]
+    cin_g = w.shape[1]
+    groups = n_ch // cin_g
+    out_g = n_out // groups
+    k = m + 2
+    points = k * k
+    total = tn.shape[0]
+    stride = (v.shape[1] - ROW_PAD) // n_ch
+    per_group = -(-out_g // o_block)
+    tasks = groups * per_group
+    for worker in prange(max(1, min(workers, tasks))):
+        win, tmp = _buffers(3, k, y)
+        res = np.zeros(m * m * BLOCK, dtype=y.dtype)
+        u = np.zeros((points, o_block * cin_g + ROW_PAD), dtype=y.dtype)
+        prod = np.zeros((points, o_block * stride + ROW_PAD), dtype=y.dtype)
+        for task in range(worker, tasks, workers):
+            g = task // per_group
+            o_first = g * out_g + (task % per_group) * o_block
+            n_o = min(o_block, (g + 1) * out_g - o_first)
+            _filters(2 + m // 4, w, o_first, n_o, win, tmp, u, 0, kc_g)
+            _products(u, 0, v, g * cin_g * stride, prod, n_o, cin_g, stride)
+            for t0 in range(0, total, BLOCK):
+                t1 = min(total, t0 + BLOCK)
+                tiles = (tn[t0:t1], tr[t0:t1], tc[t0:t1])
+                args = (o_first, n_o, stride, t0, *tiles, tmp, res, bias, y, kc_out)
+                _scatter(m // 4, m, prod, *args)
