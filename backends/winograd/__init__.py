@@ -75,23 +75,17 @@ _CACHE_FRIENDLY_CHUNK_BYTES = 16 * 2**20
 _O_BLOCK = 32
 
 # Cost model for backend="auto": seconds = the coefficients below . the features of
-# _features (an intercept, GEMM FLOPs, bytes of transformed data, bytes of transformed
-# filters times chunks, GEMM calls), one model for every tile size. Hand-fitted by
-# non-negative least squares on relative error (2026-11-30, a shared 2-core AMD Zen 5,
-# OpenBLAS's Haswell kernels): the targets were im2col's model times winograd's time
-# over im2col's, as measured single-threaded side by side on the 3x3 stride-1 layers of
-# ResNet-18 and VGG-16 (the host was too loaded for two-thread timings to mean anything).
-# The intercepts were fixed by hand, not fitted (those layers cannot tell them): three
-# Numba launches forward and seven backward at the numba backend's fitted cost of one,
-# so that tiny calls go to the exact direct methods. All coefficients were then doubled:
-# in `fastcnn bench` at two threads (GEMM 246 GFLOP/s, PyTorch in the same run) winograd
-# ran about twice as slow beside im2col and numba as the single-thread fit says (its
-# Numba transforms share the two cores with OpenBLAS's spinning threads), and doubled,
-# the model never picks it over a backend more than 15 % faster in that run.
-# Refit with benchmarks/fit_cost_models.py from `fastcnn bench` runs on a quiet machine.
+# _features (an intercept, GEMM FLOPs, bytes of transformed data, bytes of filters read,
+# GEMM calls), one model for every tile size. Fitted with benchmarks/fit_cost_models.py
+# (non-negative least squares on relative error) on a `fastcnn bench` run of ResNet-18's
+# and VGG-16's convolutions, winograd2, winograd4, im2col and numba, float32, two threads
+# (2026-11-30, a 2-core AMD Zen 5, numpy's OpenBLAS on its own kernels). The forward
+# intercept was set by hand (the fit gives 0; about two Numba launches), so that tiny
+# calls go to the exact direct methods; the backward coefficients were raised by a third
+# (its fit is loose, 44 %), so that auto picks it only where it wins clearly.
 _COST = {
-    CONV2D: (3e-4, 2.7e-12, 8.66e-10, 9.2e-10, 0.0),
-    CONV2D_BACKWARD: (8e-4, 0.0, 1.05e-09, 1.25e-09, 6.64e-06),
+    CONV2D: (1e-4, 5.32e-12, 6.08e-11, 2.71e-10, 4.44e-07),
+    CONV2D_BACKWARD: (2.7e-3, 1.24e-11, 3.61e-10, 1.29e-09, 0.0),
 }
 
 
@@ -351,7 +345,9 @@ class WinogradBackend(BackendBase):
 
 def _features(op: str, spec: ConvSpec, m: int) -> tuple[float, ...]:
     """Features of the cost model at tile size m: an intercept, GEMM FLOPs, bytes of
-    transformed data (input and products), bytes of transformed filters, and GEMM calls.
+    transformed data (input and products), bytes of filters read (transformed ones, or
+    plain ones for :func:`fused.by_channels`, which transforms them per task), and GEMM
+    calls (each has a fixed cost, and small ones run below BLAS's speed).
 
     The backward pass runs the forward machinery for dX and a second set of GEMMs for dW.
     float64 doubles the FLOP term (half the SIMD lanes); bytes scale with the itemsize.
@@ -361,13 +357,18 @@ def _features(op: str, spec: ConvSpec, m: int) -> tuple[float, ...]:
     tiles_h, tiles_w = _tile_grid(spec.out_height, spec.out_width, m)
     tiles = spec.batch * tiles_h * tiles_w
     cin_g = spec.in_channels // spec.groups
+    out_g = spec.out_channels // spec.groups
     per_tile = points * (spec.in_channels + spec.out_channels) * item
-    chunks = -(-tiles // _chunk_tiles(tiles, per_tile))
+    chunks = -(-tiles // _chunk_tiles(tiles, points * spec.in_channels * item))
     passes = 2 if op == CONV2D_BACKWARD else 1
     flops = 2.0 * points * spec.out_channels * cin_g * tiles * item / 4
     data = float(per_tile * tiles)
-    filters = float(points * spec.out_channels * cin_g * item * chunks)
-    calls = float(points * spec.groups * chunks)
+    if _by_channels(tiles, out_g):
+        filters = float(9 * spec.out_channels * cin_g * item * chunks)
+        calls = float(points * spec.groups * -(-out_g // _O_BLOCK) * chunks)
+    else:
+        filters = float(points * spec.out_channels * cin_g * item)
+        calls = float(points * spec.groups * -(-tiles // fused.BLOCK))
     return (1.0, passes * flops, passes * data, passes * filters, passes * calls)
 
 
