@@ -204,31 +204,27 @@ def _filter_grad(grad_y: np.ndarray, x: np.ndarray, spec: ConvSpec, m: int) -> n
     """dW as the exact gradient of the Winograd forward: ``G^T [sum_t (A dY_t A^T) * V_t] G``."""
     points = (m + 2) ** 2
     groups, n_ch, n_out = spec.groups, spec.in_channels, spec.out_channels
-    out_g, cin_g = n_out // groups, n_ch // groups
+    cin_g = n_ch // groups
     tiles_h, tiles_w = _tile_grid(spec.out_height, spec.out_width, m)
     top, _, left, _ = spec.padding
     xp = _padded("winograd_x", x, (top, left), tiles_h * m + 2, tiles_w * m + 2)
     dyp = _padded("winograd_dy", grad_y, (0, 0), tiles_h * m, tiles_w * m)
     tn, tr, tc = _tile_origins(spec.batch, tiles_h, tiles_w, m)
-    grad_u = np.zeros((points, groups, out_g, cin_g), dtype=spec.dtype)
+    grad_u = np.empty((points, n_out * cin_g + fused.ROW_PAD), dtype=spec.dtype)
     step = _chunk_tiles(tn.size, points * (n_ch + n_out) * x.itemsize)
     for t0 in range(0, tn.size, step):
         tiles = (tn[t0 : t0 + step], tr[t0 : t0 + step], tc[t0 : t0 + step])
-        count = tiles[0].size
-        stride = -(-count // 16) * 16
+        stride = -(-tiles[0].size // 16) * 16
         v = _windows(f"bt{m}", xp, tiles, m + 2, "winograd_v")
         d = _windows(f"a{m}", dyp, tiles, m, "winograd_m")
-        v4 = v[:, : n_ch * stride].reshape(points, groups, cin_g, stride)[..., :count]
-        d4 = d[:, : n_out * stride].reshape(points, groups, out_g, stride)[..., :count]
-        if cin_g == 1:
-            grad_u += (d4 * v4).sum(axis=-1, keepdims=True)
-        else:
-            grad_u += np.matmul(d4, v4.transpose(0, 1, 3, 2))
+        with one_blas_thread():
+            args = (d, v, grad_u, groups, stride, t0 == 0, get_num_threads())
+            launch(fused.filter_products, *args)
     grad_w = np.empty(spec.w_shape, dtype=spec.dtype)
     name = f"gt{m}"
     kc = constants(name, np.dtype(spec.dtype).name)
     which = OUT_KERNELS.index(name)
-    launch(fused.filter_grads, which, grad_u.reshape(points, -1), grad_w, kc, get_num_threads())
+    launch(fused.filter_grads, which, grad_u, grad_w, kc, get_num_threads())
     return grad_w
 
 
