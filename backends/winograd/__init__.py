@@ -71,6 +71,8 @@ def error_model(tile: int) -> ErrorModel:
 #: the workspace limit allows more, so that they stay in the last-level cache between
 #: the transform, the GEMMs and the inverse transform.
 _CACHE_FRIENDLY_CHUNK_BYTES = 16 * 2**20
+#: Tiles per task of :func:`fused.by_tiles`, in blocks: the width of its GEMMs.
+_SPAN = 1
 #: Output channels per task of :func:`fused.by_channels`.
 _O_BLOCK = 32
 
@@ -160,7 +162,7 @@ def _correlate(
     else:
         u = _transformed_filters(w, m)
         kc_in = constants(f"bt{m}", x.dtype.name)
-        args = (xp, u, groups, kc_in, kc_out, bias, y, tn, tr, tc, workers)
+        args = (xp, u, groups, kc_in, kc_out, bias, y, tn, tr, tc, _SPAN * fused.BLOCK, workers)
         with one_blas_thread():
             launch(fused.by_tiles, m, *args)
     return y

@@ -271,29 +271,37 @@ def filter_grads(which, gu, grad_w, kc, workers):  # pragma: no cover
 
 
 @njit(parallel=True, cache=True, fastmath=FASTMATH)
-def by_tiles(m, xp, u, groups, kc_in, kc_out, bias, y, tn, tr, tc, workers):  # pragma: no cover
+def by_tiles(
+    m, xp, u, groups, kc_in, kc_out, bias, y, tn, tr, tc, span, workers
+):  # pragma: no cover
     """``y`` = 3x3 correlation of ``xp`` with the transformed filters ``u`` (rows
-    ``[point, (group*out_g + o)*cin_g + c]``), in tasks of ``BLOCK`` tiles with every
-    output channel. Tile t reads ``xp[tn[t], :, tr[t]:, tc[t]:]`` and writes ``y`` there."""
+    ``[point, (group*out_g + o)*cin_g + c]``), in tasks of ``span`` tiles (a multiple of
+    ``BLOCK``: the GEMMs' width) with every output channel. Tile t reads
+    ``xp[tn[t], :, tr[t]:, tc[t]:]`` and writes ``y`` there."""
     n_ch, n_out = xp.shape[1], y.shape[1]
     points, k = u.shape[0], m + 2
     cin_g, out_g = n_ch // groups, n_out // groups
     total = tn.shape[0]
-    blocks = (total + BLOCK - 1) // BLOCK
-    for worker in prange(max(1, min(workers, blocks))):
+    tasks = (total + span - 1) // span
+    for worker in prange(max(1, min(workers, tasks))):
         win, tmp = _buffers(k, k, y)
         res = np.zeros(m * m * BLOCK, dtype=y.dtype)
-        v = np.zeros((points, n_ch * BLOCK + ROW_PAD), dtype=y.dtype)
-        prod = np.zeros((points, out_g * BLOCK + ROW_PAD), dtype=y.dtype)
-        for b in range(worker, blocks, workers):
-            t0, t1 = b * BLOCK, min(total, b * BLOCK + BLOCK)
-            tiles = (tn[t0:t1], tr[t0:t1], tc[t0:t1])
-            _windows(m // 4, k, xp, 0, n_ch, *tiles, win, tmp, v, BLOCK, 0, kc_in)
+        v = np.zeros((points, n_ch * span + ROW_PAD), dtype=y.dtype)
+        prod = np.zeros((points, out_g * span + ROW_PAD), dtype=y.dtype)
+        for task in range(worker, tasks, workers):
+            first = task * span
+            for t0 in range(first, min(total, first + span), BLOCK):
+                t1 = min(total, t0 + BLOCK)
+                tiles = (tn[t0:t1], tr[t0:t1], tc[t0:t1])
+                _windows(m // 4, k, xp, 0, n_ch, *tiles, win, tmp, v, span, t0 - first, kc_in)
             for g in range(groups):
-                u_at, v_at = g * out_g * cin_g, g * cin_g * BLOCK
-                _products(u, u_at, v, v_at, prod, out_g, cin_g, BLOCK)
-                args = (g * out_g, out_g, BLOCK, 0, *tiles, tmp, res, bias, y, kc_out)
-                _scatter(m // 4, m, prod, *args)
+                u_at, v_at = g * out_g * cin_g, g * cin_g * span
+                _products(u, u_at, v, v_at, prod, out_g, cin_g, span)
+                for t0 in range(first, min(total, first + span), BLOCK):
+                    t1 = min(total, t0 + BLOCK)
+                    tiles = (tn[t0:t1], tr[t0:t1], tc[t0:t1])
+                    args = (g * out_g, out_g, span, t0 - first, *tiles, tmp, res, bias, y, kc_out)
+                    _scatter(m // 4, m, prod, *args)
 
 
 @njit(parallel=True, cache=True, fastmath=FASTMATH)

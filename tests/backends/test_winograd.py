@@ -131,6 +131,27 @@ def test_chunks_and_repeated_calls_agree(backend):
         np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("span", [1, 3])
+@pytest.mark.parametrize("by_channels", [False, True], ids=["by-tiles", "by-channels"])
+@pytest.mark.parametrize("backend", VARIANTS[:2])
+def test_both_loop_orders_and_wide_tasks_match_naive(
+    backend, by_channels, span, dtype, monkeypatch
+):
+    # The call picks a loop order by its shape; force each, with tasks of one and of
+    # several blocks of tiles, whole and in chunks (dW's later chunks add to the first).
+    monkeypatch.setattr(winograd, "_by_channels", lambda tiles, out_g: by_channels)
+    monkeypatch.setattr(winograd, "_SPAN", span)
+    case = dict(n=3, cin=6, h=19, w=23, cout=40, k=(3, 3), padding=(1, 0, 2, 1), groups=2)
+    check_conv(backend, case, dtype)
+    before = fastcnn.get_workspace_limit()
+    fastcnn.set_workspace_limit(20_000)  # a few tiles per chunk
+    try:
+        check_conv(backend, case, dtype, seed=5)
+    finally:
+        fastcnn.set_workspace_limit(before)
+
+
 def _spec(cin, size, cout, batch=4, dtype="float32"):
     x = np.empty((batch, cin, size, size), dtype=dtype)
     w = np.empty((cout, cin, 3, 3), dtype=dtype)
