@@ -12,6 +12,9 @@ has to guard against them again:
   ``OMP_WAIT_POLICY`` or ``GOMP_SPINCOUNT``.
 - **One launch at a time.** Numba's workqueue layer aborts the process when two Python
   threads launch at once, so :func:`launch` serialises launches with a lock.
+- **BLAS inside kernels.** A kernel whose workers call BLAS (``np.dot``) runs with BLAS
+  held at one thread, set and restored under the launch lock (``launch(...,
+  calls_blas=True)``): each worker's GEMM then runs on its own core.
 - **Fork.** GNU OpenMP kills a child forked after the parent started its threads as soon
   as the child launches a kernel, so in such a child every kernel runs its *serial twin*
   (the same function compiled without ``parallel=True``: the same arithmetic, one core).
@@ -58,11 +61,13 @@ def _fresh_lock_after_fork() -> None:
 os.register_at_fork(after_in_child=_fresh_lock_after_fork)
 
 
-def launch(kernel: Any, *args: Any) -> None:
+def launch(kernel: Any, *args: Any, calls_blas: bool = False) -> None:
     """Run a parallel kernel: one launch at a time, with the configured thread count.
 
-    In a child forked after this process started OpenMP's threads, the kernel's serial
-    twin runs instead (OpenMP would kill the child).
+    ``calls_blas``: the kernel's workers call BLAS (Numba's ``np.dot``), which then runs
+    on one thread for the launch (see :func:`_one_blas_thread`). In a child forked after
+    this process started OpenMP's threads, the kernel's serial twin runs instead (OpenMP
+    would kill the child).
     """
     global _openmp_owner
     if _openmp_owner is not None and _openmp_owner != os.getpid():
@@ -70,7 +75,13 @@ def launch(kernel: Any, *args: Any) -> None:
         return
     with _launch_lock:
         numba.set_num_threads(min(get_num_threads(), numba.config.NUMBA_NUM_THREADS))
-        kernel(*args)
+        if calls_blas:
+            # Under the lock: two threads' limits would otherwise interleave, and one
+            # could restore BLAS's threads while the other's kernel still runs.
+            with _one_blas_thread():
+                kernel(*args)
+        else:
+            kernel(*args)
         if _openmp_owner is None and numba.threading_layer() == "omp":
             _openmp_owner = os.getpid()
 
@@ -95,14 +106,15 @@ def serial_twin(kernel: Any) -> Callable[..., Any]:
 _blas_controller: Any = None
 
 
-def one_blas_thread() -> Any:
+def _one_blas_thread() -> Any:
     """A context in which BLAS runs on one thread, for kernels whose workers each call it.
 
     Numba's ``np.dot`` calls the BLAS SciPy links; called at once from every worker of a
     parallel kernel, a multithreaded BLAS would start its own threads inside each worker
     (OpenBLAS warns that it may hang). SciPy's BLAS is loaded before the controller looks
     for libraries, or the controller would not see it. Every BLAS is held at one thread,
-    numpy's included, until the context exits.
+    numpy's included, until the context exits (a GEMM another Python thread runs
+    meanwhile runs on one thread too).
     """
     global _blas_controller
     if _blas_controller is None:

@@ -38,7 +38,7 @@ import math
 import numpy as np
 
 from fastcnn.config import get_num_threads, get_workspace_limit
-from fastcnn.jit import launch, one_blas_thread, readonly
+from fastcnn.jit import launch, readonly
 from fastcnn.ops import CONV2D, CONV2D_BACKWARD
 from fastcnn.registry import BackendBase, ConvGrads, ErrorModel, GradNeed, bias_gradient
 from fastcnn.scratch import scratch
@@ -157,14 +157,12 @@ def _correlate(
             tiles = (tn[t0 : t0 + step], tr[t0 : t0 + step], tc[t0 : t0 + step])
             v = _windows(f"bt{m}", xp, tiles, m + 2, "winograd_v")
             args = (xp, w, v, kc_g, kc_out, bias, y, *tiles, _O_BLOCK, workers)
-            with one_blas_thread():
-                launch(fused.by_channels, m, *args)
+            launch(fused.by_channels, m, *args, calls_blas=True)
     else:
         u = _transformed_filters(w, m)
         kc_in = constants(f"bt{m}", x.dtype.name)
         args = (xp, u, groups, kc_in, kc_out, bias, y, tn, tr, tc, _SPAN * fused.BLOCK, workers)
-        with one_blas_thread():
-            launch(fused.by_tiles, m, *args)
+        launch(fused.by_tiles, m, *args, calls_blas=True)
     return y
 
 
@@ -219,9 +217,8 @@ def _filter_grad(grad_y: np.ndarray, x: np.ndarray, spec: ConvSpec, m: int) -> n
         stride = -(-tiles[0].size // 16) * 16
         v = _windows(f"bt{m}", xp, tiles, m + 2, "winograd_v")
         d = _windows(f"a{m}", dyp, tiles, m, "winograd_m")
-        with one_blas_thread():
-            args = (d, v, grad_u, groups, stride, t0 == 0, get_num_threads())
-            launch(fused.filter_products, *args)
+        args = (d, v, grad_u, groups, stride, t0 == 0, get_num_threads())
+        launch(fused.filter_products, *args, calls_blas=True)
     grad_w = np.empty(spec.w_shape, dtype=spec.dtype)
     name = f"gt{m}"
     kc = constants(name, np.dtype(spec.dtype).name)

@@ -4,11 +4,14 @@ gradients, refusals, non-finite input, chunking, determinism and the per-call ti
 
 from __future__ import annotations
 
+import multiprocessing
+import threading
 from fractions import Fraction
 
 import numpy as np
 import pytest
 from helpers import case_id, check_conv, check_conv_fd
+from threadpoolctl import threadpool_info
 
 import fastcnn
 from fastcnn.backends import winograd
@@ -150,6 +153,62 @@ def test_both_loop_orders_and_wide_tasks_match_naive(
         check_conv(backend, case, dtype, seed=5)
     finally:
         fastcnn.set_workspace_limit(before)
+
+
+def _blas_threads() -> list[int]:
+    return sorted(info["num_threads"] for info in threadpool_info() if info["user_api"] == "blas")
+
+
+def test_eight_threads_at_once_match_a_single_call_and_leave_blas_threads_alone():
+    # Its kernels hold BLAS at one thread while their workers call it; calls from many
+    # Python threads must neither interleave those limits nor leave BLAS at one thread.
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((2, 16, 12, 12)).astype(np.float32)
+    w = rng.standard_normal((24, 16, 3, 3)).astype(np.float32)
+    gy = rng.standard_normal((2, 24, 12, 12)).astype(np.float32)
+
+    def work():
+        y = fastcnn.conv2d(x, w, padding=1, backend="winograd4")
+        return (y, *fastcnn.conv2d_backward(gy, x, w, padding=1, backend="winograd4"))
+
+    expected = work()  # (also loads the BLAS the kernels call)
+    blas_before = _blas_threads()
+    results: list = [None] * 8
+    barrier = threading.Barrier(8)
+
+    def worker(k: int) -> None:
+        barrier.wait()
+        results[k] = [work() for _ in range(3)]
+
+    threads = [threading.Thread(target=worker, args=(k,)) for k in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for runs in results:
+        for run in runs:
+            for got, want in zip(run, expected, strict=True):
+                np.testing.assert_array_equal(got, want)
+    assert _blas_threads() == blas_before
+
+
+def _forked_child(queue, x, w) -> None:
+    queue.put(fastcnn.conv2d(x, w, padding=1, backend="winograd4"))
+
+
+def test_forked_child_after_a_parent_call_computes_and_exits_cleanly():
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((1, 8, 9, 9))
+    w = rng.standard_normal((8, 8, 3, 3))
+    expected = fastcnn.conv2d(x, w, padding=1, backend="winograd4")
+    ctx = multiprocessing.get_context("fork")
+    queue = ctx.Queue()
+    child = ctx.Process(target=_forked_child, args=(queue, x, w))
+    child.start()
+    got = queue.get(timeout=300)
+    child.join(timeout=60)
+    assert child.exitcode == 0
+    np.testing.assert_array_equal(got, expected)
 
 
 def _spec(cin, size, cout, batch=4, dtype="float32"):
