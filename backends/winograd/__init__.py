@@ -78,16 +78,16 @@ _O_BLOCK = 32
 
 # Cost model for backend="auto": seconds = the coefficients below . the features of
 # _features (an intercept, GEMM FLOPs, bytes of transformed data, bytes of filters read,
-# GEMM calls), one model for every tile size. Fitted with benchmarks/fit_cost_models.py
-# (non-negative least squares on relative error) on a `fastcnn bench` run of ResNet-18's
-# and VGG-16's convolutions, winograd2, winograd4, im2col and numba, float32, two threads
-# (2026-11-30, a 2-core AMD Zen 5, numpy's OpenBLAS on its own kernels). The forward
-# intercept was set by hand (the fit gives 0; about two Numba launches), so that tiny
-# calls go to the exact direct methods; the backward coefficients were raised by a third
-# (its fit is loose, 44 %), so that auto picks it only where it wins clearly.
+# GEMM calls, narrow GEMMs' FLOPs), one model for every tile size. Fitted with
+# benchmarks/fit_cost_models.py (non-negative least squares on relative error) on a
+# `fastcnn bench` run of ResNet-18's and VGG-16's convolutions (winograd2, winograd4,
+# im2col, numba; float32, two threads; 2026-11-30, a 2-core AMD Zen 5, numpy's OpenBLAS
+# on its own kernels): worst error 38 % forward, 39 % backward. The forward's narrow-GEMM
+# coefficient was raised from the fitted 3.44e-12 (one layer, ResNet-18's 512@7, tells
+# it) so that auto leaves that layer to im2col, which ran it 1.2-1.3x faster.
 _COST = {
-    CONV2D: (1e-4, 5.32e-12, 6.08e-11, 2.71e-10, 4.44e-07),
-    CONV2D_BACKWARD: (2.7e-3, 1.24e-11, 3.61e-10, 1.29e-09, 0.0),
+    CONV2D: (1.64e-4, 4.33e-12, 1.57e-10, 1.29e-10, 0.0, 6e-12),
+    CONV2D_BACKWARD: (1.52e-3, 2.23e-12, 2.91e-10, 2.83e-10, 0.0, 8.76e-12),
 }
 
 
@@ -341,8 +341,9 @@ class WinogradBackend(BackendBase):
 def _features(op: str, spec: ConvSpec, m: int) -> tuple[float, ...]:
     """Features of the cost model at tile size m: an intercept, GEMM FLOPs, bytes of
     transformed data (input and products), bytes of filters read (transformed ones, or
-    plain ones for :func:`fused.by_channels`, which transforms them per task), and GEMM
-    calls (each has a fixed cost, and small ones run below BLAS's speed).
+    plain ones for :func:`fused.by_channels`, which transforms them per task), GEMM
+    calls (each has a fixed cost), and the GEMM FLOPs again when there are fewer tiles
+    than a block (GEMMs that narrow run far below BLAS's speed).
 
     The backward pass runs the forward machinery for dX and a second set of GEMMs for dW.
     float64 doubles the FLOP term (half the SIMD lanes); bytes scale with the itemsize.
@@ -364,7 +365,8 @@ def _features(op: str, spec: ConvSpec, m: int) -> tuple[float, ...]:
     else:
         filters = float(points * spec.out_channels * cin_g * item)
         calls = float(points * spec.groups * -(-tiles // fused.BLOCK))
-    return (1.0, passes * flops, passes * data, passes * filters, passes * calls)
+    narrow = flops if tiles < fused.BLOCK else 0.0
+    return (1.0, *(passes * f for f in (flops, data, filters, calls, narrow)))
 
 
 backend = WinogradBackend()
