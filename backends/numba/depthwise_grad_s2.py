@@ -30,11 +30,15 @@ from .depthwise import block_rows
 @njit(inline="always", cache=True)
 def _spread(gy, p, u0, nr, half, gz):  # pragma: no cover
     """dY rows ``u0 .. u0+nr`` onto rows ``0, 2, 4 ..`` of ``gz`` (the caller zeroes the rest)."""
+    # Unsigned indices into one view: an unsigned index needs no wrap-around select, and
+    # every view of an array that the threads share counts a reference atomically on one
+    # cache line, which per row cost more than the copy.
+    src = gy[p]
+    n = np.uint64(half)
     for k in range(nr):
-        src = gy[p, (u0 + k) * half : (u0 + k + 1) * half]
-        d = gz[2 * k * half : (2 * k + 1) * half]
-        for t in range(half):
-            d[t] = src[t]
+        s, d = np.uint64((u0 + k) * half), np.uint64(2 * k * half)
+        for t in range(n):
+            gz[d + t] = src[s + t]
 
 
 @njit(inline="always", cache=True)
@@ -69,30 +73,33 @@ def segments(rows: int, half: int, n_img: int, blocks: int) -> int:
 
 
 @njit(inline="always", cache=True)
-def _fill_segment(x, gy, p, u0, nr, top, left, ev, od, gz, gm):  # pragma: no cover
+def _fill_segment(x, gy, p, u0, nr, width, top, left, ev, od, gz, gm):  # pragma: no cover
     """One segment of :func:`_dw_grad_w_halves`'s scratch: input rows, spread dY rows.
 
     ``ev`` and ``od`` get the even and odd columns of input rows ``2*u0 - top + k``, zero
     outside the input, ``gz`` dY rows ``u0 ..`` on its even rows (zero between), ``gm``
     the same with the column zero where the tap moved by a column wraps around.
     """
-    height, width = x.shape[1], x.shape[2]
-    half = width // 2
+    height, half = x.shape[1] // width, width // 2
     n_rows = 2 * nr + 1
     r0 = 2 * u0 - top
     k_lo = min(n_rows, max(0, -r0))
     k_hi = max(k_lo, min(n_rows, height - r0))
-    ev[: k_lo * half] = 0
-    od[: k_lo * half] = 0
-    ev[k_hi * half : n_rows * half] = 0
-    od[k_hi * half : n_rows * half] = 0
-    src = x[p].reshape(height * width)[(r0 + k_lo) * width : (r0 + k_hi) * width]
+    # Explicit loops: a slice set to a scalar cost more than the copies here.
+    for m in range(k_lo * half):
+        ev[m] = 0
+        od[m] = 0
+    for m in range(k_hi * half, n_rows * half):
+        ev[m] = 0
+        od[m] = 0
+    src = x[p, (r0 + k_lo) * width : (r0 + k_hi) * width]
     e, o = ev[k_lo * half : k_hi * half], od[k_lo * half : k_hi * half]
     for m in range((k_hi - k_lo) * half):
         e[m] = src[2 * m]
         o[m] = src[2 * m + 1]
     _spread(gy, p, u0, nr, half, gz)
-    gz[(2 * nr - 1) * half :] = 0  # and the rows a longer block left there
+    for q in range((2 * nr - 1) * half, gz.shape[0]):
+        gz[q] = 0  # and the rows a longer block left there
     for q in range(gz.shape[0]):
         gm[q] = gz[q]
     edge = 0 if left == 1 else half - 1
@@ -101,7 +108,7 @@ def _fill_segment(x, gy, p, u0, nr, top, left, ev, od, gz, gm):  # pragma: no co
 
 
 @njit(parallel=True, cache=True, fastmath=FASTMATH)
-def _dw_grad_w_halves(gy, x, dwt, top, left, rows, per_pass, tasks):  # pragma: no cover
+def _dw_grad_w_halves(gy, x, dwt, width, top, left, rows, per_pass, tasks):  # pragma: no cover
     """dW: per channel, nine flat dot products summed over its images' row blocks.
 
     The scratch holds ``per_pass`` segments of ``2*rows + 1`` rows (see
@@ -109,20 +116,21 @@ def _dw_grad_w_halves(gy, x, dwt, top, left, rows, per_pass, tasks):  # pragma: 
     product of the spread dY with the half holding column ``2t + j - left``, ``i`` rows
     on. A segment's last rows are zero in dY, so its taps never reach the next one.
     """
-    n_ch, half = dwt.shape[0], x.shape[2] // 2
+    n_ch, half = dwt.shape[0], width // 2
     size = per_pass * (2 * rows + 1) * half + 2 * half + 2
     for task in prange(tasks):
         ev, od = np.zeros(size, dtype=dwt.dtype), np.zeros(size, dtype=dwt.dtype)
         gz, gm = np.zeros(size, dtype=dwt.dtype), np.zeros(size, dtype=dwt.dtype)
         for c in range(task * n_ch // tasks, (task + 1) * n_ch // tasks):
-            _dw_channel(gy, x, dwt, c, top, left, rows, per_pass, ev, od, gz, gm)
+            _dw_channel(gy, x, dwt, c, width, top, left, rows, per_pass, ev, od, gz, gm)
 
 
 @njit(inline="always", cache=True)
-def _dw_channel(gy, x, dwt, c, top, left, rows, per_pass, ev, od, gz, gm):  # pragma: no cover
+def _dw_channel(
+    gy, x, dwt, c, width, top, left, rows, per_pass, ev, od, gz, gm
+):  # pragma: no cover
     """The nine dW entries of channel ``c`` (see :func:`_dw_grad_w_halves`)."""
-    planes, width = x.shape[0], x.shape[2]
-    half = width // 2
+    planes, half = x.shape[0], width // 2
     n_ch = dwt.shape[0]
     n_img = planes // n_ch
     out_h = gy.shape[1] // half
@@ -138,7 +146,7 @@ def _dw_channel(gy, x, dwt, c, top, left, rows, per_pass, ev, od, gz, gm):  # pr
             o = 1 + s * seg
             nr = min(rows, out_h - blk * rows)
             e, d, z, m = ev[o : o + seg], od[o : o + seg], gz[o : o + seg], gm[o : o + seg]
-            _fill_segment(x, gy, n * n_ch + c, blk * rows, nr, top, left, e, d, z, m)
+            _fill_segment(x, gy, n * n_ch + c, blk * rows, nr, width, top, left, e, d, z, m)
         n = count * seg
         if left == 1:  # columns 2t - 1, 2t, 2t + 1
             f0, f1, f2, s0, s1, s2 = gm[1:], gz[1:], gz[1:], od, ev[1:], od[1:]
@@ -168,7 +176,7 @@ def _dw_channel(gy, x, dwt, c, top, left, rows, per_pass, ev, od, gz, gm):  # pr
 
 
 @njit(parallel=True, cache=True, fastmath=FASTMATH)
-def _dw_grad_x_halves(gy, w, dx, top, left, tasks):  # pragma: no cover
+def _dw_grad_x_halves(gy, w, dx, width, top, left, tasks):  # pragma: no cover
     """dX: a flat loop per plane writes each dX row's even and odd columns together.
 
     Padded row ``R = r + top`` of dX takes kernel row 0 from dY row ``R/2`` and row 2
@@ -179,8 +187,7 @@ def _dw_grad_x_halves(gy, w, dx, top, left, tasks):  # pragma: no cover
     ``gs`` holds dY moved by the column that tap 0 (``left`` 1) or tap 2 (``left`` 0)
     reaches beyond the output column.
     """
-    planes, height, width = dx.shape
-    half = width // 2
+    planes, height, half = dx.shape[0], dx.shape[1] // width, width // 2
     n_ch = w.shape[0]
     out_h = gy.shape[1] // half
     length = max(height + top + 2, 2 * out_h + 2) * half + 1
@@ -199,7 +206,7 @@ def _dw_grad_x_halves(gy, w, dx, top, left, tasks):  # pragma: no cover
             w00, w01, w02 = w[c, 0, 0, 0], w[c, 0, 0, 1], w[c, 0, 0, 2]
             w10, w11, w12 = w[c, 0, 1, 0], w[c, 0, 1, 1], w[c, 0, 1, 2]
             w20, w21, w22 = w[c, 0, 2, 0], w[c, 0, 2, 1], w[c, 0, 2, 2]
-            out = dx[p].reshape(height * width)
+            out = dx[p]
             # Column 2t + left of the padded row is odd (taps j = 1) for the even columns
             # of dX when left is 1, for its odd ones when left is 0.
             if left == 1:
@@ -232,7 +239,8 @@ def grad_input(grad_y: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndarray 
         _dw_grad_x_halves,
         readonly(grad_y.reshape(planes, -1)),
         readonly(w),
-        grad_x.reshape(planes, spec.height, spec.width),
+        grad_x.reshape(planes, -1),
+        spec.width,
         spec.padding[0],
         spec.padding[2],
         _tasks(planes),
@@ -249,8 +257,9 @@ def grad_weight(grad_y: np.ndarray, x: np.ndarray, spec: ConvSpec) -> np.ndarray
     launch(
         _dw_grad_w_halves,
         readonly(grad_y.reshape(planes, -1)),
-        readonly(x.reshape(planes, spec.height, spec.width)),
+        readonly(x.reshape(planes, -1)),
         grad_w,
+        spec.width,
         spec.padding[0],
         spec.padding[2],
         rows,
