@@ -11,8 +11,8 @@ rows of the halves and of that grid step together and every tap is one flat offs
 The zeros in the grid multiply real cells: products that the reference never forms. Where
 all values are finite they add exact zeros; a non-finite value may turn one into NaN, so
 the caller runs the general kernels again when a result is not finite (dW) or the kernel
-is not (dX). Each plane or channel is one task summing in a fixed order, so results do not
-depend on the thread count.
+is not (dX). A plane's dX and a channel's dW are computed within one task in a fixed order
+(which task does not matter), so results do not depend on the thread count.
 """
 
 from __future__ import annotations
