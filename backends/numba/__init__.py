@@ -1,10 +1,10 @@
 """The ``numba`` backend: direct loops JIT-compiled by Numba, run in parallel.
 
 The kernels and their host-side set-up live in :mod:`.conv` (convolution),
-:mod:`.conv_grad` (its gradients), :mod:`.depthwise` and :mod:`.depthwise_grad` (depthwise
-3x3), :mod:`.pool` and :mod:`.pool_s2` (pooling), the cost model behind ``backend="auto"`` in
-:mod:`.cost`. Every output cell is written by exactly one task in a fixed order, so
-results are deterministic.
+:mod:`.conv_grad` (its gradients), :mod:`.depthwise`, :mod:`.depthwise_grad` and
+:mod:`.depthwise_grad_s2` (depthwise 3x3), :mod:`.pool` and :mod:`.pool_s2` (pooling), the
+cost model behind ``backend="auto"`` in :mod:`.cost`. Every output cell is written by
+exactly one task in a fixed order, so results are deterministic.
 
 Threading: Numba picks its layer as usual (TBB if installed, else OpenMP, else workqueue;
 ``NUMBA_THREADING_LAYER`` overrides). Launches go through :mod:`fastcnn.jit`, which owns

@@ -2,9 +2,11 @@
 
 dX at stride 1 is the forward kernel run on dY with the kernel turned 180 degrees; at
 stride 2 it is assembled from the input's four parity phases. dW is a task per channel
-summing, in a fixed order, over images and rows. Numba's on-disk cache checks only the
-file holding a kernel: after editing the helpers in :mod:`.depthwise` that these kernels
-inline, clear the package's ``__pycache__``.
+summing, in a fixed order, over images and rows. At stride 2 on rows of twice the output's
+width (MobileNet's layers), the flat whole-plane kernels of :mod:`.depthwise_grad_s2` run
+instead; where they decline (values that are not finite), these run. Numba's on-disk
+cache checks only the file holding a kernel: after editing the helpers in :mod:`.depthwise`
+that these kernels inline, clear the package's ``__pycache__``.
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ from numba import njit, prange
 from fastcnn.jit import FASTMATH, launch, readonly
 from fastcnn.spec import ConvSpec
 
-from .depthwise import _TASKS, _dw_forward, _fill_block, _flat, _planes, block_rows
+from . import depthwise_grad_s2
+from .depthwise import _TASKS, _dw_forward, _fill_block, _flat, _planes, block_rows, halves
 
 
 @njit(parallel=True, cache=True, fastmath=FASTMATH)
@@ -161,6 +164,10 @@ def _dw_grad_x_s2(gy, w, dx, out_w, top, left, rows):  # pragma: no cover
 
 def grad_input(grad_y: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndarray:
     """dX: at stride 1 the correlation of dY with the kernel turned 180 degrees."""
+    if halves(spec):
+        grad_x = depthwise_grad_s2.grad_input(grad_y, w, spec)
+        if grad_x is not None:
+            return grad_x
     grad_x = np.empty(spec.x_shape, dtype=spec.dtype)
     top, left = spec.padding[0], spec.padding[2]
     if spec.stride == (1, 1):
@@ -195,6 +202,10 @@ def grad_input(grad_y: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndarray:
 
 def grad_weight(grad_y: np.ndarray, x: np.ndarray, spec: ConvSpec) -> np.ndarray:
     """dW: per channel, nine dot products of dY with the column-tap rows of the input."""
+    if halves(spec):
+        grad_w = depthwise_grad_s2.grad_weight(grad_y, x, spec)
+        if grad_w is not None:
+            return grad_w
     grad_w = np.empty(spec.w_shape, dtype=spec.dtype)
     rows = block_rows(spec.out_height, spec.out_width)
     top, left = spec.padding[0], spec.padding[2]

@@ -40,7 +40,7 @@ def test_forward_and_gradients_match_the_reference(monkeypatch, shape, padding, 
     if not _fits(shape, stride, padding):
         pytest.skip("the window does not fit")
     launched = []
-    for name in ("depthwise", "depthwise_grad"):
+    for name in ("depthwise", "depthwise_grad", "depthwise_grad_s2"):
         module = _module(name)
         monkeypatch.setattr(
             module,
@@ -66,6 +66,41 @@ def test_even_rows_at_stride_2_take_the_column_halves_kernel(monkeypatch):
     for padding in (1, (1, 1, 0, 2), (0, 0, 1, 0)):
         check_conv("numba", _case((2, 3, 12, 16), 2, padding, bias=False), "float32")
     assert launched.count(depthwise._dw_forward_halves) == 3
+
+
+def test_stride_2_gradients_on_even_rows_take_the_flat_kernels(monkeypatch):
+    grad = _module("depthwise_grad_s2")
+    launched = []
+    real = grad.launch
+    monkeypatch.setattr(
+        grad, "launch", lambda kernel, *a: (launched.append(kernel), real(kernel, *a))
+    )
+    for padding in (1, (1, 1, 0, 2), (0, 0, 1, 0), (3, 0, 1, 1)):
+        check_conv("numba", _case((2, 3, 12, 16), 2, padding, bias=False), "float32")
+    assert launched.count(grad._dw_grad_x_halves) == 4
+    assert launched.count(grad._dw_grad_w_halves) == 4
+
+
+@pytest.mark.parametrize("per_pass", [1, 10**6])
+def test_stride_2_dw_sums_blocks_of_several_images_in_one_pass(monkeypatch, per_pass):
+    # Blocks of 3 rows (the last one shorter) and all or one of them per pass.
+    monkeypatch.setattr(_module("depthwise"), "BLOCK_CELLS", 40)
+    monkeypatch.setattr(_module("depthwise_grad_s2"), "SEGMENT_CELLS", per_pass)
+    for dtype in ("float32", "float64"):
+        check_conv("numba", _case((3, 2, 20, 22), 2, 1), dtype)
+
+
+def test_stride_2_dx_with_a_weight_not_finite_runs_the_general_kernel(monkeypatch):
+    # The flat kernel's zero products would turn into NaN where the general one has none.
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((2, 3, 12, 14))
+    w = rng.standard_normal((3, 1, 3, 3))
+    w[1, 0, 0, 2] = np.inf
+    params = dict(stride=2, padding=1, groups=3, backend="numba")
+    gy = rng.standard_normal(fastcnn.conv2d(x, w, **params).shape)
+    got = fastcnn.conv2d_backward(gy, x, w, **params).x
+    monkeypatch.setattr(_module("depthwise_grad"), "halves", lambda spec: False)
+    np.testing.assert_array_equal(got, fastcnn.conv2d_backward(gy, x, w, **params).x)
 
 
 @pytest.mark.parametrize("stride", [1, 2])
