@@ -67,9 +67,9 @@ def error_model(tile: int) -> ErrorModel:
     return ErrorModel("winograd", tile=tile, transforms=matrices)
 
 
-#: Transformed input and products of one chunk are kept under this many bytes even when
-#: the workspace limit allows more, so that they stay in the last-level cache between
-#: the transform, the GEMMs and the inverse transform.
+#: The transformed input of one chunk of tiles (on small maps, and dW's input and dY) is
+#: kept under this many bytes even when the workspace limit allows more, so that it stays
+#: in the last-level cache between the transforms and the GEMMs.
 _CACHE_FRIENDLY_CHUNK_BYTES = 16 * 2**20
 #: Tiles per task of :func:`fused.by_tiles`, in blocks: the width of its GEMMs.
 _SPAN = 1
@@ -274,17 +274,31 @@ class WinogradBackend(BackendBase):
         return min(TILES, key=lambda m: self._estimate(op, spec, m))
 
     def workspace_bytes(self, op: str, spec: ConvSpec | PoolSpec) -> int:
-        """Transformed filters plus one chunk's transformed input and products."""
+        """The padded input, the transformed filters (or, on small maps, one chunk's
+        transformed input) and the workers' block buffers; dW adds its chunk's
+        transformed input and dY."""
         if not isinstance(spec, ConvSpec):
             return 0
         m = self.tile_for(op, spec)
         points = (m + 2) ** 2
         item = np.dtype(spec.dtype).itemsize
         tiles_h, tiles_w = _tile_grid(spec.out_height, spec.out_width, m)
-        per_tile = points * (spec.in_channels + spec.out_channels) * item
-        chunk = _chunk_tiles(spec.batch * tiles_h * tiles_w, per_tile)
-        filters = points * spec.out_channels * (spec.in_channels // spec.groups) * item
-        return chunk * per_tile + filters * (2 if op == CONV2D_BACKWARD else 1)
+        tiles = spec.batch * tiles_h * tiles_w
+        n_ch, n_out = spec.in_channels, spec.out_channels
+        padded = spec.batch * n_ch * (tiles_h * m + 2) * (tiles_w * m + 2) * item
+        if _by_channels(tiles, n_out // spec.groups):
+            chunk = _chunk_tiles(tiles, points * n_ch * item)
+            main = chunk * points * n_ch * item
+            block = points * _O_BLOCK * (n_ch // spec.groups + chunk) * item
+        else:
+            main = points * n_out * (n_ch // spec.groups) * item
+            block = points * (n_ch + n_out) * _SPAN * fused.BLOCK * item
+        total = padded + main + get_num_threads() * block
+        if op == CONV2D_BACKWARD:
+            total += (
+                _chunk_tiles(tiles, points * (n_ch + n_out) * item) * points * (n_ch + n_out) * item
+            )
+        return total
 
     def estimate_seconds(self, op: str, spec: ConvSpec | PoolSpec) -> float:
         """Predicted seconds for ``op`` on ``spec`` (the fitted model above)."""
