@@ -156,14 +156,26 @@ def _correlate(
         for t0 in range(0, tn.size, step):
             tiles = (tn[t0 : t0 + step], tr[t0 : t0 + step], tc[t0 : t0 + step])
             v = _windows(f"bt{m}", xp, tiles, m + 2, "winograd_v")
-            args = (xp, w, v, kc_g, kc_out, bias, y, *tiles, _O_BLOCK, workers)
+            stride = -(-tiles[0].size // 16) * 16
+            us = _worker_rows("winograd_us", workers, m, _O_BLOCK * w.shape[1], x.dtype)
+            prods = _worker_rows("winograd_prods", workers, m, _O_BLOCK * stride, x.dtype)
+            args = (xp, w, v, kc_g, kc_out, bias, y, *tiles, _O_BLOCK, us, prods)
             launch(fused.by_channels, m, *args, calls_blas=True)
     else:
         u = _transformed_filters(w, m)
         kc_in = constants(f"bt{m}", x.dtype.name)
-        args = (xp, u, groups, kc_in, kc_out, bias, y, tn, tr, tc, _SPAN * fused.BLOCK, workers)
+        span = _SPAN * fused.BLOCK
+        vs = _worker_rows("winograd_vs", workers, m, n_ch * span, x.dtype)
+        prods = _worker_rows("winograd_prods", workers, m, n_out // groups * span, x.dtype)
+        args = (xp, u, groups, kc_in, kc_out, bias, y, tn, tr, tc, span, vs, prods)
         launch(fused.by_tiles, m, *args, calls_blas=True)
     return y
+
+
+def _worker_rows(slot: str, workers: int, m: int, cols: int, dtype: np.dtype) -> np.ndarray:
+    """Per-worker ``(points, cols + ROW_PAD)`` arrays from this thread's scratch: reused
+    from call to call, so that no call faults in megabytes of fresh pages."""
+    return scratch(slot, (workers, (m + 2) ** 2, cols + fused.ROW_PAD), dtype)
 
 
 def _by_channels(tiles: int, out_g: int) -> bool:
@@ -177,7 +189,7 @@ def _transformed_filters(w: np.ndarray, m: int) -> np.ndarray:
     """``U[p, o*cin_g + c] = (G w[o, c] G^T)[p]``: the filters transformed once per call
     (never cached: in training they change every step), one row per tile point."""
     n_out, cin_g = w.shape[:2]
-    u = np.empty(((m + 2) ** 2, n_out * cin_g + fused.ROW_PAD), dtype=w.dtype)
+    u = scratch("winograd_u", ((m + 2) ** 2, n_out * cin_g + fused.ROW_PAD), w.dtype)
     name = f"g{m}"
     kc = constants(name, w.dtype.name)
     launch(fused.filters, IN_KERNELS.index(name), w, u, kc, get_num_threads())
@@ -210,7 +222,7 @@ def _filter_grad(grad_y: np.ndarray, x: np.ndarray, spec: ConvSpec, m: int) -> n
     xp = _padded("winograd_x", x, (top, left), tiles_h * m + 2, tiles_w * m + 2)
     dyp = _padded("winograd_dy", grad_y, (0, 0), tiles_h * m, tiles_w * m)
     tn, tr, tc = _tile_origins(spec.batch, tiles_h, tiles_w, m)
-    grad_u = np.empty((points, n_out * cin_g + fused.ROW_PAD), dtype=spec.dtype)
+    grad_u = scratch("winograd_u", (points, n_out * cin_g + fused.ROW_PAD), spec.dtype)
     step = _chunk_tiles(tn.size, points * (n_ch + n_out) * x.itemsize)
     for t0 in range(0, tn.size, step):
         tiles = (tn[t0 : t0 + step], tr[t0 : t0 + step], tc[t0 : t0 + step])

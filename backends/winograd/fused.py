@@ -272,22 +272,24 @@ def filter_grads(which, gu, grad_w, kc, workers):  # pragma: no cover
 
 @njit(parallel=True, cache=True, fastmath=FASTMATH)
 def by_tiles(
-    m, xp, u, groups, kc_in, kc_out, bias, y, tn, tr, tc, span, workers
+    m, xp, u, groups, kc_in, kc_out, bias, y, tn, tr, tc, span, vs, prods
 ):  # pragma: no cover
     """``y`` = 3x3 correlation of ``xp`` with the transformed filters ``u`` (rows
     ``[point, (group*out_g + o)*cin_g + c]``), in tasks of ``span`` tiles (a multiple of
     ``BLOCK``: the GEMMs' width) with every output channel. Tile t reads
-    ``xp[tn[t], :, tr[t]:, tc[t]:]`` and writes ``y`` there."""
+    ``xp[tn[t], :, tr[t]:, tc[t]:]`` and writes ``y`` there. ``vs[k]`` and ``prods[k]``
+    are worker k's transformed input and products (the caller keeps them, so that no call
+    faults in fresh pages; there is one per worker)."""
     n_ch, n_out = xp.shape[1], y.shape[1]
-    points, k = u.shape[0], m + 2
+    k = m + 2
     cin_g, out_g = n_ch // groups, n_out // groups
     total = tn.shape[0]
     tasks = (total + span - 1) // span
+    workers = vs.shape[0]
     for worker in prange(max(1, min(workers, tasks))):
         win, tmp = _buffers(k, k, y)
         res = np.zeros(m * m * BLOCK, dtype=y.dtype)
-        v = np.zeros((points, n_ch * span + ROW_PAD), dtype=y.dtype)
-        prod = np.zeros((points, out_g * span + ROW_PAD), dtype=y.dtype)
+        v, prod = vs[worker], prods[worker]
         for task in range(worker, tasks, workers):
             first = task * span
             for t0 in range(first, min(total, first + span), BLOCK):
@@ -306,26 +308,26 @@ def by_tiles(
 
 @njit(parallel=True, cache=True, fastmath=FASTMATH)
 def by_channels(
-    m, xp, w, v, kc_g, kc_out, bias, y, tn, tr, tc, o_block, workers
+    m, xp, w, v, kc_g, kc_out, bias, y, tn, tr, tc, o_block, us, prods
 ):  # pragma: no cover
     """``y`` = 3x3 correlation with the filters ``w`` (transformed here) of the input
     whose windows ``v`` holds (see :func:`windows`; rows ``[point, c*stride + t]``), in
-    tasks of ``o_block`` output channels of one group. Tiles as in :func:`by_tiles`."""
+    tasks of ``o_block`` output channels of one group. Tiles as in :func:`by_tiles`;
+    ``us[k]`` and ``prods[k]`` are worker k's transformed filters and products."""
     n_ch, n_out = xp.shape[1], y.shape[1]
     cin_g = w.shape[1]
     groups = n_ch // cin_g
     out_g = n_out // groups
     k = m + 2
-    points = k * k
     total = tn.shape[0]
     stride = (v.shape[1] - ROW_PAD) // n_ch
     per_group = -(-out_g // o_block)
     tasks = groups * per_group
+    workers = us.shape[0]
     for worker in prange(max(1, min(workers, tasks))):
         win, tmp = _buffers(3, k, y)
         res = np.zeros(m * m * BLOCK, dtype=y.dtype)
-        u = np.zeros((points, o_block * cin_g + ROW_PAD), dtype=y.dtype)
-        prod = np.zeros((points, o_block * stride + ROW_PAD), dtype=y.dtype)
+        u, prod = us[worker], prods[worker]
         for task in range(worker, tasks, workers):
             g = task // per_group
             o_first = g * out_g + (task % per_group) * o_block
