@@ -156,7 +156,7 @@ def _correlate(
         for t0 in range(0, tn.size, step):
             tiles = (tn[t0 : t0 + step], tr[t0 : t0 + step], tc[t0 : t0 + step])
             v = _windows(f"bt{m}", xp, tiles, m + 2, "winograd_v")
-            stride = -(-tiles[0].size // 16) * 16
+            stride = _row_stride(tiles[0].size)
             us = _worker_rows("winograd_us", workers, m, _O_BLOCK * w.shape[1], x.dtype)
             prods = _worker_rows("winograd_prods", workers, m, _O_BLOCK * stride, x.dtype)
             args = (xp, w, v, kc_g, kc_out, bias, y, *tiles, _O_BLOCK, us, prods)
@@ -196,15 +196,20 @@ def _transformed_filters(w: np.ndarray, m: int) -> np.ndarray:
     return u
 
 
+def _row_stride(tiles: int) -> int:
+    """Columns per channel in transformed data: the tile count rounded up to 16 (whole
+    cache lines in float32); the columns past the tiles are zero."""
+    return -(-tiles // 16) * 16
+
+
 def _windows(
     name: str, xp: np.ndarray, tiles: tuple[np.ndarray, ...], k: int, slot: str
 ) -> np.ndarray:
     """``v[p, c*stride + t]``: in-transform ``name`` of the k x k window of every channel
-    and tile (top left at ``xp[tn[t], c, tr[t], tc[t]]``); ``stride`` is the tile count
-    rounded up to 16."""
+    and tile (top left at ``xp[tn[t], c, tr[t], tc[t]]``), ``stride = _row_stride(tiles)``."""
     n_ch, count = xp.shape[1], tiles[0].size
     points = named_matrices()[name].shape[0] ** 2
-    stride = -(-count // 16) * 16
+    stride = _row_stride(count)
     v = scratch(slot, (points, n_ch * stride + fused.ROW_PAD), xp.dtype)
     kc = constants(name, xp.dtype.name)
     which = IN_KERNELS.index(name)
@@ -226,7 +231,7 @@ def _filter_grad(grad_y: np.ndarray, x: np.ndarray, spec: ConvSpec, m: int) -> n
     step = _chunk_tiles(tn.size, points * (n_ch + n_out) * x.itemsize)
     for t0 in range(0, tn.size, step):
         tiles = (tn[t0 : t0 + step], tr[t0 : t0 + step], tc[t0 : t0 + step])
-        stride = -(-tiles[0].size // 16) * 16
+        stride = _row_stride(tiles[0].size)
         v = _windows(f"bt{m}", xp, tiles, m + 2, "winograd_v")
         d = _windows(f"a{m}", dyp, tiles, m, "winograd_m")
         args = (d, v, grad_u, groups, stride, t0 == 0, get_num_threads())

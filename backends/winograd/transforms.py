@@ -135,33 +135,42 @@ def _single_loop(header: list[str], assignments: list[tuple[str, str]]) -> list[
     return header + ["    for q in range(BLOCK):"] + [f"        {t} = {e}" for t, e in assignments]
 
 
-def _in_kernel(name: str, matrix: np.ndarray) -> str:
-    alpha, k = matrix.shape
+def _sandwich(matrix: np.ndarray, src: str, dst: str, bias: str = "") -> list[tuple[str, str]]:
+    """Assignments computing ``Y = L X L^T`` for L = ``matrix`` (r x c): a pass over
+    X's columns into locals ``h{u}_{j} = sum_i L[u, i] X[i, j]``, then one over the rows,
+    ``Y[u, v] = bias + sum_j L[v, j] h{u}_{j}``. X (c x c) and Y (r x r) are the flat block
+    arrays ``src`` and ``dst`` in row-major order."""
+    r, c = matrix.shape
     consts = _constants(matrix)
-    lines = [
-        "@njit(cache=True, fastmath=FASTMATH)",
-        f"def _in_{name}(win, out, kc):  # pragma: no cover",
-        f'    """``out[(u*{alpha} + v)*BLOCK + q] = (L W_q L^T)[u, v]`` with ``W_q[i, j] ='
-        f' win[(i*{k} + j)*BLOCK + q]``, L = {name}."""',
-    ]
-    lines += [f"    k{i} = kc[{i}]" for i in range(len(consts))]
     col = [
-        (
-            f"h{u}_{j}",
-            _combination(matrix[u], [_win(i * k + j) for i in range(k)], consts),
-        )
-        for u in range(alpha)
-        for j in range(k)
+        (f"h{u}_{j}", _combination(matrix[u], [_win(i * c + j, src) for i in range(c)], consts))
+        for u in range(r)
+        for j in range(c)
     ]
     row = [
         (
-            _win(u * alpha + v, "out"),
-            _combination(matrix[v], [f"h{u}_{j}" for j in range(k)], consts),
+            _win(u * r + v, dst),
+            bias + _combination(matrix[v], [f"h{u}_{j}" for j in range(c)], consts),
         )
-        for u in range(alpha)
-        for v in range(alpha)
+        for u in range(r)
+        for v in range(r)
     ]
-    return "\n".join(_single_loop(lines, col + row))
+    return col + row
+
+
+def _header(signature: str, doc: str, matrix: np.ndarray) -> list[str]:
+    lines = ["@njit(cache=True, fastmath=FASTMATH)", f"def {signature}:  # pragma: no cover", doc]
+    return lines + [f"    k{i} = kc[{i}]" for i in range(len(_constants(matrix)))]
+
+
+def _in_kernel(name: str, matrix: np.ndarray) -> str:
+    alpha, k = matrix.shape
+    doc = (
+        f'    """``out[(u*{alpha} + v)*BLOCK + q] = (L W_q L^T)[u, v]`` with ``W_q[i, j] ='
+        f' win[(i*{k} + j)*BLOCK + q]``, L = {name}."""'
+    )
+    header = _header(f"_in_{name}(win, out, kc)", doc, matrix)
+    return "\n".join(_single_loop(header, _sandwich(matrix, "win", "out")))
 
 
 def _win(index: int, array: str = "win") -> str:
@@ -172,31 +181,12 @@ def _win(index: int, array: str = "win") -> str:
 
 def _out_kernel(name: str, matrix: np.ndarray) -> str:
     m, alpha = matrix.shape
-    consts = _constants(matrix)
-    lines = [
-        "@njit(cache=True, fastmath=FASTMATH)",
-        f"def _out_{name}(prod, res, bias, kc):  # pragma: no cover",
+    doc = (
         f'    """``res[(a*{m} + b)*BLOCK + q] = bias + (R M_q R^T)[a, b]`` with ``M_q[u, v] ='
-        f' prod[(u*{alpha} + v)*BLOCK + q]``, R = {name}."""',
-    ]
-    lines += [f"    k{i} = kc[{i}]" for i in range(len(consts))]
-    col = [
-        (
-            f"h{a}_{v}",
-            _combination(matrix[a], [_win(u * alpha + v, "prod") for u in range(alpha)], consts),
-        )
-        for a in range(m)
-        for v in range(alpha)
-    ]
-    row = [
-        (
-            _win(a * m + b, "res"),
-            "bias + " + _combination(matrix[b], [f"h{a}_{v}" for v in range(alpha)], consts),
-        )
-        for a in range(m)
-        for b in range(m)
-    ]
-    return "\n".join(_single_loop(lines, col + row))
+        f' prod[(u*{alpha} + v)*BLOCK + q]``, R = {name}."""'
+    )
+    header = _header(f"_out_{name}(prod, res, bias, kc)", doc, matrix)
+    return "\n".join(_single_loop(header, _sandwich(matrix, "prod", "res", "bias + ")))
 
 
 def generate() -> str:
