@@ -28,10 +28,11 @@ from fastcnn.spec import ConvSpec, PoolSpec
 # FftBackend.cost_features: an intercept, cells x log2(cells) of the input and output
 # transforms and of the kernel transforms, and the per-frequency complex GEMM's real
 # FLOPs. Fitted by non-negative least squares on relative error to `fastcnn bench`
-# timings (benchmarks/fit_cost_models.py). float64 doubles all but the intercept.
+# timings (benchmarks/fit_cost_models.py; the runs of fastcnn.backends.numba.cost's note).
+# float64 doubles all but the intercept.
 _COST = {
-    "conv2d": (4.24e-4, 2.85e-10, 1.4e-10, 6.58e-11),
-    "conv2d_backward": (4.91e-05, 4.68e-10, 5.94e-10, 1.05e-10),
+    "conv2d": (1.93e-4, 2.22e-10, 8.44e-11, 5.66e-11),
+    "conv2d_backward": (0.0, 3.77e-10, 3.77e-10, 7.12e-11),
 }
 
 _COMPLEX = {"float32": np.complex64, "float64": np.complex128}

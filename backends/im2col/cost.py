@@ -13,21 +13,21 @@ from . import lowering, pointwise, pool
 # FLOPs, depthwise FLOPs, lowered bytes at stride 1 and at other strides, output bytes,
 # and filter bytes times the number of chunks (each chunk's GEMM repacks them; for a 1x1
 # convolution, which is not lowered, the "lowered" bytes are those it copies). Pooling: an
-# intercept and window-tap bytes of max/min and of mean. 4.13e-12 s/FLOP is 242 GFLOP/s of
+# intercept and window-tap bytes of max/min and of mean. 2.2e-12 s/FLOP is 455 GFLOP/s of
 # GEMM. float64 doubles the FLOP terms (half the SIMD lanes); byte terms already scale
 # with the itemsize.
 #
 # Fitted on 2026-11-30 by benchmarks/fit_cost_models.py (non-negative least squares on
 # relative error) to `fastcnn bench --json` float32 timings from a 2-core AVX-512 machine
 # (Zen 5, numpy's OpenBLAS on its own choice of kernels): the same runs as the numba
-# backend's model (see its cost.py); the mean pooling coefficients (no rows) are the
-# previous fit's. Refit when the code, the features or the machine change, and update
+# backend's model (see its cost.py); the mean pooling coefficients (no rows) are an
+# earlier fit's. Refit when the code, the features or the machine change, and update
 # this note.
 _COST = {
-    "conv2d": (3.57e-05, 4.13e-12, 0.0, 5.57e-11, 1.01e-10, 4.15e-11, 6.76e-11),
-    "conv2d_backward": (1.68e-08, 7.5e-12, 4.61e-10, 2.44e-10, 2.36e-10, 1.24e-10, 3.1e-10),
-    "pool2d": (6.91e-05, 1.36e-10, 2.04e-10),
-    "pool2d_backward": (2.91e-04, 2.1e-09, 3.8e-10),
+    "conv2d": (2.72e-05, 2.2e-12, 0.0, 6.52e-11, 1.03e-10, 3.36e-11, 1.01e-10),
+    "conv2d_backward": (0.0, 4.35e-12, 4.13e-10, 2.85e-10, 2.19e-10, 1.24e-10, 2.58e-10),
+    "pool2d": (6.23e-05, 1.45e-10, 2.04e-10),
+    "pool2d_backward": (2.37e-04, 2.09e-09, 3.8e-10),
 }
 
 

@@ -27,27 +27,28 @@ from .pool_s2 import applies as three_by_two
 #
 # Fitted on 2026-11-30 by benchmarks/fit_cost_models.py (non-negative least squares on
 # relative error) to `fastcnn bench --json` float32 timings from a 2-core AVX-512 machine
-# (Zen 5): two runs of the suites resnet18, vgg16 and mobilenet and one of lenet and
-# quick, numba and im2col, convolution and max pooling, each row's least time over the
-# runs; the 2x2 mean pooling coefficients (no rows) are the previous fit's. Refit when
-# the kernels, the features or the machine change, and update this note.
+# (Zen 5, numpy's OpenBLAS on its own kernels): the runs in benchmarks/runs/ named
+# 2026-11-30-suites-fused (the suites resnet18, vgg16 and mobilenet), -large-kernel and
+# -quick-lenet, every backend, convolution and max pooling; the 2x2 mean pooling
+# coefficients (no rows) are an earlier fit's. Refit when the kernels, the features or
+# the machine change, and update this note.
 _COST = {
-    "conv2d": (2.07e-05, 6.48e-12, 0.0, 5.38e-09, 9.67e-09, 1.53e-11, 2.12e-11, 2.65e-11, 3.09e-08),
+    "conv2d": (2.83e-05, 5.22e-12, 0.0, 8.89e-09, 9.82e-09, 2.71e-11, 1.93e-11, 1.79e-11, 3.66e-08),
     "conv2d_backward": (
-        1.81e-05,
-        3.82e-12,
-        5.38e-12,
+        2.39e-05,
+        2.18e-12,
+        6.96e-12,
         0.0,
-        3.04e-08,
-        5.64e-12,
-        1.76e-08,
-        1.23e-10,
-        3.58e-11,
-        8.08e-11,
-        1.41e-07,
+        2.11e-08,
+        6.57e-12,
+        2.13e-08,
+        1.02e-10,
+        3.77e-11,
+        2.8e-11,
+        7.31e-08,
     ),
-    "pool2d": (2.98e-05, 0.0, 0.0, 9.07e-12, 9.34e-12, 2.51e-11),
-    "pool2d_backward": (0.0, 1.58e-10, 5.05e-08, 2.68e-10, 4.53e-11, 0.0),
+    "pool2d": (3.02e-05, 0.0, 0.0, 8.24e-12, 9.34e-12, 2.73e-11),
+    "pool2d_backward": (0.0, 1.77e-10, 0.0, 2.6e-10, 4.53e-11, 0.0),
 }
 
 

@@ -79,15 +79,14 @@ _O_BLOCK = 32
 # Cost model for backend="auto": seconds = the coefficients below . the features of
 # _features (an intercept, GEMM FLOPs, bytes of transformed data, bytes of filters read,
 # GEMM calls, narrow GEMMs' FLOPs), one model for every tile size. Fitted with
-# benchmarks/fit_cost_models.py (non-negative least squares on relative error) on a
-# `fastcnn bench` run of ResNet-18's and VGG-16's convolutions (winograd2, winograd4,
-# im2col, numba; float32, two threads; 2026-11-30, a 2-core AMD Zen 5, numpy's OpenBLAS
-# on its own kernels): worst error 38 % forward, 39 % backward. The forward's narrow-GEMM
-# coefficient was raised from the fitted 3.44e-12 (one layer, ResNet-18's 512@7, tells
-# it) so that auto leaves that layer to im2col, which ran it 1.2-1.3x faster.
+# benchmarks/fit_cost_models.py (non-negative least squares on relative error) on the
+# runs the other backends' models were fitted on (see fastcnn.backends.numba.cost; its
+# rows: ResNet-18's and VGG-16's 3x3 stride-1 layers, winograd2 and winograd4, float32,
+# two threads, a 2-core AMD Zen 5, numpy's OpenBLAS on its own kernels): worst error
+# 30 % forward, 33 % backward.
 _COST = {
-    CONV2D: (1.64e-4, 4.33e-12, 1.57e-10, 1.29e-10, 0.0, 6e-12),
-    CONV2D_BACKWARD: (1.52e-3, 2.23e-12, 2.91e-10, 2.83e-10, 0.0, 8.76e-12),
+    CONV2D: (0.0, 6.02e-12, 9.53e-11, 0.0, 2.87e-08, 7.26e-12),
+    CONV2D_BACKWARD: (0.0, 6.71e-12, 1.94e-10, 3.7e-11, 2.81e-08, 1.25e-11),
 }
 
 
