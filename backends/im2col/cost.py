@@ -36,20 +36,23 @@ def estimate_seconds(op: str, spec: ConvSpec | PoolSpec) -> float:
     return float(np.dot(_COST[op], cost_features(op, spec)))
 
 
-def _pointwise_copies(spec: ConvSpec) -> tuple[float, int]:
-    """What the 1x1 path copies, in the cost model's terms: the bytes of its input
-    gather and side-by-side transposes (none for stride 1 without padding on large
-    maps), and its number of chunks."""
+def _pointwise_copies(op: str, spec: ConvSpec) -> tuple[float, int]:
+    """What the 1x1 path copies, in the cost model's terms: the bytes of its operands
+    (the input subsampled, with a bias's row of ones, or side by side with the output)
+    and its number of chunks. A stride-1 forward without bias or padding on large maps
+    copies nothing."""
     (r0, r1), (c0, c1), whole = pointwise.box(spec)
     item = np.dtype(spec.dtype).itemsize
     positions = spec.batch * (r1 - r0) * (c1 - c0) * item
-    gathered = not whole or spec.stride != (1, 1)
+    copied = not whole or spec.stride != (1, 1) or (op == CONV2D and spec.bias)  # see
+    # pointwise.forward: a bias on large maps takes a copy with a row of ones
     copies, chunks = 0.0, 0
     for _, _, side in pointwise.chunks(spec):
         chunks += 1
         if side:
             copies = float(positions * (spec.in_channels + spec.out_channels))
-    copies += positions * spec.in_channels if gathered else 0.0
+    if not copies and copied:
+        copies = float(positions * spec.in_channels)
     return copies, chunks
 
 
@@ -73,7 +76,7 @@ def cost_features(op: str, spec: ConvSpec | PoolSpec) -> tuple[float, ...]:
         taps = float(spec.flops * item)
         return (1.0, 0.0, taps) if spec.mode == "mean" else (1.0, taps, 0.0)
     if pointwise.applies(spec):
-        lowered_bytes, chunks = _pointwise_copies(spec)
+        lowered_bytes, chunks = _pointwise_copies(op, spec)
     else:
         row_bytes = lowering.row_bytes(spec, CONV2D)
         lowered_bytes = float(spec.batch * row_bytes * spec.out_height)

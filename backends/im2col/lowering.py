@@ -173,8 +173,9 @@ def _col2im(dcols: np.ndarray, grad_x: np.ndarray, spec: ConvSpec, chunk: Chunk)
         grad_x[n0:n1][dst] += cells.transpose(1, 0, 2, 3)
 
 
-def forward(x: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndarray:
-    """The convolution without its bias: ``Y_g = W_g @ cols_g``, chunk by chunk."""
+def forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, spec: ConvSpec) -> np.ndarray:
+    """``Y_g = W_g @ cols_g + b``, chunk by chunk; the bias is added as each chunk's
+    output is moved into place (one pass over the output, not two)."""
     y = np.empty(spec.y_shape, dtype=spec.dtype)
     w_g = w.reshape(spec.groups, spec.out_channels // spec.groups, -1)
     for chunk in chunks(spec.batch, spec.out_height, row_bytes(spec, CONV2D)):
@@ -184,7 +185,11 @@ def forward(x: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndarray:
         out = np.matmul(w_g, cols, out=gemm)  # (G, Og, nb*rows*wq)
         del cols  # free before the next chunk is lowered, so only one is ever alive
         out = out.reshape(spec.out_channels, n1 - n0, r1 - r0, -1)[..., : spec.out_width]
-        y[n0:n1, :, r0:r1] = out.transpose(1, 0, 2, 3)
+        out = out.transpose(1, 0, 2, 3)
+        if b is None:
+            y[n0:n1, :, r0:r1] = out
+        else:
+            np.add(out, b[:, np.newaxis, np.newaxis], out=y[n0:n1, :, r0:r1])
     return y
 
 

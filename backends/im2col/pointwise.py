@@ -2,7 +2,9 @@
 
 A stride costs one subsampling copy of the input; padding only adds output rows and
 columns that read nothing but zeros. On small maps the images are laid side by side as one
-GEMM operand, since one thin GEMM per image leaves BLAS idle.
+GEMM operand, since one thin GEMM per image leaves BLAS idle. A bias is added as the
+output is moved into place, or, where the GEMM writes the output in place, by the GEMM
+itself: one more column of the filters against a row of ones in a copied operand.
 """
 
 from __future__ import annotations
@@ -60,21 +62,37 @@ def _input_cells(a: np.ndarray, spec: ConvSpec, rows: Span, cols: Span) -> np.nd
     ]
 
 
-def _flat(a: np.ndarray, slot: str, groups: int) -> np.ndarray:
-    """``a`` (nb, C, h, w) as ``(nb, G, C/G, h*w)``; a copy in scratch ``slot`` if strided."""
-    if not a.flags.c_contiguous:
-        buf = scratch(slot, a.shape, a.dtype)
-        np.copyto(buf, a)
-        a = buf
-    return a.reshape(a.shape[0], groups, -1, a.shape[2] * a.shape[3])
+def _operand(cells: np.ndarray, groups: int, slot: str, *, side: bool, ones: bool) -> np.ndarray:
+    """``cells`` (nb, C, h, w) as a GEMM operand ``(nb, G, C/G, h*w)``, or with ``side``
+    the images side by side, ``(G, C/G, nb*h*w)``; with ``ones`` each group gains a row
+    of ones (the bias's, see :func:`_filters`). A view when no copy is needed, else one
+    copy into scratch ``slot``."""
+    nb, c, h, w = cells.shape
+    k = c // groups
+    if not (side or ones) and cells.flags.c_contiguous:
+        return cells.reshape(nb, groups, k, h * w)
+    source = cells.reshape(nb, groups, k, h, w)
+    if side:
+        buf = scratch(slot, (groups, k + ones, nb, h * w), cells.dtype)
+        np.copyto(buf[:, :k].reshape(groups, k, nb, h, w), source.transpose(1, 2, 0, 3, 4))
+        if ones:
+            buf[:, k] = 1
+        return buf.reshape(groups, k + ones, nb * h * w)
+    buf = scratch(slot, (nb, groups, k + ones, h * w), cells.dtype)
+    np.copyto(buf[:, :, :k].reshape(nb, groups, k, h, w), source)
+    if ones:
+        buf[:, :, k] = 1
+    return buf
 
 
-def _side_by_side(a: np.ndarray, slot: str) -> np.ndarray:
-    """``(nb, G, K, P)`` as ``(G, K, nb*P)``: the images side by side, one operand."""
-    nb, groups, k, p = a.shape
-    out = scratch(slot, (groups, k, nb, p), a.dtype)
-    np.copyto(out, a.transpose(1, 2, 0, 3))
-    return out.reshape(groups, k, nb * p)
+def _filters(w: np.ndarray, b: np.ndarray | None, spec: ConvSpec) -> np.ndarray:
+    """The filters as ``(G, Og, Kg)``, with the bias as one more column when given: the
+    GEMM then adds it (times the operand's row of ones) as it writes the output, instead
+    of a second pass over an output that no longer fits in cache."""
+    w_g = w.reshape(spec.groups, spec.out_channels // spec.groups, -1)
+    if b is None:
+        return w_g
+    return np.concatenate([w_g, b.reshape(*w_g.shape[:2], 1)], axis=2)
 
 
 def _unstack(a: np.ndarray, nb: int) -> np.ndarray:
@@ -84,11 +102,12 @@ def _unstack(a: np.ndarray, nb: int) -> np.ndarray:
 
 
 def image_bytes(spec: ConvSpec) -> int:
-    """Scratch per image, an upper bound for forward and backward: gathered input and
-    gradient, and both again side by side."""
+    """Scratch per image, an upper bound for forward and backward: the gathered input
+    (with the bias's rows of ones) and gradient, and the side-by-side GEMM's output."""
     (r0, r1), (c0, c1), _ = box(spec)
     item = np.dtype(spec.dtype).itemsize
-    return 4 * (spec.in_channels + spec.out_channels) * (r1 - r0) * (c1 - c0) * item
+    rows = spec.in_channels + spec.groups + 2 * spec.out_channels
+    return rows * (r1 - r0) * (c1 - c0) * item
 
 
 def applies(spec: ConvSpec) -> bool:
@@ -106,25 +125,41 @@ def chunks(spec: ConvSpec) -> Iterator[tuple[int, int, bool]]:
         yield n0, n1, thin and n1 - n0 > 1
 
 
-def forward(x: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndarray:
-    """``y[n] = W @ x[n]`` per group, on the (subsampled) input; padding gives zeros. No
-    bias."""
+def _place(out: np.ndarray, b: np.ndarray | None, target: np.ndarray) -> None:
+    """``target = out + b`` (one pass over the output: the bias rides on a copy that
+    has to be made anyway)."""
+    if b is None:
+        target[...] = out
+    else:
+        np.add(out, b[:, np.newaxis, np.newaxis], out=target)
+
+
+def forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, spec: ConvSpec) -> np.ndarray:
+    """``y[n] = W @ x[n] + b`` per group, on the (subsampled) input; outputs that read
+    only padding are the bias (or zero)."""
     rows, cols, whole = box(spec)
-    y = (np.empty if whole else np.zeros)(spec.y_shape, dtype=spec.dtype)
-    w_g = w.reshape(spec.groups, spec.out_channels // spec.groups, -1)
+    y = np.empty(spec.y_shape, dtype=spec.dtype)
+    if not whole:
+        y[...] = 0 if b is None else b[:, np.newaxis, np.newaxis]
     if _reads_nothing(rows, cols):
         return y
+    w_g, w_bias = _filters(w, None, spec), None
     y_box = y[:, :, rows[0] : rows[1], cols[0] : cols[1]]
     for n0, n1, side in chunks(spec):
-        xs = _flat(_input_cells(x[n0:n1], spec, rows, cols), "pw_x", spec.groups)
-        if side:
-            xt = _side_by_side(xs, "pw_xt")
-            out = np.matmul(w_g, xt, out=scratch("gemm", (*w_g.shape[:2], xt.shape[2]), x.dtype))
-            y_box[n0:n1] = _unstack(out, n1 - n0).reshape(y_box[n0:n1].shape)
-        elif whole:
-            np.matmul(w_g, xs, out=y[n0:n1].reshape(n1 - n0, *w_g.shape[:2], -1))
+        cells = _input_cells(x[n0:n1], spec, rows, cols)
+        if side:  # the bias is added as the output is moved into place
+            xs = _operand(cells, spec.groups, "pw_x", side=True, ones=False)
+            out = np.matmul(w_g, xs, out=scratch("gemm", (*w_g.shape[:2], xs.shape[2]), x.dtype))
+            _place(_unstack(out, n1 - n0).reshape(y_box[n0:n1].shape), b, y_box[n0:n1])
+        elif whole:  # the GEMM writes the output in place, and adds the bias itself
+            xs = _operand(cells, spec.groups, "pw_x", side=False, ones=b is not None)
+            if b is not None and w_bias is None:
+                w_bias = _filters(w, b, spec)
+            w_x = w_g if b is None else w_bias
+            np.matmul(w_x, xs, out=y[n0:n1].reshape(n1 - n0, *w_g.shape[:2], -1))
         else:
-            y_box[n0:n1] = np.matmul(w_g, xs).reshape(y_box[n0:n1].shape)
+            xs = _operand(cells, spec.groups, "pw_x", side=False, ones=False)
+            _place(np.matmul(w_g, xs).reshape(y_box[n0:n1].shape), b, y_box[n0:n1])
     return y
 
 
@@ -146,15 +181,14 @@ def backward(
     for n0, n1, side in chunks(spec):
         nb = n1 - n0
         gy_box = grad_y[n0:n1, :, rows[0] : rows[1], cols[0] : cols[1]]
-        gy = _flat(gy_box, "pw_gy", groups)
+        gy = _operand(gy_box, groups, "pw_gy", side=side, ones=False)
         if need.w:
-            xs = _flat(_input_cells(x[n0:n1], spec, rows, cols), "pw_x", groups)
-        if side:
-            gy = _side_by_side(gy, "pw_gyt")
-            if need.w:
-                grad_w += np.matmul(gy, _side_by_side(xs, "pw_xt").transpose(0, 2, 1))
-        elif need.w:
-            grad_w += np.matmul(gy, xs.transpose(0, 1, 3, 2)).sum(axis=0)
+            cells = _input_cells(x[n0:n1], spec, rows, cols)
+            xs = _operand(cells, groups, "pw_x", side=side, ones=False)
+            if side:
+                grad_w += np.matmul(gy, xs.transpose(0, 2, 1))
+            else:
+                grad_w += np.matmul(gy, xs.transpose(0, 1, 3, 2)).sum(axis=0)
         if not need.x:
             continue
         dx = np.matmul(

@@ -88,10 +88,15 @@ def test_repeated_calls_are_bit_identical():
 
 #: 1x1 convolutions take a path without lowering: per-image GEMMs on large maps, the
 #: images side by side on small ones (under 400 positions), a subsampling copy for a
-#: stride, zeros where a window reads only padding.
+#: stride, zeros (or the bias) where a window reads only padding; a bias makes the GEMM
+#: add it through a copied operand's row of ones.
 POINTWISE = [
     dict(n=3, cin=4, h=5, w=6, cout=6, k=(1, 1)),  # side by side
     dict(n=2, cin=3, h=21, w=20, cout=5, k=(1, 1)),  # one GEMM per image (420 positions)
+    # without a bias: the input as it lies (no copy), side by side, padding left zero
+    dict(n=2, cin=3, h=21, w=20, cout=5, k=(1, 1), bias=False),
+    dict(n=3, cin=4, h=5, w=6, cout=6, k=(1, 1), bias=False),
+    dict(n=2, cin=3, h=22, w=21, cout=2, k=(1, 1), padding=1, bias=False),
     dict(n=1, cin=3, h=5, w=5, cout=4, k=(1, 1)),  # a single image
     dict(n=3, cin=4, h=9, w=8, cout=6, k=(1, 1), stride=2),
     dict(n=2, cin=4, h=43, w=41, cout=2, k=(1, 1), stride=2),  # strided, per image
@@ -140,8 +145,8 @@ def test_pointwise_chunks_of_images_give_the_same_result(workspace_limit):
     gy = np.random.default_rng(4).standard_normal((5, 6, 4, 4))
     whole = fastcnn.conv2d(x, w, b, backend="im2col", **params)
     whole_grads = fastcnn.conv2d_backward(gy, x, w, backend="im2col", **params)
-    workspace_limit(6000)  # two images per chunk
     spec = make_conv_spec(x, w, bias=True, dtype=np.dtype("float64"), **params)
+    workspace_limit(2 * pointwise.image_bytes(spec))  # two images per chunk
     assert [c[:2] for c in pointwise.chunks(spec)] == [
         (0, 2),
         (2, 4),
