@@ -4,7 +4,7 @@ The lowered matrix has the layout ``(C, kh, kw, N, OH, width)``: for group ``g``
 ``g*Kg:(g+1)*Kg`` form a ``(Kg, N*OH*width)`` matrix, so the forward pass is
 ``Y_g = W_g @ cols_g`` (one BLAS GEMM per group, whole batch chunk at once, which keeps
 skinny late layers efficient), ``dW_g = dY_g @ cols_g.T`` (BLAS reads the transpose in
-place) and ``dcols_g = W_g.T @ dY_g``, scattered back by col2im one kernel tap at a time.
+place) and ``dcols_g = W_g.T @ dY_g``, scattered back by col2im (a compiled pass, :mod:`.col2im`).
 The input is first split into the stride phases of its padded form (one phase at
 stride 1), where every tap's windows lie at unit stride: each tap's columns are then a
 block copy, and with ``width`` the phase's width (a column or two beyond the output,
@@ -25,6 +25,8 @@ from fastcnn.ops import CONV2D, CONV2D_BACKWARD
 from fastcnn.registry import GradNeed
 from fastcnn.scratch import scratch
 from fastcnn.spec import ConvSpec, PoolSpec
+
+from .col2im import col2im
 
 #: Lowered columns are built and consumed in chunks of about this size even when the
 #: workspace limit allows more: a chunk that stays in the last-level cache between the
@@ -161,18 +163,6 @@ def _lower(x: np.ndarray, spec: ConvSpec, chunk: Chunk) -> np.ndarray:
     return cols.reshape(spec.groups, -1, (n1 - n0) * (r1 - r0) * shape[-1])
 
 
-def _col2im(dcols: np.ndarray, grad_x: np.ndarray, spec: ConvSpec, chunk: Chunk) -> None:
-    """Add each lowered column's gradient to the input cell it was read from."""
-    n0, n1, r0, r1 = chunk
-    _drop_columns(dcols, spec)
-    dcols = dcols.reshape(spec.in_channels, *spec.kernel, n1 - n0, r1 - r0, -1)
-    grid = _phases(spec, chunk, "grad_phases")
-    for i, j, block in _tap_blocks(spec, grid, r1 - r0):
-        block += dcols[:, i, j]
-    for cells, dst in _phase_cells(spec, chunk, grid):
-        grad_x[n0:n1][dst] += cells.transpose(1, 0, 2, 3)
-
-
 def forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, spec: ConvSpec) -> np.ndarray:
     """``Y_g = W_g @ cols_g + b``, chunk by chunk; the bias is added as each chunk's
     output is moved into place (one pass over the output, not two)."""
@@ -218,5 +208,8 @@ def backward(
         if grad_x is not None:
             dcols = scratch("dcols", (groups, w_g.shape[2], gy.shape[2]), x.dtype)
             np.matmul(w_g.transpose(0, 2, 1), gy, out=dcols)
-            _col2im(dcols, grad_x, spec, chunk)
+            geometry = (n0, r0 * spec.stride[0], *spec.stride, *spec.dilation)
+            geometry += (spec.padding[0], spec.padding[2])
+            shape = (spec.in_channels, *spec.kernel, n1 - n0, r1 - r0, width)
+            col2im(dcols.reshape(shape), grad_x, geometry, spec.out_width)
     return grad_x, grad_w
