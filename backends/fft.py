@@ -31,8 +31,8 @@ from fastcnn.spec import ConvSpec, PoolSpec
 # timings (benchmarks/fit_cost_models.py; the runs of fastcnn.backends.numba.cost's note).
 # float64 doubles all but the intercept.
 _COST = {
-    "conv2d": (1.93e-4, 2.22e-10, 8.44e-11, 5.66e-11),
-    "conv2d_backward": (0.0, 3.77e-10, 3.77e-10, 7.12e-11),
+    "conv2d": (8.58e-05, 2.31e-10, 7.99e-11, 6.25e-11),
+    "conv2d_backward": (0.0, 3.84e-10, 3.72e-10, 7.12e-11),
 }
 
 _COMPLEX = {"float32": np.complex64, "float64": np.complex128}

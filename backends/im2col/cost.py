@@ -13,7 +13,7 @@ from . import lowering, pointwise, pool
 # FLOPs, depthwise FLOPs, lowered bytes at stride 1 and at other strides, output bytes,
 # and filter bytes times the number of chunks (each chunk's GEMM repacks them; for a 1x1
 # convolution, which is not lowered, the "lowered" bytes are those it copies). Pooling: an
-# intercept and window-tap bytes of max/min and of mean. 2.2e-12 s/FLOP is 455 GFLOP/s of
+# intercept and window-tap bytes of max/min and of mean. 2.26e-12 s/FLOP is 442 GFLOP/s of
 # GEMM. float64 doubles the FLOP terms (half the SIMD lanes); byte terms already scale
 # with the itemsize.
 #
@@ -24,10 +24,10 @@ from . import lowering, pointwise, pool
 # earlier fit's. Refit when the code, the features or the machine change, and update
 # this note.
 _COST = {
-    "conv2d": (2.72e-05, 2.2e-12, 0.0, 6.52e-11, 1.03e-10, 3.36e-11, 1.01e-10),
-    "conv2d_backward": (0.0, 4.35e-12, 4.13e-10, 2.85e-10, 2.19e-10, 1.24e-10, 2.58e-10),
-    "pool2d": (6.23e-05, 1.45e-10, 2.04e-10),
-    "pool2d_backward": (2.37e-04, 2.09e-09, 3.8e-10),
+    "conv2d": (3.76e-05, 2.26e-12, 0.0, 6.18e-11, 1.01e-10, 1.63e-12, 1.06e-10),
+    "conv2d_backward": (2.24e-05, 4.19e-12, 4.47e-10, 1.65e-10, 2.02e-10, 1.47e-10, 2.35e-10),
+    "pool2d": (6.74e-05, 1.35e-10, 2.04e-10),
+    "pool2d_backward": (2.43e-04, 2.09e-09, 3.8e-10),
 }
 
 

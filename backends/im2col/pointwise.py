@@ -143,7 +143,8 @@ def forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, spec: ConvSpec) 
         y[...] = 0 if b is None else b[:, np.newaxis, np.newaxis]
     if _reads_nothing(rows, cols):
         return y
-    w_g, w_bias = _filters(w, None, spec), None
+    w_g = _filters(w, None, spec)
+    w_bias = None  # with the bias's column, made when a chunk first needs it
     y_box = y[:, :, rows[0] : rows[1], cols[0] : cols[1]]
     for n0, n1, side in chunks(spec):
         cells = _input_cells(x[n0:n1], spec, rows, cols)
@@ -152,11 +153,12 @@ def forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, spec: ConvSpec) 
             out = np.matmul(w_g, xs, out=scratch("gemm", (*w_g.shape[:2], xs.shape[2]), x.dtype))
             _place(_unstack(out, n1 - n0).reshape(y_box[n0:n1].shape), b, y_box[n0:n1])
         elif whole:  # the GEMM writes the output in place, and adds the bias itself
-            xs = _operand(cells, spec.groups, "pw_x", side=False, ones=b is not None)
-            if b is not None and w_bias is None:
+            ones = b is not None
+            xs = _operand(cells, spec.groups, "pw_x", side=False, ones=ones)
+            if ones and w_bias is None:
                 w_bias = _filters(w, b, spec)
-            w_x = w_g if b is None else w_bias
-            np.matmul(w_x, xs, out=y[n0:n1].reshape(n1 - n0, *w_g.shape[:2], -1))
+            target = y[n0:n1].reshape(n1 - n0, *w_g.shape[:2], -1)
+            np.matmul(w_bias if ones else w_g, xs, out=target)
         else:
             xs = _operand(cells, spec.groups, "pw_x", side=False, ones=False)
             _place(np.matmul(w_g, xs).reshape(y_box[n0:n1].shape), b, y_box[n0:n1])

@@ -28,27 +28,27 @@ from .pool_s2 import applies as three_by_two
 # Fitted on 2026-11-30 by benchmarks/fit_cost_models.py (non-negative least squares on
 # relative error) to `fastcnn bench --json` float32 timings from a 2-core AVX-512 machine
 # (Zen 5, numpy's OpenBLAS on its own kernels): the runs in benchmarks/runs/ named
-# 2026-11-30-suites-fused (the suites resnet18, vgg16 and mobilenet), -large-kernel and
-# -quick-lenet, every backend, convolution and max pooling; the 2x2 mean pooling
-# coefficients (no rows) are an earlier fit's. Refit when the kernels, the features or
-# the machine change, and update this note.
+# 2026-11-30-suites-evening (the suites resnet18, vgg16 and mobilenet) and
+# 2026-11-30-quick-lenet-large (quick, lenet, large-kernel), every backend, convolution
+# and max pooling; the 2x2 mean pooling coefficients (no rows) are an earlier fit's.
+# Refit when the kernels, the features or the machine change, and update this note.
 _COST = {
-    "conv2d": (2.83e-05, 5.22e-12, 0.0, 8.89e-09, 9.82e-09, 2.71e-11, 1.93e-11, 1.79e-11, 3.66e-08),
+    "conv2d": (3.13e-05, 4.52e-12, 0.0, 7.95e-09, 7.36e-09, 2.42e-11, 1.81e-11, 1.59e-11, 3.3e-08),
     "conv2d_backward": (
-        2.39e-05,
-        2.18e-12,
-        6.96e-12,
+        2.16e-05,
+        7.13e-12,
+        1.12e-11,
         0.0,
-        2.11e-08,
-        6.57e-12,
-        2.13e-08,
-        1.02e-10,
-        3.77e-11,
-        2.8e-11,
-        7.31e-08,
+        2.29e-08,
+        4.63e-13,
+        2.09e-08,
+        1.15e-10,
+        3.8e-11,
+        2.6e-11,
+        7.93e-08,
     ),
-    "pool2d": (3.02e-05, 0.0, 0.0, 8.24e-12, 9.34e-12, 2.73e-11),
-    "pool2d_backward": (0.0, 1.77e-10, 0.0, 2.6e-10, 4.53e-11, 0.0),
+    "pool2d": (3.02e-05, 0.0, 0.0, 8.77e-12, 9.34e-12, 2.42e-11),
+    "pool2d_backward": (0.0, 1.79e-10, 0.0, 2.59e-10, 4.53e-11, 0.0),
 }
 
 

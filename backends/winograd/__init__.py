@@ -83,10 +83,10 @@ _O_BLOCK = 32
 # runs the other backends' models were fitted on (see fastcnn.backends.numba.cost; its
 # rows: ResNet-18's and VGG-16's 3x3 stride-1 layers, winograd2 and winograd4, float32,
 # two threads, a 2-core AMD Zen 5, numpy's OpenBLAS on its own kernels): worst error
-# 30 % forward, 33 % backward.
+# 26 % forward, 23 % backward.
 _COST = {
-    CONV2D: (0.0, 6.02e-12, 9.53e-11, 0.0, 2.87e-08, 7.26e-12),
-    CONV2D_BACKWARD: (0.0, 6.71e-12, 1.94e-10, 3.7e-11, 2.81e-08, 1.25e-11),
+    CONV2D: (5.63e-05, 4.08e-12, 8.59e-11, 2.67e-10, 2.3e-08, 0.0),
+    CONV2D_BACKWARD: (0.0, 6.12e-12, 1.58e-10, 2.19e-10, 2.46e-08, 6.08e-12),
 }
 
 
