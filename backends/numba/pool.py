@@ -156,13 +156,14 @@ def _beats(v, row, best, best_row, mode):  # pragma: no cover
     strictly better cells replace. NaN beats every number, and among NaNs the later cell
     in row-major order wins (PyTorch's rule), so a NaN in a later or equal row replaces.
     """
-    if v != v:
-        return best == best or row >= best_row
-    if best != best:
-        return False
-    if v == best:
-        return row < best_row
-    return v > best if mode == MAX else v < best
+    # One boolean expression, no branches: the kernels use it to select, and on random
+    # data a branch per cell mispredicts half the time (the 3x3 stride-2 backward ran 5x
+    # slower with if-statements here and in the callers).
+    more = v > best if mode == MAX else v < best
+    tie = (v == best) & (row < best_row)
+    return ((v != v) & ((best == best) | (row >= best_row))) | (
+        (v == v) & (best == best) & (more | tie)
+    )
 
 
 @njit(parallel=True, cache=True)
@@ -186,7 +187,7 @@ def _pool_backward(
     blocks = min(planes, _POOL_BLOCKS)
     for block in prange(blocks):
         best = np.empty(span, dtype=x.dtype)
-        best_row = np.empty(span, dtype=np.int64)
+        best_row = np.empty(span, dtype=np.int32)  # as wide as float32: one vector width
         share = np.empty(out_w, dtype=x.dtype)
         for plane_index in range(block * planes // blocks, (block + 1) * planes // blocks):
             _pool_plane_backward(
@@ -269,17 +270,16 @@ def _pool_plane_backward(
             r = first_row + i * dh
             if r < 0 or r >= height:
                 continue  # a padding row never beats what came before it
-            row = x[n, c, r]
+            row, r32 = x[n, c, r], np.int32(r)
             for t in range(inside):
-                if _beats(row[t], r, seg[t], seg_row[t], mode):
-                    seg[t] = row[t]
-                    seg_row[t] = r
+                wins = _beats(row[t], r32, seg[t], seg_row[t], mode)
+                seg[t] = row[t] if wins else seg[t]
+                seg_row[t] = r32 if wins else seg_row[t]
         for ow in range(out_w):
             at = ow * sw
             for j in range(1, kw):
                 k = ow * sw + j * dw
-                if _beats(best[k], best_row[k], best[at], best_row[at], mode):
-                    at = k
+                at = k if _beats(best[k], best_row[k], best[at], best_row[at], mode) else at
             r, col = best_row[at], at - left
             if 0 <= r < height and 0 <= col < width:
                 plane[r, col] += grow[ow]
@@ -313,7 +313,10 @@ def _pool2x2_backward(gy, x, dx, mode):  # pragma: no cover
     """Backward of :func:`_pool2x2_forward`: each input cell is in at most one window.
 
     Max/min route each gradient to the window's first extreme in row-major order (the
-    last NaN if any), like the general kernel.
+    last NaN if any), like the general kernel: one vector loop finds each window's cell
+    (0-3), then the two rows are zeroed and each gradient stored at its cell. Selecting
+    the gradient or zero for all four cells in one loop ran 5x slower (measured on
+    VGG-16's first pooling layer: 9.8 ms against 1.7), its stores not vectorised.
     """
     n_img, n_ch, height, width = x.shape
     out_h, out_w = gy.shape[2], gy.shape[3]
@@ -323,37 +326,39 @@ def _pool2x2_backward(gy, x, dx, mode):  # pragma: no cover
         plane = dx[n, c]
         if height > 2 * out_h:  # the odd last row is in no window
             plane[2 * out_h :, :] = 0
-        for oh in range(out_h):
-            grad = gy[n, c, oh]
-            xt, xb = x[n, c, 2 * oh], x[n, c, 2 * oh + 1]
-            top, bottom = plane[2 * oh], plane[2 * oh + 1]
-            if width > 2 * out_w:
+        if mode == MEAN:
+            for oh in range(out_h):
+                grad = gy[n, c, oh]
+                top, bottom = plane[2 * oh], plane[2 * oh + 1]
                 top[2 * out_w :] = 0
                 bottom[2 * out_w :] = 0
-            zero = dx.dtype.type(0)  # a bare 0 would make each select float64
-            if mode == MEAN:
                 for t in range(out_w):
                     share = grad[t] / 4
                     top[2 * t] = share
                     top[2 * t + 1] = share
                     bottom[2 * t] = share
                     bottom[2 * t + 1] = share
-                continue
+            continue
+        flat = plane.reshape(-1)
+        cell = np.empty(out_w, dtype=np.int64)
+        for oh in range(out_h):
+            xt, xb = x[n, c, 2 * oh], x[n, c, 2 * oh + 1]
             for t in range(out_w):
                 # Row-major order: only a strictly better cell (or any NaN) replaces.
                 v00, v01, v10, v11 = xt[2 * t], xt[2 * t + 1], xb[2 * t], xb[2 * t + 1]
-                best, at = v00, 0
-                if _better(v01, best, mode):
-                    best, at = v01, 1
-                if _better(v10, best, mode):
-                    best, at = v10, 2
-                if _better(v11, best, mode):
-                    at = 3
-                g = grad[t]
-                top[2 * t] = g if at == 0 else zero
-                top[2 * t + 1] = g if at == 1 else zero
-                bottom[2 * t] = g if at == 2 else zero
-                bottom[2 * t + 1] = g if at == 3 else zero
+                better = _better(v01, v00, mode)
+                best = v01 if better else v00
+                at = 1 if better else 0
+                better = _better(v10, best, mode)
+                best = v10 if better else best
+                at = 2 if better else at
+                cell[t] = 3 if _better(v11, best, mode) else at
+            first = 2 * oh * width
+            flat[first : first + 2 * width] = 0
+            grad = gy[n, c, oh]
+            for t in range(out_w):
+                at = cell[t]  # row at // 2, column 2t + at % 2; unsigned: no wrap check
+                flat[np.uint64(first + (at >> 1) * width + 2 * t + (at & 1))] = grad[t]
 
 
 def plain_2x2(spec: PoolSpec) -> bool:
