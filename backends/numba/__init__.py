@@ -63,6 +63,8 @@ class NumbaBackend(BackendBase):
         return pool.pool2d(x, spec)
 
     def pool2d_backward(self, grad_y: np.ndarray, x: np.ndarray, spec: PoolSpec) -> np.ndarray:
+        if pool_s2.applies(spec):
+            return pool_s2.backward(grad_y, x, spec)
         return pool.pool2d_backward(grad_y, x, spec)
 
 

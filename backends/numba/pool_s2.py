@@ -1,9 +1,9 @@
-"""Max/min pooling forward over 3x3 windows at stride 2 (ResNet's pooling layer).
+"""Max/min pooling over 3x3 windows at stride 2 (ResNet's pooling layer), both ways.
 
-Kept apart from :mod:`.pool`'s general kernels, whose ``_pick`` rule (the first extreme
-in order, any NaN wins) it shares, so that the forward values are those of the general
-kernel; the backward runs the general kernel. Numba's disk cache checks only this file:
-after editing ``_pick`` in :mod:`.pool`, clear the package's ``__pycache__``.
+Kept apart from :mod:`.pool`'s general kernels, whose ``_pick`` and ``_better`` rules (the
+first extreme in row-major order, the last NaN if any) they share, so that the values and
+the cells a gradient goes to are the general kernels'. Numba's disk cache checks only this
+file: after editing those rules in :mod:`.pool`, clear the package's ``__pycache__``.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from numba import njit, prange
 from fastcnn.jit import launch, readonly
 from fastcnn.spec import PoolSpec
 
-from .pool import MAX, MEAN, MIN, POOL_MODE, _pick
+from .pool import MAX, MEAN, MIN, POOL_MODE, _beats, _better, _pick
 
 #: Output cells per block of the 3x3 stride-2 kernel: its row buffers stay in L1.
 _BLOCK_CELLS = 2048
@@ -100,6 +100,94 @@ def _block3x3(x, y, n, c, oh0, nr, pair, even, fill, top, left, mode):  # pragma
             out[t] = _pick(pair[t], nxt[t], mode)
 
 
+@njit(parallel=True, cache=True)
+def _pool3x3s2_backward(gy, x, dx, mode, fill, top, left):  # pragma: no cover
+    """dX of :func:`_pool3x3s2_forward`: each gradient to its window's first extreme in
+    row-major order over the padded window (its last NaN if any), summed where windows
+    overlap.
+
+    Per output row, the windows' three padded rows are copied into buffers (the padding
+    as ``fill``); a loop takes each column's extreme over the rows, one over the columns
+    each window's (ties by row-major order, as :func:`.pool._beats` decides), and a last
+    one adds the gradients at those cells in order.
+    """
+    n_img, n_ch, height, width = x.shape
+    out_h, out_w = gy.shape[2], gy.shape[3]
+    span = 2 * out_w + 1  # padded columns the windows read
+    planes = n_img * n_ch
+    tasks = min(planes, _TASKS)
+    xf, df, gf = x.reshape(-1), dx.reshape(-1), gy.reshape(-1)
+    pairs = out_w + 1  # padded columns 2m and 2m + 1 for m < pairs (one spare)
+    for task in prange(tasks):
+        # Per-task buffers and flat unsigned indices into the shared arrays: a view per
+        # row costs reference counts that both workers update on the same arrays, and a
+        # signed index a wrap-around check per element.
+        ra = np.empty(2 * pairs, dtype=x.dtype)
+        rb = np.empty(2 * pairs, dtype=x.dtype)
+        rc = np.empty(2 * pairs, dtype=x.dtype)
+        even, odd = np.empty(pairs, dtype=x.dtype), np.empty(pairs, dtype=x.dtype)
+        even_row, odd_row = np.empty(pairs, dtype=np.int64), np.empty(pairs, dtype=np.int64)
+        cell = np.empty(out_w, dtype=np.int64)
+        lo, hi = min(span, left), max(min(span, left), min(span, width + left))
+        for plane in range(task * planes // tasks, (task + 1) * planes // tasks):
+            base = plane * height * width
+            for k in range(height * width):
+                df[np.uint64(base + k)] = 0
+            for oh in range(out_h):
+                r0 = 2 * oh - top
+                _padded_row(xf, base, r0, height, width, left, lo, hi, fill, ra)
+                _padded_row(xf, base, r0 + 1, height, width, left, lo, hi, fill, rb)
+                _padded_row(xf, base, r0 + 2, height, width, left, lo, hi, fill, rc)
+                # Each padded column's extreme over the three rows (rows in order), even
+                # and odd columns apart so that the next loop reads them at unit stride.
+                for m in range(pairs):
+                    even[m], even_row[m] = _column_extreme(ra, rb, rc, 2 * m, mode)
+                    odd[m], odd_row[m] = _column_extreme(ra, rb, rc, 2 * m + 1, mode)
+                # Window t: padded columns 2t, 2t + 1, 2t + 2 in order.
+                for t in range(out_w):
+                    best, row, col = even[t], even_row[t], 0
+                    wins = _beats(odd[t], odd_row[t], best, row, mode)
+                    best = odd[t] if wins else best
+                    row = odd_row[t] if wins else row
+                    col = 1 if wins else col
+                    wins = _beats(even[t + 1], even_row[t + 1], best, row, mode)
+                    row = even_row[t + 1] if wins else row
+                    col = 2 if wins else col
+                    cell[t] = 3 * row + col
+                g = (plane * out_h + oh) * out_w
+                for t in range(out_w):
+                    r, col = r0 + cell[t] // 3, 2 * t + cell[t] % 3 - left
+                    # A padding cell wins only a window of infinities: its gradient is
+                    # dropped, as in the general kernel.
+                    if 0 <= r < height and 0 <= col < width:
+                        df[np.uint64(base + r * width + col)] += gf[np.uint64(g + t)]
+
+
+@njit(inline="always", cache=True)
+def _padded_row(xf, base, r, height, width, left, lo, hi, fill, out):  # pragma: no cover
+    """``out[p]`` = input row ``r``'s column ``p - left``, ``fill`` outside the input."""
+    if r < 0 or r >= height:
+        lo = hi = out.shape[0]
+    for p in range(lo):
+        out[p] = fill
+    src = base + r * width - left
+    for p in range(lo, hi):
+        out[p] = xf[np.uint64(src + p)]
+    for p in range(hi, out.shape[0]):
+        out[p] = fill
+
+
+@njit(inline="always", cache=True)
+def _column_extreme(ra, rb, rc, p, mode):  # pragma: no cover
+    """Column ``p``'s extreme over rows ``ra``, ``rb``, ``rc`` and its row (0-2): the
+    first in order, or the last NaN; selects, not branches."""
+    best, row = ra[p], 0
+    better = _better(rb[p], best, mode)
+    best, row = rb[p] if better else best, 1 if better else row
+    better = _better(rc[p], best, mode)
+    return (rc[p] if better else best), (2 if better else row)
+
+
 def applies(spec: PoolSpec) -> bool:
     """Max/min 3x3 windows at stride 2, undilated, padding 0 or 1 on every side."""
     return (
@@ -119,3 +207,14 @@ def forward(x: np.ndarray, spec: PoolSpec) -> np.ndarray:
     mode = POOL_MODE[spec.mode]
     launch(_pool3x3s2_forward, readonly(x), y, mode, spec.pad_value, top, left, rows)
     return y
+
+
+def backward(grad_y: np.ndarray, x: np.ndarray, spec: PoolSpec) -> np.ndarray:
+    """dX of max or min pooling where :func:`applies`."""
+    grad_x = np.empty(spec.x_shape, dtype=spec.dtype)
+    top, left = spec.padding[0], spec.padding[2]
+    mode = POOL_MODE[spec.mode]
+    launch(
+        _pool3x3s2_backward, readonly(grad_y), readonly(x), grad_x, mode, spec.pad_value, top, left
+    )
+    return grad_x

@@ -161,3 +161,27 @@ def test_openmp_threads_spin_briefly_unless_the_user_says_otherwise(env, expecte
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == str(expected)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("mode", ["max", "min"])
+@pytest.mark.parametrize("padding", [0, 1, (1, 0)])
+@pytest.mark.parametrize("size", [(7, 7), (8, 11), (3, 3)])
+def test_3x3_stride_2_pooling_backward_routes_like_the_general_kernel(dtype, mode, padding, size):
+    """The dedicated 3x3 stride-2 backward sends each gradient to the same cell as the
+    general kernel (first extreme in row-major order, last NaN, infinities and ties)."""
+    from fastcnn.backends.numba import pool, pool_s2
+    from fastcnn.spec import make_pool_spec
+
+    rng = np.random.default_rng(11)
+    x = rng.integers(-2, 3, (2, 3, *size)).astype(dtype)  # many ties
+    x.reshape(-1)[rng.choice(x.size, 6, replace=False)] = np.nan
+    x.reshape(-1)[rng.choice(x.size, 6, replace=False)] = -np.inf if mode == "max" else np.inf
+    spec = make_pool_spec(x, mode, 3, stride=2, padding=padding, dtype=np.dtype(dtype))
+    assert pool_s2.applies(spec)
+    gy = rng.integers(1, 9, spec.y_shape).astype(dtype)
+    got = pool_s2.backward(gy, x, spec)
+    np.testing.assert_array_equal(got, pool.pool2d_backward(gy, x, spec))
+    forward = fastcnn.max_pool2d_backward if mode == "max" else fastcnn.min_pool2d_backward
+    want = forward(gy, x, 3, stride=2, padding=padding, backend="naive")
+    np.testing.assert_array_equal(got, want)
