@@ -47,7 +47,7 @@ def _pointwise_copies(op: str, spec: ConvSpec) -> tuple[float, int]:
     copied = not whole or spec.stride != (1, 1) or (op == CONV2D and spec.bias)  # see
     # pointwise.forward: a bias on large maps takes a copy with a row of ones
     copies, chunks = 0.0, 0
-    for _, _, side in pointwise.chunks(spec):
+    for _, _, side in pointwise.chunks(spec, op):
         chunks += 1
         if side:
             copies = float(positions * (spec.in_channels + spec.out_channels))

@@ -17,6 +17,7 @@ from helpers import (
 
 import fastcnn
 from fastcnn.backends.im2col import pointwise
+from fastcnn.ops import CONV2D
 from fastcnn.registry import GradNeed, get_backend
 from fastcnn.spec import make_conv_spec
 
@@ -87,11 +88,13 @@ def test_repeated_calls_are_bit_identical():
 
 
 #: 1x1 convolutions take a path without lowering: per-image GEMMs on large maps, the
-#: images side by side on small ones (under 400 positions), a subsampling copy for a
-#: stride, zeros (or the bias) where a window reads only padding; a bias makes the GEMM
-#: add it through a copied operand's row of ones.
+#: images side by side on small ones (under 100 positions forward, 400 backward), a
+#: subsampling copy for a stride, zeros (or the bias) where a window reads only padding;
+#: a bias makes the per-image GEMM add it through a copied operand's row of ones.
 POINTWISE = [
     dict(n=3, cin=4, h=5, w=6, cout=6, k=(1, 1)),  # side by side
+    dict(n=2, cin=3, h=12, w=12, cout=4, k=(1, 1)),  # per image forward, side by side back
+    dict(n=2, cin=3, h=12, w=12, cout=4, k=(1, 1), stride=(1, 1), bias=False),
     dict(n=2, cin=3, h=21, w=20, cout=5, k=(1, 1)),  # one GEMM per image (420 positions)
     # without a bias: the input as it lies (no copy), side by side, padding left zero
     dict(n=2, cin=3, h=21, w=20, cout=5, k=(1, 1), bias=False),
@@ -147,7 +150,7 @@ def test_pointwise_chunks_of_images_give_the_same_result(workspace_limit):
     whole_grads = fastcnn.conv2d_backward(gy, x, w, backend="im2col", **params)
     spec = make_conv_spec(x, w, bias=True, dtype=np.dtype("float64"), **params)
     workspace_limit(2 * pointwise.image_bytes(spec))  # two images per chunk
-    assert [c[:2] for c in pointwise.chunks(spec)] == [
+    assert [c[:2] for c in pointwise.chunks(spec, CONV2D)] == [
         (0, 2),
         (2, 4),
         (4, 5),
