@@ -38,6 +38,14 @@ def _better(v, best, mode):  # pragma: no cover
 
 
 @njit(inline="always", cache=True)
+def _step(v, k, best, at, mode):  # pragma: no cover
+    """The extreme so far and its cell, after cell ``k`` (value ``v``) is visited in
+    order under :func:`_better`; two selects, no branch."""
+    better = _better(v, best, mode)
+    return (v if better else best), (k if better else at)
+
+
+@njit(inline="always", cache=True)
 def _pick(a, b, mode):  # pragma: no cover
     """Max or min (by ``mode``) of ``a`` and then ``b`` under :func:`_better`."""
     return b if _better(b, a, mode) else a
@@ -346,12 +354,8 @@ def _pool2x2_backward(gy, x, dx, mode):  # pragma: no cover
             for t in range(out_w):
                 # Row-major order: only a strictly better cell (or any NaN) replaces.
                 v00, v01, v10, v11 = xt[2 * t], xt[2 * t + 1], xb[2 * t], xb[2 * t + 1]
-                better = _better(v01, v00, mode)
-                best = v01 if better else v00
-                at = 1 if better else 0
-                better = _better(v10, best, mode)
-                best = v10 if better else best
-                at = 2 if better else at
+                best, at = _step(v01, 1, v00, 0, mode)
+                best, at = _step(v10, 2, best, at, mode)
                 cell[t] = 3 if _better(v11, best, mode) else at
             first = 2 * oh * width
             flat[first : first + 2 * width] = 0

@@ -14,7 +14,7 @@ from numba import njit, prange
 from fastcnn.jit import launch, readonly
 from fastcnn.spec import PoolSpec
 
-from .pool import MAX, MEAN, MIN, POOL_MODE, _beats, _better, _pick
+from .pool import MAX, MEAN, MIN, POOL_MODE, _beats, _pick, _step
 
 #: Output cells per block of the 3x3 stride-2 kernel: its row buffers stay in L1.
 _BLOCK_CELLS = 2048
@@ -181,11 +181,8 @@ def _padded_row(xf, base, r, height, width, left, lo, hi, fill, out):  # pragma:
 def _column_extreme(ra, rb, rc, p, mode):  # pragma: no cover
     """Column ``p``'s extreme over rows ``ra``, ``rb``, ``rc`` and its row (0-2): the
     first in order, or the last NaN; selects, not branches."""
-    best, row = ra[p], 0
-    better = _better(rb[p], best, mode)
-    best, row = rb[p] if better else best, 1 if better else row
-    better = _better(rc[p], best, mode)
-    return (rc[p] if better else best), (2 if better else row)
+    best, row = _step(rb[p], 1, ra[p], 0, mode)
+    return _step(rc[p], 2, best, row, mode)
 
 
 def applies(spec: PoolSpec) -> bool:
