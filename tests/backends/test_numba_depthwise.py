@@ -32,6 +32,20 @@ def _fits(shape, stride, padding) -> bool:
     return shape[2] + pads[0] + pads[1] >= 3 and shape[3] + pads[2] + pads[3] >= 3
 
 
+def _launches(monkeypatch, *names: str) -> list:
+    """The kernels the numba modules ``names`` launch from now on, in order (they still
+    run)."""
+    launched = []
+    for name in names:
+        module = _module(name)
+        monkeypatch.setattr(
+            module,
+            "launch",
+            lambda kernel, *a, real=module.launch: (launched.append(kernel), real(kernel, *a)),
+        )
+    return launched
+
+
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("stride", [1, 2])
 @pytest.mark.parametrize("padding", PADDINGS, ids=str)
@@ -39,14 +53,7 @@ def _fits(shape, stride, padding) -> bool:
 def test_forward_and_gradients_match_the_reference(monkeypatch, shape, padding, stride, dtype):
     if not _fits(shape, stride, padding):
         pytest.skip("the window does not fit")
-    launched = []
-    for name in ("depthwise", "depthwise_grad", "depthwise_grad_s2"):
-        module = _module(name)
-        monkeypatch.setattr(
-            module,
-            "launch",
-            lambda kernel, *a, real=module.launch: (launched.append(kernel), real(kernel, *a)),
-        )
+    launched = _launches(monkeypatch, "depthwise", "depthwise_grad", "depthwise_grad_s2")
     check_conv("numba", _case(shape, stride, padding), dtype)
     assert len(launched) == 3  # forward, dX and dW all ran the depthwise kernels
 
@@ -58,11 +65,7 @@ def test_gradients_match_finite_differences(stride):
 
 def test_even_rows_at_stride_2_take_the_column_halves_kernel(monkeypatch):
     depthwise = _module("depthwise")
-    launched = []
-    real = depthwise.launch
-    monkeypatch.setattr(
-        depthwise, "launch", lambda kernel, *a: (launched.append(kernel), real(kernel, *a))
-    )
+    launched = _launches(monkeypatch, "depthwise")
     for padding in (1, (1, 1, 0, 2), (0, 0, 1, 0)):
         check_conv("numba", _case((2, 3, 12, 16), 2, padding, bias=False), "float32")
     assert launched.count(depthwise._dw_forward_halves) == 3
@@ -70,11 +73,7 @@ def test_even_rows_at_stride_2_take_the_column_halves_kernel(monkeypatch):
 
 def test_stride_2_gradients_on_even_rows_take_the_flat_kernels(monkeypatch):
     grad = _module("depthwise_grad_s2")
-    launched = []
-    real = grad.launch
-    monkeypatch.setattr(
-        grad, "launch", lambda kernel, *a: (launched.append(kernel), real(kernel, *a))
-    )
+    launched = _launches(monkeypatch, "depthwise_grad_s2")
     for padding in (1, (1, 1, 0, 2), (0, 0, 1, 0), (3, 0, 1, 1)):
         check_conv("numba", _case((2, 3, 12, 16), 2, padding, bias=False), "float32")
     assert launched.count(grad._dw_grad_x_halves) == 4
