@@ -73,20 +73,25 @@ def error_model(tile: int) -> ErrorModel:
 _CACHE_FRIENDLY_CHUNK_BYTES = 16 * 2**20
 #: Tiles per task of :func:`fused.by_tiles`, in blocks: the width of its GEMMs.
 _SPAN = 1
+#: Tiles per task of dW's :func:`fused.filter_products_by_tiles`, in blocks: the inner
+#: dimension of its GEMMs (1 and 4 blocks ran up to 1.13x and 1.27x slower than 2 on
+#: ResNet-18's and VGG-16's layers).
+_DW_SPAN = 2
 #: Output channels per task of :func:`fused.by_channels`.
 _O_BLOCK = 32
 
 # Cost model for backend="auto": seconds = the coefficients below . the features of
 # _features (an intercept, GEMM FLOPs, bytes of transformed data, bytes of filters read,
-# GEMM calls, narrow GEMMs' FLOPs), one model for every tile size. Fitted with
+# GEMM calls, narrow GEMMs' FLOPs, bytes spilled to memory between kernels), one model
+# for every tile size. Fitted with
 # benchmarks/fit_cost_models.py (non-negative least squares on relative error) on the
 # runs the other backends' models were fitted on (see fastcnn.backends.numba.cost; its
 # rows: ResNet-18's and VGG-16's 3x3 stride-1 layers, winograd2 and winograd4, float32,
 # two threads, a 2-core AMD Zen 5, numpy's OpenBLAS on its own kernels): worst error
 # 26 % forward, 23 % backward.
 _COST = {
-    CONV2D: (5.63e-05, 4.08e-12, 8.59e-11, 2.67e-10, 2.3e-08, 0.0),
-    CONV2D_BACKWARD: (0.0, 6.12e-12, 1.58e-10, 2.19e-10, 2.46e-08, 6.08e-12),
+    CONV2D: (5.63e-05, 4.08e-12, 8.59e-11, 2.67e-10, 2.3e-08, 0.0, 0.0),
+    CONV2D_BACKWARD: (0.0, 3.06e-12, 7.9e-11, 2.19e-10, 1.23e-08, 3.04e-12, 0.0),
 }
 
 
@@ -218,29 +223,75 @@ def _windows(
 
 def _filter_grad(grad_y: np.ndarray, x: np.ndarray, spec: ConvSpec, m: int) -> np.ndarray:
     """dW as the exact gradient of the Winograd forward: ``G^T [sum_t (A dY_t A^T) * V_t] G``."""
-    points = (m + 2) ** 2
-    groups, n_ch, n_out = spec.groups, spec.in_channels, spec.out_channels
-    cin_g = n_ch // groups
     tiles_h, tiles_w = _tile_grid(spec.out_height, spec.out_width, m)
     top, _, left, _ = spec.padding
     xp = _padded("winograd_x", x, (top, left), tiles_h * m + 2, tiles_w * m + 2)
     dyp = _padded("winograd_dy", grad_y, (0, 0), tiles_h * m, tiles_w * m)
-    tn, tr, tc = _tile_origins(spec.batch, tiles_h, tiles_w, m)
-    grad_u = scratch("winograd_u", (points, n_out * cin_g + fused.ROW_PAD), spec.dtype)
-    step = _chunk_tiles(tn.size, points * (n_ch + n_out) * x.itemsize)
-    for t0 in range(0, tn.size, step):
-        tiles = (tn[t0 : t0 + step], tr[t0 : t0 + step], tc[t0 : t0 + step])
-        stride = _row_stride(tiles[0].size)
-        v = _windows(f"bt{m}", xp, tiles, m + 2, "winograd_v")
-        d = _windows(f"a{m}", dyp, tiles, m, "winograd_m")
-        args = (d, v, grad_u, groups, stride, t0 == 0, get_num_threads())
-        launch(fused.filter_products, *args, calls_blas=True)
+    tiles = _tile_origins(spec.batch, tiles_h, tiles_w, m)
+    n_ch, n_out = spec.in_channels, spec.out_channels
+    if _dw_by_tiles(tiles[0].size, n_ch, n_out, spec.groups):
+        grad_u = _products_by_tiles(xp, dyp, tiles, m)
+    else:
+        grad_u = _products_by_chunks(xp, dyp, tiles, spec.groups, m)
     grad_w = np.empty(spec.w_shape, dtype=spec.dtype)
     name = f"gt{m}"
     kc = constants(name, np.dtype(spec.dtype).name)
     which = OUT_KERNELS.index(name)
     launch(fused.filter_grads, which, grad_u, grad_w, kc, get_num_threads())
     return grad_w
+
+
+def _dw_by_tiles(tiles: int, n_ch: int, n_out: int, groups: int) -> bool:
+    """Whether dW's products run :func:`fused.filter_products_by_tiles` (ungrouped layers
+    only): when the transformed input and dY of all tiles are at least twice the workers'
+    partial sums, which are what that kernel moves through memory instead (measured on
+    ResNet-18's and VGG-16's layers at F(4,3): 1.2-1.6x faster above that, up to 1.5x
+    slower below it)."""
+    sums = get_num_threads() * n_ch * n_out
+    return groups == 1 and tiles * (n_ch + n_out) >= 2 * sums
+
+
+def _products_by_chunks(
+    xp: np.ndarray, dyp: np.ndarray, tiles: tuple[np.ndarray, ...], groups: int, m: int
+) -> np.ndarray:
+    """dW's products summed over the tiles, ``gu[point, (g*out_g + o)*cin_g + c]``: the
+    windows of a chunk of tiles transformed into memory, then one task per point."""
+    points = (m + 2) ** 2
+    n_ch, n_out = xp.shape[1], dyp.shape[1]
+    tn, tr, tc = tiles
+    grad_u = scratch("winograd_u", (points, n_out * n_ch // groups + fused.ROW_PAD), xp.dtype)
+    step = _chunk_tiles(tn.size, points * (n_ch + n_out) * xp.itemsize)
+    for t0 in range(0, tn.size, step):
+        chunk = (tn[t0 : t0 + step], tr[t0 : t0 + step], tc[t0 : t0 + step])
+        stride = _row_stride(chunk[0].size)
+        v = _windows(f"bt{m}", xp, chunk, m + 2, "winograd_v")
+        d = _windows(f"a{m}", dyp, chunk, m, "winograd_m")
+        args = (d, v, grad_u, groups, stride, t0 == 0, get_num_threads())
+        launch(fused.filter_products, *args, calls_blas=True)
+    return grad_u
+
+
+def _products_by_tiles(
+    xp: np.ndarray, dyp: np.ndarray, tiles: tuple[np.ndarray, ...], m: int
+) -> np.ndarray:
+    """dW's products as :func:`_products_by_chunks` (one group), each worker transforming
+    its own tasks' windows in cache and summing its products; the workers' sums are
+    added here."""
+    n_ch, n_out = xp.shape[1], dyp.shape[1]
+    workers = get_num_threads()
+    span = _DW_SPAN * fused.BLOCK
+    vs = _worker_rows("winograd_vs", workers, m, n_ch * span, xp.dtype)
+    ds = _worker_rows("winograd_prods", workers, m, n_out * span, xp.dtype)
+    sums = _worker_rows("winograd_sums", workers, m, n_out * n_ch, xp.dtype)
+    parts = scratch("winograd_parts", (workers, n_out * n_ch), xp.dtype)
+    kc_v = constants(f"bt{m}", xp.dtype.name)
+    kc_d = constants(f"a{m}", xp.dtype.name)
+    args = (m, xp, dyp, kc_v, kc_d, *tiles, span, vs, ds, sums, parts)
+    launch(fused.filter_products_by_tiles, *args, calls_blas=True)
+    grad_u = sums[0]
+    for k in range(1, min(workers, -(-tiles[0].size // span))):
+        grad_u += sums[k]
+    return grad_u
 
 
 # --- the backend -----------------------------------------------------------------------------
@@ -292,7 +343,7 @@ class WinogradBackend(BackendBase):
     def workspace_bytes(self, op: str, spec: ConvSpec | PoolSpec) -> int:
         """The padded input, the transformed filters (or, on small maps, one chunk's
         transformed input) and the workers' block buffers; dW adds its chunk's
-        transformed input and dY."""
+        transformed input and dY, or the workers' buffers and sums."""
         if not isinstance(spec, ConvSpec):
             return 0
         m = self.tile_for(op, spec)
@@ -310,10 +361,13 @@ class WinogradBackend(BackendBase):
             main = points * n_out * (n_ch // spec.groups) * item
             block = points * (n_ch + n_out) * _SPAN * fused.BLOCK * item
         total = padded + main + get_num_threads() * block
-        if op == CONV2D_BACKWARD:
-            total += (
-                _chunk_tiles(tiles, points * (n_ch + n_out) * item) * points * (n_ch + n_out) * item
-            )
+        if op == CONV2D_BACKWARD and _dw_by_tiles(tiles, n_ch, n_out, spec.groups):
+            span = _DW_SPAN * fused.BLOCK
+            per_worker = points * ((n_ch + n_out) * span + n_ch * n_out) + n_ch * n_out
+            total += get_num_threads() * per_worker * item
+        elif op == CONV2D_BACKWARD:
+            chunk = _chunk_tiles(tiles, points * (n_ch + n_out) * item)
+            total += chunk * points * (n_ch + n_out) * item
         return total
 
     def estimate_seconds(self, op: str, spec: ConvSpec | PoolSpec) -> float:
@@ -369,34 +423,66 @@ class WinogradBackend(BackendBase):
 
 
 def _features(op: str, spec: ConvSpec, m: int) -> tuple[float, ...]:
-    """Features of the cost model at tile size m: an intercept, GEMM FLOPs, bytes of
-    transformed data (input and products), bytes of filters read (transformed ones, or
-    plain ones for :func:`fused.by_channels`, which transforms them per task), GEMM
-    calls (each has a fixed cost), and the GEMM FLOPs again when there are fewer tiles
-    than a block (GEMMs that narrow run far below BLAS's speed).
+    """Features of the cost model at tile size m: an intercept, then summed over the
+    passes of ``op`` (the forward; or dX, which is a correlation like the forward, and
+    dW) the GEMM FLOPs, the bytes of data transformed (input and products), the bytes of
+    filters read (transformed ones, or plain ones for :func:`fused.by_channels`, which
+    transforms them per task), GEMM calls (each has a fixed cost), the GEMM FLOPs again
+    when there are fewer tiles than a block (GEMMs that narrow run far below BLAS's
+    speed), and the bytes one kernel writes to memory for the next to read (the
+    transformed input of :func:`fused.by_channels` and of dW by chunks; the workers'
+    sums of dW by tiles).
 
-    The backward pass runs the forward machinery for dX and a second set of GEMMs for dW.
-    float64 doubles the FLOP term (half the SIMD lanes); bytes scale with the itemsize.
+    float64 doubles the FLOP terms (half the SIMD lanes); bytes scale with the itemsize.
     """
-    points = (m + 2) ** 2
-    item = np.dtype(spec.dtype).itemsize
-    tiles_h, tiles_w = _tile_grid(spec.out_height, spec.out_width, m)
-    tiles = spec.batch * tiles_h * tiles_w
-    cin_g = spec.in_channels // spec.groups
-    out_g = spec.out_channels // spec.groups
-    per_tile = points * (spec.in_channels + spec.out_channels) * item
-    chunks = -(-tiles // _chunk_tiles(tiles, points * spec.in_channels * item))
-    passes = 2 if op == CONV2D_BACKWARD else 1
-    flops = 2.0 * points * spec.out_channels * cin_g * tiles * item / 4
-    data = float(per_tile * tiles)
-    if _by_channels(tiles, out_g):
-        filters = float(9 * spec.out_channels * cin_g * item * chunks)
-        calls = float(points * spec.groups * -(-out_g // _O_BLOCK) * chunks)
+    if op == CONV2D:
+        passes = [_correlation_features(spec, m, spec.in_channels, spec.out_channels)]
     else:
-        filters = float(points * spec.out_channels * cin_g * item)
+        dx = _correlation_features(spec, m, spec.out_channels, spec.in_channels)
+        passes = [dx, _filter_grad_features(spec, m)]
+    return (1.0, *(float(sum(column)) for column in zip(*passes, strict=True)))
+
+
+def _tile_count(spec: ConvSpec, m: int) -> int:
+    tiles_h, tiles_w = _tile_grid(spec.out_height, spec.out_width, m)
+    return spec.batch * tiles_h * tiles_w
+
+
+def _correlation_features(spec: ConvSpec, m: int, n_in: int, n_out: int) -> tuple[float, ...]:
+    """:func:`_features`' terms for one :func:`_correlate` of ``n_in`` channels into
+    ``n_out`` (the forward, or dX with the two swapped)."""
+    points, item, tiles = (m + 2) ** 2, np.dtype(spec.dtype).itemsize, _tile_count(spec, m)
+    cin_g, out_g = n_in // spec.groups, n_out // spec.groups
+    flops = 2.0 * points * n_out * cin_g * tiles * item / 4
+    data = float(points * (n_in + n_out) * item * tiles)
+    if _by_channels(tiles, out_g):
+        chunks = -(-tiles // _chunk_tiles(tiles, points * n_in * item))
+        filters = float(9 * n_out * cin_g * item * chunks)
+        calls = float(points * spec.groups * -(-out_g // _O_BLOCK) * chunks)
+        spilled = float(points * n_in * item * tiles)
+    else:
+        filters = float(points * n_out * cin_g * item)
         calls = float(points * spec.groups * -(-tiles // fused.BLOCK))
+        spilled = 0.0
     narrow = flops if tiles < fused.BLOCK else 0.0
-    return (1.0, *(passes * f for f in (flops, data, filters, calls, narrow)))
+    return flops, data, filters, calls, narrow, spilled
+
+
+def _filter_grad_features(spec: ConvSpec, m: int) -> tuple[float, ...]:
+    """:func:`_features`' terms for :func:`_filter_grad`."""
+    points, item, tiles = (m + 2) ** 2, np.dtype(spec.dtype).itemsize, _tile_count(spec, m)
+    n_ch, n_out = spec.in_channels, spec.out_channels
+    flops = 2.0 * points * n_out * (n_ch // spec.groups) * tiles * item / 4
+    data = float(points * (n_ch + n_out) * item * tiles)
+    if _dw_by_tiles(tiles, n_ch, n_out, spec.groups):
+        calls = float(points * -(-tiles // (_DW_SPAN * fused.BLOCK)))
+        spilled = float(get_num_threads() * points * n_ch * n_out * item)
+    else:
+        chunks = -(-tiles // _chunk_tiles(tiles, points * (n_ch + n_out) * item))
+        calls = float(points * spec.groups * chunks)
+        spilled = data
+    narrow = flops if tiles < fused.BLOCK else 0.0
+    return flops, data, 0.0, calls, narrow, spilled
 
 
 backend = WinogradBackend()

@@ -238,6 +238,50 @@ def filter_products(d, v, gu, groups, stride, first, workers):  # pragma: no cov
                     c += np.dot(a, b.T)
 
 
+@njit(parallel=True, cache=True, fastmath=FASTMATH)
+def filter_products_by_tiles(
+    m, xp, dyp, kc_v, kc_d, tn, tr, tc, span, vs, ds, gus, parts
+):  # pragma: no cover
+    """``gus[k][p] = sum of D_p @ V_p^T`` over worker k's tasks of ``span`` tiles: dW's
+    products (as :func:`filter_products`, one group) with each task's transformed input
+    ``V`` (windows of ``xp``) and dY ``D`` (windows of ``dyp``) made in the worker's own
+    buffers ``vs[k]`` and ``ds[k]``, so that they never travel through memory. Tile t's
+    windows have their top left at ``[tn[t], :, tr[t], tc[t]]`` in both. ``parts[k]``
+    holds one product before it is added. Workers without a task leave ``gus[k]`` as it
+    was: the caller sums the first ``min(workers, tasks)``."""
+    n_ch, n_out = xp.shape[1], dyp.shape[1]
+    k = m + 2
+    total = tn.shape[0]
+    tasks = (total + span - 1) // span
+    workers = vs.shape[0]
+    for worker in prange(max(1, min(workers, tasks))):
+        win, tmp = _buffers(k, k, xp)
+        v, d, gu, part = vs[worker], ds[worker], gus[worker], parts[worker]
+        for task in range(worker, tasks, workers):
+            first, last = task * span, min(total, task * span + span)
+            for t0 in range(first, last, BLOCK):
+                t1 = min(total, t0 + BLOCK)
+                tiles = (tn[t0:t1], tr[t0:t1], tc[t0:t1])
+                _windows(m // 4, k, xp, 0, n_ch, *tiles, win, tmp, v, span, t0 - first, kc_v)
+                _windows(4 + m // 4, m, dyp, 0, n_out, *tiles, win, tmp, d, span, t0 - first, kc_d)
+            if last - first < span:  # a short last task: its unused columns count as zero
+                for p in range(v.shape[0]):
+                    for c in range(n_ch):
+                        v[p, c * span + last - first : (c + 1) * span] = 0
+                    for o in range(n_out):
+                        d[p, o * span + last - first : (o + 1) * span] = 0
+            for p in range(v.shape[0]):
+                a = d[p, : n_out * span].reshape((n_out, span))
+                b = v[p, : n_ch * span].reshape((n_ch, span))
+                c = gu[p, : n_out * n_ch].reshape((n_out, n_ch))
+                if task == worker:
+                    np.dot(a, b.T, c)
+                else:
+                    e = part[: n_out * n_ch].reshape((n_out, n_ch))
+                    np.dot(a, b.T, e)
+                    c += e
+
+
 #: Blocks of filters :func:`filter_grads` stages at once: each row of ``gu`` is then read
 #: in runs of 1 KiB, which the prefetchers follow (36 rows read 128 bytes at a time ran at
 #: a fifth of the memory's speed).

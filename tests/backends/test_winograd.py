@@ -155,6 +155,35 @@ def test_both_loop_orders_and_wide_tasks_match_naive(
         fastcnn.set_workspace_limit(before)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("span", [1, 3])
+@pytest.mark.parametrize("by_tiles", [False, True], ids=["dw-by-chunks", "dw-by-tiles"])
+@pytest.mark.parametrize("backend", VARIANTS[:2])
+def test_both_filter_gradient_paths_match_naive(backend, by_tiles, span, dtype, monkeypatch):
+    # dW's products run in the workers' own buffers or through whole chunks, by shape;
+    # force each. 3 * 5 * 6 = 90 F(4,3) tiles (324 at F(2,3)): the last task is short,
+    # and at F(4,3) with 3 blocks per task there is one task, fewer than the workers.
+    ran = []
+    real = winograd._products_by_tiles
+    monkeypatch.setattr(winograd, "_products_by_tiles", lambda *a: ran.append(a[-1]) or real(*a))
+    monkeypatch.setattr(winograd, "_dw_by_tiles", lambda *a: by_tiles)
+    monkeypatch.setattr(winograd, "_DW_SPAN", span)
+    case = dict(n=3, cin=5, h=19, w=23, cout=7, k=(3, 3), padding=(1, 0, 2, 1))
+    check_conv(backend, case, dtype)
+    assert bool(ran) == by_tiles
+
+
+def test_filter_gradient_runs_by_tiles_on_large_maps_and_by_chunks_on_deep_small_ones():
+    # ResNet-18's 64@56 layer (784 F(4,3) tiles) and 256@14 (64 tiles), at two workers.
+    before = fastcnn.set_num_threads(2)
+    try:
+        assert winograd._dw_by_tiles(784, 64, 64, groups=1)
+        assert not winograd._dw_by_tiles(64, 256, 256, groups=1)
+        assert not winograd._dw_by_tiles(784, 64, 64, groups=2)
+    finally:
+        fastcnn.set_num_threads(before)
+
+
 def _blas_threads() -> list[int]:
     return sorted(info["num_threads"] for info in threadpool_info() if info["user_api"] == "blas")
 
