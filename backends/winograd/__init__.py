@@ -82,16 +82,15 @@ _O_BLOCK = 32
 
 # Cost model for backend="auto": seconds = the coefficients below . the features of
 # _features (an intercept, GEMM FLOPs, bytes of transformed data, bytes of filters read,
-# GEMM calls, narrow GEMMs' FLOPs, bytes spilled to memory between kernels), one model
-# for every tile size. Fitted with
-# benchmarks/fit_cost_models.py (non-negative least squares on relative error) on the
-# runs the other backends' models were fitted on (see fastcnn.backends.numba.cost; its
-# rows: ResNet-18's and VGG-16's 3x3 stride-1 layers, winograd2 and winograd4, float32,
-# two threads, a 2-core AMD Zen 5, numpy's OpenBLAS on its own kernels): worst error
-# 26 % forward, 23 % backward.
+# GEMM calls, narrow GEMMs' FLOPs), one model for every tile size. Fitted with
+# benchmarks/fit_cost_models.py (non-negative least squares on relative error) on two
+# runs of this code (benchmarks/runs/2026-11-30-refit-suites.json and
+# -refit-quick-lenet-large.json; its rows: ResNet-18's and VGG-16's 3x3 stride-1 layers,
+# winograd2 and winograd4, float32, two threads, a 2-core AMD Zen 5, numpy's OpenBLAS on
+# its own kernels): worst error 28 % forward, 29 % backward.
 _COST = {
-    CONV2D: (5.63e-05, 4.08e-12, 8.59e-11, 2.67e-10, 2.3e-08, 0.0, 0.0),
-    CONV2D_BACKWARD: (0.0, 3.06e-12, 7.9e-11, 2.19e-10, 1.23e-08, 3.04e-12, 0.0),
+    CONV2D: (1.06e-05, 6.02e-12, 9.59e-11, 3.33e-11, 2.24e-08, 5.39e-12),
+    CONV2D_BACKWARD: (0.0, 6.53e-12, 1.5e-10, 3.06e-10, 3.47e-08, 8.45e-12),
 }
 
 
@@ -429,9 +428,7 @@ def _features(op: str, spec: ConvSpec, m: int) -> tuple[float, ...]:
     filters read (transformed ones, or plain ones for :func:`fused.by_channels`, which
     transforms them per task), GEMM calls (each has a fixed cost), the GEMM FLOPs again
     when there are fewer tiles than a block (GEMMs that narrow run far below BLAS's
-    speed), and the bytes one kernel writes to memory for the next to read (the
-    transformed input of :func:`fused.by_channels` and of dW by chunks; the workers'
-    sums of dW by tiles).
+    speed).
 
     float64 doubles the FLOP terms (half the SIMD lanes); bytes scale with the itemsize.
     """
@@ -459,13 +456,11 @@ def _correlation_features(spec: ConvSpec, m: int, n_in: int, n_out: int) -> tupl
         chunks = -(-tiles // _chunk_tiles(tiles, points * n_in * item))
         filters = float(9 * n_out * cin_g * item * chunks)
         calls = float(points * spec.groups * -(-out_g // _O_BLOCK) * chunks)
-        spilled = float(points * n_in * item * tiles)
     else:
         filters = float(points * n_out * cin_g * item)
         calls = float(points * spec.groups * -(-tiles // fused.BLOCK))
-        spilled = 0.0
     narrow = flops if tiles < fused.BLOCK else 0.0
-    return flops, data, filters, calls, narrow, spilled
+    return flops, data, filters, calls, narrow
 
 
 def _filter_grad_features(spec: ConvSpec, m: int) -> tuple[float, ...]:
@@ -476,13 +471,11 @@ def _filter_grad_features(spec: ConvSpec, m: int) -> tuple[float, ...]:
     data = float(points * (n_ch + n_out) * item * tiles)
     if _dw_by_tiles(tiles, n_ch, n_out, spec.groups):
         calls = float(points * -(-tiles // (_DW_SPAN * fused.BLOCK)))
-        spilled = float(get_num_threads() * points * n_ch * n_out * item)
     else:
         chunks = -(-tiles // _chunk_tiles(tiles, points * (n_ch + n_out) * item))
         calls = float(points * spec.groups * chunks)
-        spilled = data
     narrow = flops if tiles < fused.BLOCK else 0.0
-    return flops, data, 0.0, calls, narrow, spilled
+    return flops, data, 0.0, calls, narrow
 
 
 backend = WinogradBackend()
