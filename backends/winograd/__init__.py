@@ -289,7 +289,7 @@ def _products_by_tiles(
     launch(fused.filter_products_by_tiles, *args, calls_blas=True)
     grad_u = sums[0]
     for k in range(1, min(workers, -(-tiles[0].size // span))):
-        grad_u += sums[k]
+        grad_u[:, : n_out * n_ch] += sums[k, :, : n_out * n_ch]  # not the rows' padding
     return grad_u
 
 
