@@ -79,12 +79,23 @@ def row_width(spec: ConvSpec) -> int:
     return wq if 8 * wq <= 9 * spec.out_width else spec.out_width
 
 
-def row_bytes(spec: ConvSpec, op: str) -> int:
-    """Scratch per output row of one image: the lowered rows (twice for backward)."""
+def row_bytes(spec: ConvSpec, op: str, width: int | None = None) -> int:
+    """Scratch per output row of one image: the lowered rows (twice for backward), of
+    ``width`` columns (default :func:`row_width`)."""
     kh, kw = spec.kernel
     item = np.dtype(spec.dtype).itemsize
-    per_row = spec.in_channels * kh * kw * row_width(spec) * item
+    per_row = spec.in_channels * kh * kw * (width or row_width(spec)) * item
     return per_row * (2 if op == CONV2D_BACKWARD else 1)
+
+
+def writes_in_place(spec: ConvSpec) -> bool:
+    """Whether the forward's GEMMs write straight into the output: ungrouped layers whose
+    chunks hold one image (or a band of its rows). Their columns are lowered at the
+    output's width, so that the GEMM's result is laid out as the output; otherwise moving
+    it into place (and adding the bias) is a pass over the output, which on a large
+    first layer (VGG-16's 64@224 from 3 channels) took twice the GEMM's time."""
+    per_image = row_bytes(spec, CONV2D, spec.out_width) * spec.out_height
+    return spec.groups == 1 and 2 * per_image > chunk_budget()
 
 
 def _phases(spec: ConvSpec, chunk: Chunk, slot: str) -> np.ndarray:
@@ -124,11 +135,11 @@ def _phase_cells(spec: ConvSpec, chunk: Chunk, grid: np.ndarray) -> Iterator[tup
                 yield grid[a, b, :, :, q0:q1, p0:p1], src
 
 
-def _tap_blocks(spec: ConvSpec, grid: np.ndarray, rows: int) -> Iterator[tuple]:
+def _tap_blocks(spec: ConvSpec, grid: np.ndarray, rows: int, width: int) -> Iterator[tuple]:
     """Per kernel tap ``(i, j)``: the ``(C, nb, rows, width)`` block of its phase that it
     reads, one contiguous run per image when ``width`` is the phase's."""
     (kh, kw), (sh, sw), (dh, dw) = spec.kernel, spec.stride, spec.dilation
-    width, wq = row_width(spec), grid.shape[-1]
+    wq = grid.shape[-1]
     flat = grid.reshape(*grid.shape[:4], -1)
     for i in range(kh):
         for j in range(kw):
@@ -146,26 +157,37 @@ def _drop_columns(a: np.ndarray, spec: ConvSpec) -> None:
     a.reshape(*a.shape[:-1], -1, row_width(spec))[..., spec.out_width :] = 0
 
 
-def _lower(x: np.ndarray, spec: ConvSpec, chunk: Chunk) -> np.ndarray:
-    """Columns ``(G, Kg, nb*rows*width)`` of a chunk, rows ``(C, kh, kw)`` as ``w``'s.
+def _lower(
+    x: np.ndarray, spec: ConvSpec, chunk: Chunk, width: int | None = None, ones: bool = False
+) -> np.ndarray:
+    """Columns ``(G, Kg, nb*rows*width)`` of a chunk, rows ``(C, kh, kw)`` as ``w``'s,
+    ``width`` columns per output row (default :func:`row_width`); with ``ones`` (one group
+    only) a last row of ones, against which a bias column of the filters adds the bias.
 
     The input is split once into the stride phases of its padded form; each tap's
     columns are then a unit-stride block of its phase (see :func:`row_width`).
     """
     n0, n1, r0, r1 = chunk
+    width = width or row_width(spec)
     grid = _phases(spec, chunk, "phases")
     for cells, src in _phase_cells(spec, chunk, grid):
         cells[...] = x[n0:n1][src].transpose(1, 0, 2, 3)
-    shape = (spec.in_channels, *spec.kernel, n1 - n0, r1 - r0, row_width(spec))
-    cols = scratch("cols", shape, x.dtype)
-    for i, j, block in _tap_blocks(spec, grid, r1 - r0):
+    shape = (spec.in_channels, *spec.kernel, n1 - n0, r1 - r0, width)
+    rows, length = spec.in_channels * spec.kernel[0] * spec.kernel[1], int(np.prod(shape[3:]))
+    flat = scratch("cols", ((rows + ones) * length,), x.dtype)
+    cols = flat[: rows * length].reshape(shape)
+    for i, j, block in _tap_blocks(spec, grid, r1 - r0, width):
         cols[:, i, j] = block
-    return cols.reshape(spec.groups, -1, (n1 - n0) * (r1 - r0) * shape[-1])
+    flat[rows * length :] = 1
+    return flat.reshape(spec.groups, -1, length)
 
 
 def forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, spec: ConvSpec) -> np.ndarray:
     """``Y_g = W_g @ cols_g + b``, chunk by chunk; the bias is added as each chunk's
-    output is moved into place (one pass over the output, not two)."""
+    output is moved into place (one pass over the output, not two), or by the GEMM
+    itself where it writes in place (see :func:`writes_in_place`)."""
+    if writes_in_place(spec):
+        return _forward_in_place(x, w, b, spec)
     y = np.empty(spec.y_shape, dtype=spec.dtype)
     w_g = w.reshape(spec.groups, spec.out_channels // spec.groups, -1)
     for chunk in chunks(spec.batch, spec.out_height, row_bytes(spec, CONV2D)):
@@ -180,6 +202,28 @@ def forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, spec: ConvSpec) 
             y[n0:n1, :, r0:r1] = out
         else:
             np.add(out, b[:, np.newaxis, np.newaxis], out=y[n0:n1, :, r0:r1])
+    return y
+
+
+def _forward_in_place(
+    x: np.ndarray, w: np.ndarray, b: np.ndarray | None, spec: ConvSpec
+) -> np.ndarray:
+    """The forward of one group, each chunk (an image or a band of its rows) lowered at
+    the output's width and its GEMM writing straight into the output, with the bias as
+    one more filter column against a row of ones."""
+    y = np.empty(spec.y_shape, dtype=spec.dtype)
+    planes = y.reshape(spec.batch, spec.out_channels, -1)  # a view: y is contiguous
+    filters = w.reshape(spec.out_channels, -1)
+    if b is not None:
+        filters = np.concatenate([filters, b[:, np.newaxis]], axis=1)
+    width = spec.out_width
+    for chunk in chunks(spec.batch, spec.out_height, row_bytes(spec, CONV2D, width)):
+        n0, n1, r0, r1 = chunk
+        cols = _lower(x, spec, chunk, width, ones=b is not None)
+        for n in range(n0, n1):  # one (see writes_in_place), unless the limit just changed
+            at = (n - n0) * (r1 - r0) * width
+            part = cols[0, :, at : at + (r1 - r0) * width]
+            np.matmul(filters, part, out=planes[n, :, r0 * width : r1 * width])
     return y
 
 

@@ -16,7 +16,7 @@ from helpers import (
 )
 
 import fastcnn
-from fastcnn.backends.im2col import pointwise
+from fastcnn.backends.im2col import lowering, pointwise
 from fastcnn.ops import CONV2D
 from fastcnn.registry import GradNeed, get_backend
 from fastcnn.spec import make_conv_spec
@@ -48,6 +48,25 @@ def test_chunking_by_batch_and_by_rows_gives_the_same_result(workspace_limit, li
     )
     check_conv("im2col", case, "float64")
     check_pool("im2col", "max", dict(n=2, c=2, h=7, w=7, k=3, stride=2, ceil_mode=True), "float32")
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("chunk", ["image", "band", "images"])
+def test_the_forward_writing_in_place_matches_naive(workspace_limit, chunk, bias, dtype):
+    # Ungrouped layers whose chunks hold one image (or a band of its rows) lower at the
+    # output's width and GEMM straight into the output, the bias through a row of ones.
+    case = dict(
+        n=3, cin=3, h=11, w=13, cout=5, k=(3, 2), stride=(2, 1), padding=(1, 2), dilation=(1, 2)
+    )
+    case["bias"] = bias
+    x, w, _, params = conv_inputs(case)
+    spec = make_conv_spec(x, w, bias=bias, dtype=np.dtype(dtype), **params)
+    per_image = lowering.row_bytes(spec, CONV2D, spec.out_width) * spec.out_height
+    limit = {"image": per_image + 1, "band": per_image // 2, "images": 4 * per_image}[chunk]
+    workspace_limit(limit)
+    assert lowering.writes_in_place(spec) == (chunk != "images")
+    check_conv("im2col", case, dtype)
 
 
 def test_peak_memory_stays_near_the_workspace_limit(workspace_limit):
