@@ -176,7 +176,7 @@ def _lower(
         cells[...] = x[n0:n1][src].transpose(1, 0, 2, 3)
     shape = (spec.in_channels, *spec.kernel, n1 - n0, r1 - r0, width)
     rows, length = spec.in_channels * spec.kernel[0] * spec.kernel[1], int(np.prod(shape[3:]))
-    flat = scratch("cols", ((rows + ones) * length,), x.dtype)
+    flat = scratch("cols", ((rows + int(ones)) * length,), x.dtype)
     cols = flat[: rows * length].reshape(shape)
     for i, j, block in _tap_blocks(spec, grid, r1 - r0, width):
         cols[:, i, j] = block
