@@ -260,7 +260,7 @@ def filter_products_by_tiles(
         for task in range(worker, tasks, workers):
             first, last = task * span, min(total, task * span + span)
             for t0 in range(first, last, BLOCK):
-                t1 = min(total, t0 + BLOCK)
+                t1 = min(last, t0 + BLOCK)
                 tiles = (tn[t0:t1], tr[t0:t1], tc[t0:t1])
                 _windows(m // 4, k, xp, 0, n_ch, *tiles, win, tmp, v, span, t0 - first, kc_v)
                 _windows(4 + m // 4, m, dyp, 0, n_out, *tiles, win, tmp, d, span, t0 - first, kc_d)
