@@ -77,6 +77,11 @@ _SPAN = 1
 #: dimension of its GEMMs (1 and 4 blocks ran up to 1.13x and 1.27x slower than 2 on
 #: ResNet-18's and VGG-16's layers).
 _DW_SPAN = 2
+#: Output channels per task of dW's :func:`fused.filter_grads_by_channels` (16 and 32
+#: ran up to 1.4x and 1.1x slower than 64 on ResNet-18's and VGG-16's deep layers; 128
+#: and 256 no faster), and the least bytes of products for which it runs.
+_DW_O_BLOCK = 64
+_DW_PRODUCT_BYTES = 4 * 2**20
 #: Output channels per task of :func:`fused.by_channels`.
 _O_BLOCK = 32
 
@@ -228,14 +233,25 @@ def _filter_grad(grad_y: np.ndarray, x: np.ndarray, spec: ConvSpec, m: int) -> n
     dyp = _padded("winograd_dy", grad_y, (0, 0), tiles_h * m, tiles_w * m)
     tiles = _tile_origins(spec.batch, tiles_h, tiles_w, m)
     n_ch, n_out = spec.in_channels, spec.out_channels
-    if _dw_by_tiles(tiles[0].size, n_ch, n_out, spec.groups):
-        grad_u = _products_by_tiles(xp, dyp, tiles, m)
-    else:
-        grad_u = _products_by_chunks(xp, dyp, tiles, spec.groups, m)
     grad_w = np.empty(spec.w_shape, dtype=spec.dtype)
     name = f"gt{m}"
     kc = constants(name, np.dtype(spec.dtype).name)
     which = OUT_KERNELS.index(name)
+    if _dw_by_tiles(tiles[0].size, n_ch, n_out, spec.groups):
+        grad_u = _products_by_tiles(xp, dyp, tiles, m)
+    elif _dw_by_channels(spec, m):
+        # Each task's products are out-transformed while in the worker's cache.
+        stride = _row_stride(tiles[0].size)
+        v = _windows(f"bt{m}", xp, tiles, m + 2, "winograd_v")
+        d = _windows(f"a{m}", dyp, tiles, m, "winograd_m")
+        o_block = min(_DW_O_BLOCK, n_out // spec.groups)
+        cols = o_block * (n_ch // spec.groups)
+        gus = _worker_rows("winograd_sums", get_num_threads(), m, cols, x.dtype)
+        args = (which, d, v, grad_w, stride, o_block, kc, gus)
+        launch(fused.filter_grads_by_channels, *args, calls_blas=True)
+        return grad_w
+    else:
+        grad_u = _products_by_chunks(xp, dyp, tiles, spec.groups, m)
     launch(fused.filter_grads, which, grad_u, grad_w, kc, get_num_threads())
     return grad_w
 
@@ -248,6 +264,20 @@ def _dw_by_tiles(tiles: int, n_ch: int, n_out: int, groups: int) -> bool:
     slower below it)."""
     sums = get_num_threads() * n_ch * n_out
     return groups == 1 and tiles * (n_ch + n_out) >= 2 * sums
+
+
+def _dw_by_channels(spec: ConvSpec, m: int) -> bool:
+    """Whether dW runs :func:`fused.filter_grads_by_channels`: when one chunk holds every
+    tile and the products of all filters (``points * Cout * Cin_g`` values) are 4 MiB or
+    more, which :func:`fused.filter_grads` would otherwise read back from memory (38 MB
+    on VGG-16's 512@14 layer). Measured at F(4,3): 1.3-1.4x faster on the 512-channel
+    layers on 14x14 and 7x7 maps, 1.03x on ResNet-18's 256@14; within 5 % either way on
+    VGG-16's 512@28 layers and ResNet-18's 128@28 (2.4 MB, which this leaves out)."""
+    points, item = (m + 2) ** 2, np.dtype(spec.dtype).itemsize
+    tiles = _tile_count(spec, m)
+    one_chunk = _chunk_tiles(tiles, points * (spec.in_channels + spec.out_channels) * item)
+    products = points * spec.out_channels * (spec.in_channels // spec.groups) * item
+    return one_chunk >= tiles and products >= _DW_PRODUCT_BYTES
 
 
 def _products_by_chunks(
@@ -342,7 +372,8 @@ class WinogradBackend(BackendBase):
     def workspace_bytes(self, op: str, spec: ConvSpec | PoolSpec) -> int:
         """The padded input, the transformed filters (or, on small maps, one chunk's
         transformed input) and the workers' block buffers; dW adds its chunk's
-        transformed input and dY, or the workers' buffers and sums."""
+        transformed input and dY (and the workers' products of a block of filters), or
+        the workers' buffers and sums."""
         if not isinstance(spec, ConvSpec):
             return 0
         m = self.tile_for(op, spec)
@@ -367,6 +398,9 @@ class WinogradBackend(BackendBase):
         elif op == CONV2D_BACKWARD:
             chunk = _chunk_tiles(tiles, points * (n_ch + n_out) * item)
             total += chunk * points * (n_ch + n_out) * item
+            if _dw_by_channels(spec, m):  # the workers' products of a block of filters
+                block = min(_DW_O_BLOCK, n_out // spec.groups) * (n_ch // spec.groups)
+                total += get_num_threads() * points * block * item
         return total
 
     def estimate_seconds(self, op: str, spec: ConvSpec | PoolSpec) -> float:
@@ -471,6 +505,8 @@ def _filter_grad_features(spec: ConvSpec, m: int) -> tuple[float, ...]:
     data = float(points * (n_ch + n_out) * item * tiles)
     if _dw_by_tiles(tiles, n_ch, n_out, spec.groups):
         calls = float(points * -(-tiles // (_DW_SPAN * fused.BLOCK)))
+    elif _dw_by_channels(spec, m):
+        calls = float(points * spec.groups * -(-(n_out // spec.groups) // _DW_O_BLOCK))
     else:
         chunks = -(-tiles // _chunk_tiles(tiles, points * (n_ch + n_out) * item))
         calls = float(points * spec.groups * chunks)

@@ -288,6 +288,24 @@ def filter_products_by_tiles(
 _STAGED_BLOCKS = 8
 
 
+@njit(cache=True, fastmath=FASTMATH)
+def _out_filters(which, gu, at, count, flat, first, stage, res, kc):  # pragma: no cover
+    """``flat[first + f]`` = out-transform ``which`` (``G^T X G``) of ``gu[:, at + f]``,
+    for ``count`` filters, staged ``stage.shape[0]`` blocks at a time."""
+    span = stage.shape[0] * BLOCK
+    points = gu.shape[0]
+    for f0 in range(0, count, span):
+        n_f = min(span, count - f0)
+        for p in range(points):
+            for f in range(n_f):
+                stage[f // BLOCK, p * BLOCK + f % BLOCK] = gu[p, at + f0 + f]
+        for blk in range((n_f + BLOCK - 1) // BLOCK):
+            _out(which, stage[blk], res, 0.0, kc)
+            for q in range(min(BLOCK, n_f - blk * BLOCK)):
+                for e in range(9):
+                    flat[first + f0 + blk * BLOCK + q, e] = res[e * BLOCK + q]
+
+
 @njit(parallel=True, cache=True, fastmath=FASTMATH)
 def filter_grads(which, gu, grad_w, kc, workers):  # pragma: no cover
     """``grad_w[o, c]`` = out-transform ``which`` (``G^T X G``) of ``gu[:, o*cin + c]``;
@@ -301,17 +319,40 @@ def filter_grads(which, gu, grad_w, kc, workers):  # pragma: no cover
     for worker in prange(workers):
         stage = np.zeros((_STAGED_BLOCKS, points * BLOCK), dtype=gu.dtype)
         res = np.zeros(9 * BLOCK, dtype=gu.dtype)
-        for sp in range(worker * spans // workers, (worker + 1) * spans // workers):
-            f0 = sp * span
-            n_f = min(span, total - f0)
+        first = worker * spans // workers * span
+        last = min(total, (worker + 1) * spans // workers * span)
+        _out_filters(which, gu, first, last - first, flat, first, stage, res, kc)
+
+
+@njit(parallel=True, cache=True, fastmath=FASTMATH)
+def filter_grads_by_channels(which, d, v, grad_w, stride, o_block, kc, gus):  # pragma: no cover
+    """``grad_w`` from the transformed dY ``d`` and input ``v`` of every tile (rows
+    ``[point, channel*stride + tile]``, see :func:`windows`), in tasks of ``o_block``
+    output channels of one group: a task's products ``D_p @ V_p^T`` for every point go to
+    the worker's own ``gus[k]`` (rows ``[point, oi*cin_g + c]``) and are out-transformed
+    from there into ``grad_w``, so they never travel through memory (as :func:`
+    filter_products` then :func:`filter_grads` do)."""
+    points = d.shape[0]
+    n_out, cin_g = grad_w.shape[0], grad_w.shape[1]
+    groups = (v.shape[1] - ROW_PAD) // stride // cin_g
+    out_g = n_out // groups
+    per_group = (out_g + o_block - 1) // o_block
+    tasks = groups * per_group
+    workers = gus.shape[0]
+    flat = grad_w.reshape((n_out * cin_g, 9))
+    for worker in prange(max(1, min(workers, tasks))):
+        gu = gus[worker]
+        stage = np.zeros((_STAGED_BLOCKS, points * BLOCK), dtype=gu.dtype)
+        res = np.zeros(9 * BLOCK, dtype=gu.dtype)
+        for task in range(worker, tasks, workers):
+            g = task // per_group
+            o0 = g * out_g + (task % per_group) * o_block
+            n_o = min(o_block, (g + 1) * out_g - o0)
             for p in range(points):
-                for f in range(n_f):
-                    stage[f // BLOCK, p * BLOCK + f % BLOCK] = gu[p, f0 + f]
-            for blk in range((n_f + BLOCK - 1) // BLOCK):
-                _out(which, stage[blk], res, 0.0, kc)
-                for q in range(min(BLOCK, n_f - blk * BLOCK)):
-                    for e in range(9):
-                        flat[f0 + blk * BLOCK + q, e] = res[e * BLOCK + q]
+                a = d[p, o0 * stride : (o0 + n_o) * stride].reshape((n_o, stride))
+                b = v[p, g * cin_g * stride : (g + 1) * cin_g * stride].reshape((cin_g, stride))
+                np.dot(a, b.T, gu[p, : n_o * cin_g].reshape((n_o, cin_g)))
+            _out_filters(which, gu, 0, n_o * cin_g, flat, o0 * cin_g, stage, res, kc)
 
 
 @njit(parallel=True, cache=True, fastmath=FASTMATH)

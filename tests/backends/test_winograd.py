@@ -155,31 +155,51 @@ def test_both_loop_orders_and_wide_tasks_match_naive(
         fastcnn.set_workspace_limit(before)
 
 
+def _recording(name, function, calls):
+    """``function``, which first appends ``name`` to ``calls``."""
+
+    def recorded(*args):
+        calls.append(name)
+        return function(*args)
+
+    return recorded
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("span", [1, 3])
-@pytest.mark.parametrize("by_tiles", [False, True], ids=["dw-by-chunks", "dw-by-tiles"])
+@pytest.mark.parametrize("size", [1, 3])
+@pytest.mark.parametrize(
+    "path, groups", [("chunks", 1), ("chunks", 2), ("tiles", 1), ("channels", 1), ("channels", 2)]
+)
 @pytest.mark.parametrize("backend", VARIANTS[:2])
-def test_both_filter_gradient_paths_match_naive(backend, by_tiles, span, dtype, monkeypatch):
-    # dW's products run in the workers' own buffers or through whole chunks, by shape;
-    # force each. 3 * 5 * 6 = 90 F(4,3) tiles (324 at F(2,3)): the last task is short,
-    # and at F(4,3) with 3 blocks per task there is one task, fewer than the workers.
+def test_every_filter_gradient_path_matches_naive(backend, path, groups, size, dtype, monkeypatch):
+    # dW's products run through whole chunks, in the workers' own buffers by tiles
+    # (ungrouped layers only), or by blocks of output channels out-transformed in cache; force
+    # each. 3 * 5 * 6 = 90 F(4,3) tiles (324 at F(2,3)): tasks of 1 block of tiles leave
+    # the last one short; of 3 blocks at F(4,3), one task, fewer than the workers. Blocks
+    # of 3 output channels do not divide 8 (or a group's 4).
     ran = []
-    real = winograd._products_by_tiles
-    monkeypatch.setattr(winograd, "_products_by_tiles", lambda *a: ran.append(a[-1]) or real(*a))
-    monkeypatch.setattr(winograd, "_dw_by_tiles", lambda *a: by_tiles)
-    monkeypatch.setattr(winograd, "_DW_SPAN", span)
-    case = dict(n=3, cin=5, h=19, w=23, cout=7, k=(3, 3), padding=(1, 0, 2, 1))
+    for name in ("_products_by_tiles", "_products_by_chunks"):
+        monkeypatch.setattr(winograd, name, _recording(name, getattr(winograd, name), ran))
+    monkeypatch.setattr(winograd, "_dw_by_tiles", lambda *a: path == "tiles")
+    monkeypatch.setattr(winograd, "_dw_by_channels", lambda *a: path == "channels")
+    monkeypatch.setattr(winograd, "_DW_SPAN", size)
+    monkeypatch.setattr(winograd, "_DW_O_BLOCK", 3 * size)
+    case = dict(n=3, cin=6, h=19, w=23, cout=8, k=(3, 3), padding=(1, 0, 2, 1), groups=groups)
     check_conv(backend, case, dtype)
-    assert bool(ran) == by_tiles
+    expected = {"tiles": "_products_by_tiles", "chunks": "_products_by_chunks"}.get(path)
+    assert set(ran) == ({expected} if expected else set())
 
 
-def test_filter_gradient_runs_by_tiles_on_large_maps_and_by_chunks_on_deep_small_ones():
-    # ResNet-18's 64@56 layer (784 F(4,3) tiles) and 256@14 (64 tiles), at two workers.
+def test_filter_gradient_runs_by_tiles_on_large_maps_and_by_channels_on_deep_small_ones():
+    # At two workers and F(4,3): ResNet-18's 64@56 layer (784 tiles) by tiles; 256@14 (64
+    # tiles, 9.4 MB of products) by output channels; 128@28 (2.4 MB) by chunks.
     before = fastcnn.set_num_threads(2)
     try:
         assert winograd._dw_by_tiles(784, 64, 64, groups=1)
         assert not winograd._dw_by_tiles(64, 256, 256, groups=1)
         assert not winograd._dw_by_tiles(784, 64, 64, groups=2)
+        assert winograd._dw_by_channels(_spec(256, 14, 256), 4)
+        assert not winograd._dw_by_channels(_spec(128, 28, 128), 4)
     finally:
         fastcnn.set_num_threads(before)
 
