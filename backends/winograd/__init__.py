@@ -89,13 +89,14 @@ _O_BLOCK = 32
 # _features (an intercept, GEMM FLOPs, bytes of transformed data, bytes of filters read,
 # GEMM calls, narrow GEMMs' FLOPs), one model for every tile size. Fitted with
 # benchmarks/fit_cost_models.py (non-negative least squares on relative error) on two
-# runs of this code (benchmarks/runs/2026-11-30-refit-suites.json and
-# -refit-quick-lenet-large.json; its rows: ResNet-18's and VGG-16's 3x3 stride-1 layers,
-# winograd2 and winograd4, float32, two threads, a 2-core AMD Zen 5, numpy's OpenBLAS on
-# its own kernels): worst error 28 % forward, 29 % backward.
+# runs (benchmarks/runs/2026-11-30-refit2-suites.json, of this code, and
+# 2026-11-30-refit-quick-lenet-large.json, whose layers this code runs alike; its rows:
+# ResNet-18's and VGG-16's 3x3 stride-1 layers, winograd2 and winograd4, float32, two
+# threads, a 2-core AMD Zen 5, numpy's OpenBLAS on its own kernels): worst error 29 %
+# forward, 27 % backward.
 _COST = {
-    CONV2D: (1.06e-05, 6.02e-12, 9.59e-11, 3.33e-11, 2.24e-08, 5.39e-12),
-    CONV2D_BACKWARD: (0.0, 6.53e-12, 1.5e-10, 3.06e-10, 3.47e-08, 8.45e-12),
+    CONV2D: (4.6e-05, 4.57e-12, 7.38e-11, 1.38e-10, 2.37e-08, 1.7e-12),
+    CONV2D_BACKWARD: (0.0, 5.68e-12, 1.11e-10, 3.77e-10, 5.34e-08, 4.53e-12),
 }
 
 
