@@ -241,15 +241,7 @@ def _filter_grad(grad_y: np.ndarray, x: np.ndarray, spec: ConvSpec, m: int) -> n
     if _dw_by_tiles(tiles[0].size, n_ch, n_out, spec.groups):
         grad_u = _products_by_tiles(xp, dyp, tiles, m)
     elif _dw_by_channels(spec, m):
-        # Each task's products are out-transformed while in the worker's cache.
-        stride = _row_stride(tiles[0].size)
-        v = _windows(f"bt{m}", xp, tiles, m + 2, "winograd_v")
-        d = _windows(f"a{m}", dyp, tiles, m, "winograd_m")
-        o_block = min(_DW_O_BLOCK, n_out // spec.groups)
-        cols = o_block * (n_ch // spec.groups)
-        gus = _worker_rows("winograd_sums", get_num_threads(), m, cols, x.dtype)
-        args = (which, d, v, grad_w, stride, o_block, kc, gus)
-        launch(fused.filter_grads_by_channels, *args, calls_blas=True)
+        _grads_by_channels(xp, dyp, tiles, spec, m, which, kc, grad_w)
         return grad_w
     else:
         grad_u = _products_by_chunks(xp, dyp, tiles, spec.groups, m)
@@ -279,6 +271,28 @@ def _dw_by_channels(spec: ConvSpec, m: int) -> bool:
     one_chunk = _chunk_tiles(tiles, points * (spec.in_channels + spec.out_channels) * item)
     products = points * spec.out_channels * (spec.in_channels // spec.groups) * item
     return one_chunk >= tiles and products >= _DW_PRODUCT_BYTES
+
+
+def _grads_by_channels(
+    xp: np.ndarray,
+    dyp: np.ndarray,
+    tiles: tuple[np.ndarray, ...],
+    spec: ConvSpec,
+    m: int,
+    which: int,
+    kc: np.ndarray,
+    grad_w: np.ndarray,
+) -> None:
+    """``grad_w`` (out-transform ``which``) with each task's products out-transformed
+    while in the worker's cache: see :func:`_dw_by_channels`."""
+    stride = _row_stride(tiles[0].size)
+    v = _windows(f"bt{m}", xp, tiles, m + 2, "winograd_v")
+    d = _windows(f"a{m}", dyp, tiles, m, "winograd_m")
+    o_block = min(_DW_O_BLOCK, spec.out_channels // spec.groups)
+    cols = o_block * (spec.in_channels // spec.groups)
+    gus = _worker_rows("winograd_sums", get_num_threads(), m, cols, xp.dtype)
+    args = (which, d, v, grad_w, stride, o_block, kc, gus)
+    launch(fused.filter_grads_by_channels, *args, calls_blas=True)
 
 
 def _products_by_chunks(
