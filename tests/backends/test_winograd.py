@@ -15,6 +15,7 @@ from threadpoolctl import threadpool_info
 
 import fastcnn
 from fastcnn.backends import winograd
+from fastcnn.backends.winograd import correlate, filter_grad
 from fastcnn.crosscheck.bounds import winograd_growth
 from fastcnn.registry import get_backend
 from fastcnn.spec import make_conv_spec
@@ -143,8 +144,8 @@ def test_both_loop_orders_and_wide_tasks_match_naive(
 ):
     # The call picks a loop order by its shape; force each, with tasks of one and of
     # several blocks of tiles, whole and in chunks (dW's later chunks add to the first).
-    monkeypatch.setattr(winograd, "_by_channels", lambda tiles, out_g: by_channels)
-    monkeypatch.setattr(winograd, "_SPAN", span)
+    monkeypatch.setattr(correlate, "_by_channels", lambda tiles, out_g: by_channels)
+    monkeypatch.setattr(correlate, "_SPAN", span)
     case = dict(n=3, cin=6, h=19, w=23, cout=40, k=(3, 3), padding=(1, 0, 2, 1), groups=2)
     check_conv(backend, case, dtype)
     before = fastcnn.get_workspace_limit()
@@ -179,11 +180,11 @@ def test_every_filter_gradient_path_matches_naive(backend, path, groups, size, d
     # of 3 output channels do not divide 8 (or a group's 4).
     ran = []
     for name in ("_products_by_tiles", "_products_by_chunks"):
-        monkeypatch.setattr(winograd, name, _recording(name, getattr(winograd, name), ran))
-    monkeypatch.setattr(winograd, "_dw_by_tiles", lambda *a: path == "tiles")
-    monkeypatch.setattr(winograd, "_dw_by_channels", lambda *a: path == "channels")
-    monkeypatch.setattr(winograd, "_DW_SPAN", size)
-    monkeypatch.setattr(winograd, "_DW_O_BLOCK", 3 * size)
+        monkeypatch.setattr(filter_grad, name, _recording(name, getattr(filter_grad, name), ran))
+    monkeypatch.setattr(filter_grad, "_dw_by_tiles", lambda *a: path == "tiles")
+    monkeypatch.setattr(filter_grad, "_dw_by_channels", lambda *a: path == "channels")
+    monkeypatch.setattr(filter_grad, "_DW_SPAN", size)
+    monkeypatch.setattr(filter_grad, "_DW_O_BLOCK", 3 * size)
     case = dict(n=3, cin=6, h=19, w=23, cout=8, k=(3, 3), padding=(1, 0, 2, 1), groups=groups)
     check_conv(backend, case, dtype)
     expected = {"tiles": "_products_by_tiles", "chunks": "_products_by_chunks"}.get(path)
@@ -195,11 +196,11 @@ def test_filter_gradient_runs_by_tiles_on_large_maps_and_by_channels_on_deep_sma
     # tiles, 9.4 MB of products) by output channels; 128@28 (2.4 MB) by chunks.
     before = fastcnn.set_num_threads(2)
     try:
-        assert winograd._dw_by_tiles(784, 64, 64, groups=1)
-        assert not winograd._dw_by_tiles(64, 256, 256, groups=1)
-        assert not winograd._dw_by_tiles(784, 64, 64, groups=2)
-        assert winograd._dw_by_channels(_spec(256, 14, 256), 4)
-        assert not winograd._dw_by_channels(_spec(128, 28, 128), 4)
+        assert filter_grad._dw_by_tiles(784, 64, 64, groups=1)
+        assert not filter_grad._dw_by_tiles(64, 256, 256, groups=1)
+        assert not filter_grad._dw_by_tiles(784, 64, 64, groups=2)
+        assert filter_grad._dw_by_channels(_spec(256, 14, 256), 4)
+        assert not filter_grad._dw_by_channels(_spec(128, 28, 128), 4)
     finally:
         fastcnn.set_num_threads(before)
 
