@@ -17,6 +17,11 @@ Two loop orders, chosen by the caller:
   filters it transforms itself, so the transformed filters (4x the filters' bytes at
   F(4,3)) never travel through memory.
 
+dW's products likewise: over a chunk's tiles one point per task (:func:`filter_products`,
+then :func:`filter_grads` out-transforms them), by blocks of tiles summed per worker
+(:func:`filter_products_by_tiles`), or by blocks of output channels out-transformed in
+the worker's cache (:func:`filter_grads_by_channels`).
+
 Transformed data is laid out ``[point, row * stride + tile]``, a 2-D C-contiguous array
 whose rows are the tile points, so that each point's matrix is a contiguous slice
 reshaped (what ``np.dot`` needs). Rows are padded by one cache line (see ``ROW_PAD``).
@@ -330,8 +335,8 @@ def filter_grads_by_channels(which, d, v, grad_w, stride, o_block, kc, gus):  # 
     ``[point, channel*stride + tile]``, see :func:`windows`), in tasks of ``o_block``
     output channels of one group: a task's products ``D_p @ V_p^T`` for every point go to
     the worker's own ``gus[k]`` (rows ``[point, oi*cin_g + c]``) and are out-transformed
-    from there into ``grad_w``, so they never travel through memory (as :func:`
-    filter_products` then :func:`filter_grads` do)."""
+    from there into ``grad_w``, so they never travel through memory (as with
+    :func:`filter_products` then :func:`filter_grads`)."""
     points = d.shape[0]
     n_out, cin_g = grad_w.shape[0], grad_w.shape[1]
     groups = (v.shape[1] - ROW_PAD) // stride // cin_g
