@@ -63,6 +63,20 @@ def test_gradients_match_finite_differences(stride):
     check_conv_fd("numba", _case((2, 3, 8, 10), stride, (1, 0, 1, 2)))
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_one_cell_of_padding_at_stride_1_takes_the_flat_kernels(monkeypatch, dtype):
+    # Maps down to 3x3 (where the flat loop holds only its two special cells), and one
+    # too small for them, which takes the general kernels.
+    depthwise, grad = _module("depthwise"), _module("depthwise_grad")
+    launched = _launches(monkeypatch, "depthwise", "depthwise_grad")
+    shapes = [(2, 3, 3, 3), (1, 2, 3, 9), (1, 2, 8, 3), (2, 3, 12, 16), (1, 1, 2, 5)]
+    for shape in shapes:
+        check_conv("numba", _case(shape, 1, 1), dtype)
+    assert launched.count(depthwise._dw_same) == 2 * 4  # the forward and dX, per shape
+    assert launched.count(grad._dw_grad_w_same) == 4
+    assert launched.count(depthwise._dw_forward) == 2  # the 2x5 map's forward and dX
+
+
 def test_even_rows_at_stride_2_take_the_column_halves_kernel(monkeypatch):
     depthwise = _module("depthwise")
     launched = _launches(monkeypatch, "depthwise")
