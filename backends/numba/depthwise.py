@@ -9,9 +9,7 @@ output's width ("column-tap rows", zero where the window reaches into the paddin
 that tap (i, j) of every output cell of a block is one flat offset into those rows and
 the whole block (a whole plane on small maps) is one vectorised loop writing the output
 in place. At stride 2 the input rows are split by parity, so the offsets stay flat.
-With one cell of padding on every side at stride 1 (MobileNet's layers) no rows are laid
-out: tap (i, j) is a flat offset into the input plane itself, and the taps that wrap into
-the neighbouring row are dropped by a select (:func:`_dw_same`; 1.4-1.9x faster).
+MobileNet's paddings take the kernels of :mod:`.depthwise_flat`, which need no such rows.
 
 Work is split into blocks of (image, channel, output-row block) items; every output cell
 and every dW entry is written by one item in a fixed order, so results are deterministic
@@ -22,19 +20,18 @@ the input reaches only the outputs and gradient entries whose windows hold it.
 
 from __future__ import annotations
 
-import functools
-
 import numpy as np
 from numba import njit, prange
 
 from fastcnn.jit import FASTMATH, launch, readonly
 from fastcnn.spec import ConvSpec
 
+from . import depthwise_flat
+from .geometry import MAX_TASKS
+
 #: Output cells per work item: its column-tap rows (3 per input row at stride 1, 6 per two
 #: input rows at stride 2) then stay within a core's L2 cache, mostly within L1.
 BLOCK_CELLS = 2048
-#: Work items are split into at most this many tasks, each allocating its scratch once.
-_TASKS = 256
 
 
 def applies(spec: ConvSpec) -> bool:
@@ -208,7 +205,7 @@ def _dw_forward(x, w, b, y, out_w, stride, top, left, rows):  # pragma: no cover
     out_h = y.shape[1] // out_w
     blocks = (out_h + rows - 1) // rows
     items = planes * blocks
-    tasks = min(items, _TASKS)
+    tasks = min(items, MAX_TASKS)
     for task in prange(tasks):
         taps = np.empty((3 * stride, (rows + 2) * out_w + 1), dtype=y.dtype)
         for item in range(task * items // tasks, (task + 1) * items // tasks):
@@ -260,7 +257,7 @@ def _dw_forward_halves(x, w, b, y, out_w, top, left, rows):  # pragma: no cover
     out_h = y.shape[1] // out_w
     blocks = (out_h + rows - 1) // rows
     items = planes * blocks
-    tasks = min(items, _TASKS)
+    tasks = min(items, MAX_TASKS)
     half = out_w
     for task in prange(tasks):
         ev = np.empty((2 * rows + 2) * half, dtype=y.dtype)
@@ -329,77 +326,6 @@ def _dw_forward_halves(x, w, b, y, out_w, top, left, rows):  # pragma: no cover
                     dst[t] = kept[t]
 
 
-@njit(parallel=True, cache=True, fastmath=FASTMATH)
-def _dw_same(x, w, b, y, width, keep_left, keep_right):  # pragma: no cover
-    """Stride-1 :func:`_dw_forward` with one cell of padding on every side (the output as
-    large as the input), on maps of at least 3x3: each plane computed from the input as
-    it lies, with no column-tap rows.
-
-    Output rows 1 .. H-2 are one flat loop over the plane: tap (i, j) of output cell q is
-    input cell ``q + (i-1)*W + j - 1``. A cell in the first column reads the previous
-    row's last cell as its left taps, and one in the last column the next row's first,
-    so those taps pass through a select on ``keep_left`` / ``keep_right`` (per cell of
-    the loop: not first / not last column), which drops them even when they hold a NaN
-    (a multiply by zero would not). The top and bottom rows, and the loop's first and
-    last cells, are computed from the taps that lie in the input.
-    """
-    planes = x.shape[0]
-    n_ch = w.shape[0]
-    height = x.shape[1] // width
-    n = (height - 2) * width
-    zero = y.dtype.type(0)
-    one, up, down = np.uint64(1), np.uint64(width), np.uint64(2 * width)
-    for p in prange(planes):
-        c = p % n_ch
-        src, out = x[p], y[p]
-        w00, w01, w02 = w[c, 0, 0, 0], w[c, 0, 0, 1], w[c, 0, 0, 2]
-        w10, w11, w12 = w[c, 0, 1, 0], w[c, 0, 1, 1], w[c, 0, 1, 2]
-        w20, w21, w22 = w[c, 0, 2, 0], w[c, 0, 2, 1], w[c, 0, 2, 2]
-        bias = b[c]
-        inner = out[width : width + n]
-        # Unsigned indices: a signed one costs a wrap-around check that blocks vectorising.
-        for q in range(1, n - 1):
-            u = np.uint64(q)
-            lt = w00 * src[u - one] + w10 * src[u + up - one] + w20 * src[u + down - one]
-            mid = w01 * src[u] + w11 * src[u + up] + w21 * src[u + down]
-            rt = w02 * src[u + one] + w12 * src[u + up + one] + w22 * src[u + down + one]
-            inner[u] = bias + mid + (lt if keep_left[u] else zero) + (rt if keep_right[u] else zero)
-        # The first cell of row 1 and the last of row H-2 (outside the loop's range).
-        m = width
-        inner[0] = bias + (w01 * src[0] + w02 * src[1]) + (w11 * src[m] + w12 * src[m + 1])
-        inner[0] += w21 * src[2 * m] + w22 * src[2 * m + 1]
-        a = (height - 2) * width - 2  # row H-3, column W-2
-        last = (w00 * src[a] + w01 * src[a + 1]) + (w10 * src[a + m] + w11 * src[a + m + 1])
-        inner[n - 1] = bias + last + (w20 * src[a + 2 * m] + w21 * src[a + 2 * m + 1])
-        # The top row reads input rows 0 and 1 under kernel rows 1 and 2, the bottom row
-        # rows H-2 and H-1 under kernel rows 0 and 1.
-        rows = src[: 2 * width]
-        _edge_row(out[:width], rows, bias, w10, w11, w12, w20, w21, w22)
-        rows = src[(height - 2) * width :]
-        _edge_row(out[(height - 1) * width :], rows, bias, w00, w01, w02, w10, w11, w12)
-
-
-@njit(cache=True)
-def _edge_row(out, rows, bias, v0, v1, v2, z0, z1, z2):  # pragma: no cover
-    """An output row of :func:`_dw_same` that reads only two input rows ``rows`` (flat),
-    under kernel rows ``v`` and ``z``.
-
-    Called, not inlined: inlined twice into the parallel loop of :func:`_dw_same`, the
-    second copy's last store was lost (Numba 0.68; its serial twin was right).
-    """
-    width = out.shape[0]
-    s0, s1 = rows[:width], rows[width:]
-    for t in range(1, width - 1):
-        out[t] = (
-            bias
-            + (v0 * s0[t - 1] + v1 * s0[t] + v2 * s0[t + 1])
-            + (z0 * s1[t - 1] + z1 * s1[t] + z2 * s1[t + 1])
-        )
-    out[0] = bias + (v1 * s0[0] + v2 * s0[1]) + (z1 * s1[0] + z2 * s1[1])
-    k = width - 1
-    out[k] = bias + (v0 * s0[k - 1] + v1 * s0[k]) + (z0 * s1[k - 1] + z1 * s1[k])
-
-
 def _flat(a: np.ndarray) -> np.ndarray:
     """(N, C, H, W) as (N*C, H*W), no copy (the arrays are C-contiguous)."""
     n, c, h, w = a.shape
@@ -411,43 +337,14 @@ def _planes(a: np.ndarray) -> np.ndarray:
     return a.reshape(n * c, h, w)
 
 
-def same_size(spec: ConvSpec) -> bool:
-    """Whether the forward and dX run :func:`_dw_same`: stride 1, one cell of padding on
-    every side, maps of at least 3x3 (MobileNet's stride-1 layers)."""
-    return (
-        spec.stride == (1, 1) and spec.padding == (1, 1, 1, 1) and min(spec.height, spec.width) >= 3
-    )
-
-
-@functools.lru_cache(maxsize=16)
-def inner_columns(height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
-    """Per cell of rows 1 .. height-2 (flat): not in the first column, not in the last."""
-    column = np.arange((height - 2) * width) % width
-    return readonly(column != 0), readonly(column != width - 1)
-
-
-def correlate_same(x: np.ndarray, w: np.ndarray, b: np.ndarray, y: np.ndarray) -> None:
-    """``y`` = the 3x3 correlation of each plane of ``x`` (N, C, H, W) with ``w``'s, plus
-    ``b``, one cell of padding on every side (see :func:`same_size`)."""
-    height, width = x.shape[2:]
-    keep_left, keep_right = inner_columns(height, width)
-    launch(
-        _dw_same,
-        readonly(_flat(x)),
-        readonly(w),
-        readonly(b),
-        _flat(y),
-        width,
-        keep_left,
-        keep_right,
-    )
-
-
 def forward(x: np.ndarray, w: np.ndarray, b: np.ndarray, spec: ConvSpec) -> np.ndarray:
     """The depthwise convolution of ``x`` with ``w`` plus ``b``."""
     y = np.empty(spec.y_shape, dtype=spec.dtype)
-    if same_size(spec):
-        correlate_same(x, w, b, y)
+    if depthwise_flat.same_size(spec):
+        depthwise_flat.correlate_same(_flat(x), w, b, _flat(y), spec.width)
+        return y
+    if depthwise_flat.parity_planes(spec):
+        depthwise_flat.correlate_parity(_flat(x), w, b, _flat(y), spec.out_width)
         return y
     rows = block_rows(spec.out_height, spec.out_width)
     top, left = spec.padding[0], spec.padding[2]

@@ -3,7 +3,7 @@
 dX at stride 1 is the forward kernel run on dY with the kernel turned 180 degrees; at
 stride 2 it is assembled from the input's four parity phases. dW is a task per channel
 summing, in a fixed order, over images and rows (with one cell of padding at stride 1,
-over the flat planes as the forward's :func:`.depthwise._dw_same` reads them). At stride 2
+over the flat planes as the forward's :func:`.depthwise_flat._dw_same` reads them). At stride 2
 on rows of twice the output's width (MobileNet's layers), the flat whole-plane kernels of
 :mod:`.depthwise_grad_s2` run instead; where they decline (values that are not finite),
 these run. Numba's on-disk cache checks only the file holding a kernel: after editing the
@@ -20,18 +20,9 @@ from fastcnn.jit import FASTMATH, launch, readonly
 from fastcnn.spec import ConvSpec
 
 from . import depthwise_grad_s2
-from .depthwise import (
-    _TASKS,
-    _dw_forward,
-    _fill_block,
-    _flat,
-    _planes,
-    block_rows,
-    correlate_same,
-    halves,
-    inner_columns,
-    same_size,
-)
+from .depthwise import _dw_forward, _fill_block, _flat, _planes, block_rows, halves
+from .depthwise_flat import correlate_same, inner_columns, same_size
+from .geometry import MAX_TASKS
 
 
 @njit(parallel=True, cache=True, fastmath=FASTMATH)
@@ -197,7 +188,7 @@ def _dw_grad_x_s2(gy, w, dx, out_w, top, left, rows):  # pragma: no cover
     prow = out_h + 1  # phase rows that any forward window reaches
     blocks = (prow + rows - 1) // rows
     items = planes * blocks
-    tasks = min(items, _TASKS)
+    tasks = min(items, MAX_TASKS)
     for task in prange(tasks):
         shifted = np.empty((2, (rows + 1) * wv + 1), dtype=dx.dtype)
         phases = np.empty((4, rows * wv), dtype=dx.dtype)
@@ -282,7 +273,7 @@ def grad_input(grad_y: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndarray:
         rotated = np.ascontiguousarray(w[:, :, ::-1, ::-1])
         zero_bias = np.zeros(spec.in_channels, dtype=spec.dtype)
         if same_size(spec):  # then dX is padded by one cell on every side too
-            correlate_same(grad_y, rotated, zero_bias, grad_x)
+            correlate_same(_flat(grad_y), rotated, zero_bias, _flat(grad_x), spec.width)
             return grad_x
         launch(
             _dw_forward,

@@ -1,4 +1,4 @@
-"""Window geometry shared by the convolution and pooling kernels.
+"""Window geometry and work splitting shared by the convolution and pooling kernels.
 
 Numba's on-disk cache checks only the file that holds a cached kernel, so after editing
 this module clear the package's ``__pycache__`` (or touch pool.py).
@@ -9,6 +9,10 @@ from __future__ import annotations
 from numba import njit
 
 from fastcnn.spec import ConvSpec, PoolSpec
+
+#: A kernel's work items are split into at most this many tasks, each allocating its
+#: scratch once.
+MAX_TASKS = 256
 
 
 def column_range(off: int, stride: int, width: int, out_width: int) -> tuple[int, int]:

@@ -14,12 +14,11 @@ from numba import njit, prange
 from fastcnn.jit import launch, readonly
 from fastcnn.spec import PoolSpec
 
+from .geometry import MAX_TASKS
 from .pool import MAX, MEAN, MIN, POOL_MODE, _beats, _pick, _step
 
 #: Output cells per block of the 3x3 stride-2 kernel: its row buffers stay in L1.
 _BLOCK_CELLS = 2048
-#: Blocks are split into at most this many tasks, each allocating its buffers once.
-_TASKS = 256
 
 
 @njit(parallel=True, cache=True)
@@ -38,7 +37,7 @@ def _pool3x3s2_forward(x, y, mode, fill, top, left, rows):  # pragma: no cover
     pitch = out_w + 1
     blocks = (out_h + rows - 1) // rows
     items = n_img * n_ch * blocks
-    tasks = min(items, _TASKS)
+    tasks = min(items, MAX_TASKS)
     for task in prange(tasks):
         pair = np.empty(pitch, dtype=x.dtype)
         even = np.empty(pitch, dtype=x.dtype)
@@ -115,7 +114,7 @@ def _pool3x3s2_backward(gy, x, dx, mode, fill, top, left):  # pragma: no cover
     out_h, out_w = gy.shape[2], gy.shape[3]
     span = 2 * out_w + 1  # padded columns the windows read
     planes = n_img * n_ch
-    tasks = min(planes, _TASKS)
+    tasks = min(planes, MAX_TASKS)
     xf, df, gf = x.reshape(-1), dx.reshape(-1), gy.reshape(-1)
     pairs = out_w + 1  # padded columns 2m and 2m + 1 for m < pairs (one spare)
     for task in prange(tasks):

@@ -53,7 +53,8 @@ def _launches(monkeypatch, *names: str) -> list:
 def test_forward_and_gradients_match_the_reference(monkeypatch, shape, padding, stride, dtype):
     if not _fits(shape, stride, padding):
         pytest.skip("the window does not fit")
-    launched = _launches(monkeypatch, "depthwise", "depthwise_grad", "depthwise_grad_s2")
+    modules = ("depthwise", "depthwise_flat", "depthwise_grad", "depthwise_grad_s2")
+    launched = _launches(monkeypatch, *modules)
     check_conv("numba", _case(shape, stride, padding), dtype)
     assert len(launched) == 3  # forward, dX and dW all ran the depthwise kernels
 
@@ -67,12 +68,12 @@ def test_gradients_match_finite_differences(stride):
 def test_one_cell_of_padding_at_stride_1_takes_the_flat_kernels(monkeypatch, dtype):
     # Maps down to 3x3 (where the flat loop holds only its two special cells), and one
     # too small for them, which takes the general kernels.
-    depthwise, grad = _module("depthwise"), _module("depthwise_grad")
-    launched = _launches(monkeypatch, "depthwise", "depthwise_grad")
+    depthwise, flat, grad = (_module(m) for m in ("depthwise", "depthwise_flat", "depthwise_grad"))
+    launched = _launches(monkeypatch, "depthwise", "depthwise_flat", "depthwise_grad")
     shapes = [(2, 3, 3, 3), (1, 2, 3, 9), (1, 2, 8, 3), (2, 3, 12, 16), (1, 1, 2, 5)]
     for shape in shapes:
         check_conv("numba", _case(shape, 1, 1), dtype)
-    assert launched.count(depthwise._dw_same) == 2 * 4  # the forward and dX, per shape
+    assert launched.count(flat._dw_same) == 2 * 4  # the forward and dX, per shape
     assert launched.count(grad._dw_grad_w_same) == 4
     assert launched.count(depthwise._dw_forward) == 2  # the 2x5 map's forward and dX
 
@@ -80,9 +81,22 @@ def test_one_cell_of_padding_at_stride_1_takes_the_flat_kernels(monkeypatch, dty
 def test_even_rows_at_stride_2_take_the_column_halves_kernel(monkeypatch):
     depthwise = _module("depthwise")
     launched = _launches(monkeypatch, "depthwise")
-    for padding in (1, (1, 1, 0, 2), (0, 0, 1, 0)):
+    for padding in ((2, 1, 1, 1), (1, 1, 0, 2), (0, 0, 1, 0)):
         check_conv("numba", _case((2, 3, 12, 16), 2, padding, bias=False), "float32")
     assert launched.count(depthwise._dw_forward_halves) == 3
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_maps_twice_the_output_at_stride_2_take_the_parity_planes_kernel(monkeypatch, dtype):
+    # Padding 1 with the bottom and right padding read or not; maps down to 4x4 (2x2
+    # outputs: the flat loop holds one cell); odd sides take the general kernels.
+    flat = _module("depthwise_flat")
+    launched = _launches(monkeypatch, "depthwise_flat")
+    cases = [((2, 3, 12, 16), 1), ((1, 2, 4, 4), 1), ((1, 2, 6, 4), (1, 0, 1, 0))]
+    cases += [((1, 2, 4, 10), (1, 1, 1, 0)), ((1, 2, 7, 8), 1)]
+    for shape, padding in cases:
+        check_conv("numba", _case(shape, 2, padding), dtype)
+    assert launched.count(flat._dw_parity) == 4
 
 
 def test_stride_2_gradients_on_even_rows_take_the_flat_kernels(monkeypatch):
