@@ -11,8 +11,9 @@ at batch 4 the forward ran 1.4-1.9x faster at stride 1 and 1.2x at stride 2 than
 laid-out kernels.
 
 Each output cell is written by one task in a fixed order: results are deterministic and
-independent of the thread count. :mod:`.depthwise_grad` computes dX with
-:func:`correlate_same` and dW over the same flat planes.
+independent of the thread count, and each channel's dW by one task. dX at stride 1 is
+:func:`correlate_same` with the kernel turned (:mod:`.depthwise_grad`); dW sums over the
+same flat planes as the forward reads.
 """
 
 from __future__ import annotations
@@ -48,6 +49,18 @@ def parity_planes(spec: ConvSpec) -> bool:
     )
 
 
+#: dW by parity planes pays on outputs at least this wide; on narrower ones the rows are
+#: too short for its per-image passes, and the general stride-2 kernels, which sum several
+#: images in one pass, win: 2.2x faster at 56 columns, 1.3x at 28, 1.15x at 20, 1.2x
+#: slower at 14 and 1.6x at 7 (batch 4).
+GRAD_W_MIN_WIDTH = 20
+
+
+def grad_weight_by_parity(spec: ConvSpec) -> bool:
+    """Whether dW runs :func:`_dw_grad_w_parity` (see :data:`GRAD_W_MIN_WIDTH`)."""
+    return parity_planes(spec) and spec.out_width >= GRAD_W_MIN_WIDTH
+
+
 @functools.lru_cache(maxsize=16)
 def columns(cells: int, width: int) -> tuple[np.ndarray, np.ndarray]:
     """Per cell of ``cells`` (flat rows of ``width``): not in the first column, not in
@@ -75,6 +88,20 @@ def correlate_parity(
     (planes, H*W) with ``w``'s, plus ``b`` (see :func:`parity_planes`)."""
     keep_left = columns(y.shape[1], out_width)[0]
     launch(_dw_parity, readonly(x), readonly(w), readonly(b), y, out_width, keep_left)
+
+
+def grad_weight_same(grad_y: np.ndarray, x: np.ndarray, grad_w: np.ndarray, width: int) -> None:
+    """``grad_w`` of :func:`correlate_same` from ``grad_y`` and ``x`` (planes, H*W)."""
+    keep_left, keep_right = inner_columns(x.shape[1] // width, width)
+    launch(_dw_grad_w_same, readonly(grad_y), readonly(x), grad_w, width, keep_left, keep_right)
+
+
+def grad_weight_parity(
+    grad_y: np.ndarray, x: np.ndarray, grad_w: np.ndarray, out_width: int
+) -> None:
+    """``grad_w`` of :func:`correlate_parity` from ``grad_y`` (planes, OH*OW) and ``x``."""
+    keep_left = columns(grad_y.shape[1], out_width)[0]
+    launch(_dw_grad_w_parity, readonly(grad_y), readonly(x), grad_w, out_width, keep_left)
 
 
 @njit(parallel=True, cache=True, fastmath=FASTMATH)
@@ -161,9 +188,7 @@ def _dw_parity(x, w, b, y, out_w, keep_left):  # pragma: no cover
     upper taps, and the bottom and right padding are never read.
     """
     planes, n_ch = x.shape[0], w.shape[0]
-    width = 2 * out_w
     n = y.shape[1]
-    out_h = n // out_w
     tasks = min(planes, MAX_TASKS)
     zero = y.dtype.type(0)
     one, up = np.uint64(1), np.uint64(out_w)
@@ -174,13 +199,7 @@ def _dw_parity(x, w, b, y, out_w, keep_left):  # pragma: no cover
         for p in range(task * planes // tasks, (task + 1) * planes // tasks):
             c = p % n_ch
             src, out = x[p], y[p]
-            for r in range(out_h):
-                even, odd = src[2 * r * width : (2 * r + 1) * width], src[(2 * r + 1) * width :]
-                at = r * out_w
-                e0, e1, o0, o1 = ee[at:], eo[at:], oe[at:], oo[at:]
-                for t in range(out_w):
-                    e0[t], e1[t] = even[2 * t], even[2 * t + 1]
-                    o0[t], o1[t] = odd[2 * t], odd[2 * t + 1]
+            _split_parity(src, out_w, ee, eo, oe, oo)
             w00, w01, w02 = w[c, 0, 0, 0], w[c, 0, 0, 1], w[c, 0, 0, 2]
             w10, w11, w12 = w[c, 0, 1, 0], w[c, 0, 1, 1], w[c, 0, 1, 2]
             w20, w21, w22 = w[c, 0, 2, 0], w[c, 0, 2, 1], w[c, 0, 2, 2]
@@ -200,3 +219,176 @@ def _dw_parity(x, w, b, y, out_w, keep_left):  # pragma: no cover
             m = out_w
             mid = w01 * oe[0] + w11 * ee[m] + w21 * oe[m]
             out[m] = bias + mid + (w02 * oo[0] + w12 * eo[m] + w22 * oo[m])
+
+
+@njit(cache=True)
+def _split_parity(src, out_w, ee, eo, oe, oo):  # pragma: no cover
+    """A flat plane of ``2*OH`` rows of ``2*out_w`` into its four parity planes (even
+    rows' even and odd columns, then odd rows'), each ``OH*out_w`` flat."""
+    width = 2 * out_w
+    for r in range(ee.shape[0] // out_w):
+        even, odd = src[2 * r * width : (2 * r + 1) * width], src[(2 * r + 1) * width :]
+        at = r * out_w
+        e0, e1, o0, o1 = ee[at:], eo[at:], oe[at:], oo[at:]
+        # Pairs of stride-2 loads, which LLVM vectorises (a lone one it does badly).
+        for t in range(out_w):
+            e0[t], e1[t] = even[2 * t], even[2 * t + 1]
+            o0[t], o1[t] = odd[2 * t], odd[2 * t + 1]
+
+
+@njit(parallel=True, cache=True, fastmath=FASTMATH)
+def _dw_grad_w_parity(gy, x, dwt, out_w, keep_left):  # pragma: no cover
+    """dW where the forward ran :func:`_dw_parity`: per channel, over its images, the nine
+    dot products of dY with the parity-plane cells each tap reads there (rows 1 .. OH-1
+    flat, in passes of six and three sums; the taps left of column 0 dropped by a select),
+    plus row 0 and the first cell of row 1."""
+    planes, n_ch = x.shape[0], dwt.shape[0]
+    n = gy.shape[1]
+    one, up = np.uint64(1), np.uint64(out_w)
+    for c in prange(n_ch):
+        ee, eo = np.empty(n, dtype=dwt.dtype), np.empty(n, dtype=dwt.dtype)
+        oe, oo = np.empty(n, dtype=dwt.dtype), np.empty(n, dtype=dwt.dtype)
+        zero = dwt.dtype.type(0)
+        a00 = a01 = a02 = a10 = a11 = a12 = a20 = a21 = a22 = zero
+        for image in range(planes // n_ch):
+            p = image * n_ch + c
+            _split_parity(x[p], out_w, ee, eo, oe, oo)
+            g = gy[p]
+            # LLVM vectorises a loop of at most six sums (nine stay scalar).
+            for q in range(out_w + 1, n):
+                u = np.uint64(q)
+                gv = g[u]
+                a00 += gv * oo[u - up - one] if keep_left[u] else zero
+                a01 += gv * oe[u - up]
+                a02 += gv * oo[u - up]
+                a10 += gv * eo[u - one] if keep_left[u] else zero
+                a11 += gv * ee[u]
+                a12 += gv * eo[u]
+            for q in range(out_w + 1, n):
+                u = np.uint64(q)
+                gv = g[u]
+                a20 += gv * oo[u - one] if keep_left[u] else zero
+                a21 += gv * oe[u]
+                a22 += gv * oo[u]
+            # Row 0 (no upper taps), then the first cell of row 1 (no left taps).
+            for t in range(1, out_w):
+                gv = g[t]
+                a10 += gv * eo[t - 1]
+                a11 += gv * ee[t]
+                a12 += gv * eo[t]
+                a20 += gv * oo[t - 1]
+                a21 += gv * oe[t]
+                a22 += gv * oo[t]
+            gv = g[0]
+            a11, a12, a21, a22 = (
+                a11 + gv * ee[0],
+                a12 + gv * eo[0],
+                a21 + gv * oe[0],
+                a22 + gv * oo[0],
+            )
+            gv, m = g[out_w], out_w
+            a01, a02 = a01 + gv * oe[0], a02 + gv * oo[0]
+            a11, a12, a21, a22 = (
+                a11 + gv * ee[m],
+                a12 + gv * eo[m],
+                a21 + gv * oe[m],
+                a22 + gv * oo[m],
+            )
+        dwt[c, 0, 0, 0], dwt[c, 0, 0, 1], dwt[c, 0, 0, 2] = a00, a01, a02
+        dwt[c, 0, 1, 0], dwt[c, 0, 1, 1], dwt[c, 0, 1, 2] = a10, a11, a12
+        dwt[c, 0, 2, 0], dwt[c, 0, 2, 1], dwt[c, 0, 2, 2] = a20, a21, a22
+
+
+@njit(parallel=True, cache=True, fastmath=FASTMATH)
+def _dw_grad_w_same(gy, x, dwt, width, keep_left, keep_right):  # pragma: no cover
+    """:func:`_dw_grad_w` where the forward ran :func:`_dw_same`: the same
+    flat loop over rows 1 .. H-2 of each plane (the taps that wrap into the neighbouring
+    row dropped by a select), in two passes of six and three sums; the top and bottom
+    rows and the loop's first and last cells from the taps that lie in the input."""
+    planes = x.shape[0]
+    n_ch = dwt.shape[0]
+    height = x.shape[1] // width
+    n = (height - 2) * width
+    one, up, down = np.uint64(1), np.uint64(width), np.uint64(2 * width)
+    for c in prange(n_ch):
+        zero = dwt.dtype.type(0)
+        a00 = a01 = a02 = a10 = a11 = a12 = a20 = a21 = a22 = zero
+        for image in range(planes // n_ch):
+            p = image * n_ch + c
+            src, g = x[p], gy[p, width : width + n]
+            # LLVM vectorises a loop of at most six sums (nine stay scalar).
+            for q in range(1, n - 1):
+                u = np.uint64(q)
+                gv = g[u]
+                a00 += gv * src[u - one] if keep_left[u] else zero
+                a01 += gv * src[u]
+                a02 += gv * src[u + one] if keep_right[u] else zero
+                a10 += gv * src[u + up - one] if keep_left[u] else zero
+                a11 += gv * src[u + up]
+                a12 += gv * src[u + up + one] if keep_right[u] else zero
+            for q in range(1, n - 1):
+                u = np.uint64(q)
+                gv = g[u]
+                a20 += gv * src[u + down - one] if keep_left[u] else zero
+                a21 += gv * src[u + down]
+                a22 += gv * src[u + down + one] if keep_right[u] else zero
+            # The loop's first cell (row 1, column 0) and last (row H-2, column W-1).
+            gv, m = g[0], width
+            a01, a02 = a01 + gv * src[0], a02 + gv * src[1]
+            a11, a12 = a11 + gv * src[m], a12 + gv * src[m + 1]
+            a21, a22 = a21 + gv * src[2 * m], a22 + gv * src[2 * m + 1]
+            gv, e = g[n - 1], (height - 2) * width - 2  # row H-3, column W-2
+            a00, a01 = a00 + gv * src[e], a01 + gv * src[e + 1]
+            a10, a11 = a10 + gv * src[e + m], a11 + gv * src[e + m + 1]
+            a20, a21 = a20 + gv * src[e + 2 * m], a21 + gv * src[e + 2 * m + 1]
+            # The top row under kernel rows 1 and 2, the bottom row under rows 0 and 1.
+            v0, v1, v2, z0, z1, z2 = _edge_row_grads(gy[p, :width], src[: 2 * width])
+            a10, a11, a12, a20, a21, a22 = (
+                a10 + v0,
+                a11 + v1,
+                a12 + v2,
+                a20 + z0,
+                a21 + z1,
+                a22 + z2,
+            )
+            rows = src[(height - 2) * width :]
+            v0, v1, v2, z0, z1, z2 = _edge_row_grads(gy[p, (height - 1) * width :], rows)
+            a00, a01, a02, a10, a11, a12 = (
+                a00 + v0,
+                a01 + v1,
+                a02 + v2,
+                a10 + z0,
+                a11 + z1,
+                a12 + z2,
+            )
+        dwt[c, 0, 0, 0], dwt[c, 0, 0, 1], dwt[c, 0, 0, 2] = a00, a01, a02
+        dwt[c, 0, 1, 0], dwt[c, 0, 1, 1], dwt[c, 0, 1, 2] = a10, a11, a12
+        dwt[c, 0, 2, 0], dwt[c, 0, 2, 1], dwt[c, 0, 2, 2] = a20, a21, a22
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def _edge_row_grads(g, rows):  # pragma: no cover
+    """The six sums of an output row of :func:`_dw_grad_w_same` that reads only the two
+    input rows ``rows`` (flat): per kernel column j, ``g[t] * row[t + j - 1]`` over the
+    cells inside the row, for the upper row then the lower."""
+    width = g.shape[0]
+    s0, s1 = rows[:width], rows[width:]
+    zero = g.dtype.type(0)
+    v0 = v1 = v2 = z0 = z1 = z2 = zero
+    for t in range(1, width - 1):
+        gv = g[t]
+        v0 += gv * s0[t - 1]
+        v1 += gv * s0[t]
+        v2 += gv * s0[t + 1]
+        z0 += gv * s1[t - 1]
+        z1 += gv * s1[t]
+        z2 += gv * s1[t + 1]
+    k = width - 1
+    v1, v2, z1, z2 = v1 + g[0] * s0[0], v2 + g[0] * s0[1], z1 + g[0] * s1[0], z2 + g[0] * s1[1]
+    v0, v1, z0, z1 = (
+        v0 + g[k] * s0[k - 1],
+        v1 + g[k] * s0[k],
+        z0 + g[k] * s1[k - 1],
+        z1 + g[k] * s1[k],
+    )
+    return v0, v1, v2, z0, z1, z2

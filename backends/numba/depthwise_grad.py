@@ -2,13 +2,13 @@
 
 dX at stride 1 is the forward kernel run on dY with the kernel turned 180 degrees; at
 stride 2 it is assembled from the input's four parity phases. dW is a task per channel
-summing, in a fixed order, over images and rows (with one cell of padding at stride 1,
-over the flat planes as the forward's :func:`.depthwise_flat._dw_same` reads them). At stride 2
-on rows of twice the output's width (MobileNet's layers), the flat whole-plane kernels of
-:mod:`.depthwise_grad_s2` run instead; where they decline (values that are not finite),
-these run. Numba's on-disk cache checks only the file holding a kernel: after editing the
-helpers in :mod:`.depthwise` that these kernels inline, clear the package's
-``__pycache__``.
+summing, in a fixed order, over images and rows. MobileNet's layouts take the flat
+kernels of :mod:`.depthwise_flat` (dX at stride 1 and dW; at stride 2, dW on outputs at
+least 20 wide). The rest of stride 2 on rows of twice the output's width (dX, and
+narrower outputs' dW) takes the whole-plane kernels of :mod:`.depthwise_grad_s2`, and
+where those decline (values that are not finite), these run. Numba's on-disk cache
+checks only the file holding a kernel: after editing the helpers in :mod:`.depthwise`
+that these kernels inline, clear the package's ``__pycache__``.
 """
 
 from __future__ import annotations
@@ -19,9 +19,8 @@ from numba import njit, prange
 from fastcnn.jit import FASTMATH, launch, readonly
 from fastcnn.spec import ConvSpec
 
-from . import depthwise_grad_s2
+from . import depthwise_flat, depthwise_grad_s2
 from .depthwise import _dw_forward, _fill_block, _flat, _planes, block_rows, halves
-from .depthwise_flat import correlate_same, inner_columns, same_size
 from .geometry import MAX_TASKS
 
 
@@ -74,101 +73,6 @@ def _dw_grad_w(gy, x, dwt, out_w, stride, top, left, rows):  # pragma: no cover
         dwt[c, 0, 0, 0], dwt[c, 0, 0, 1], dwt[c, 0, 0, 2] = a00, a01, a02
         dwt[c, 0, 1, 0], dwt[c, 0, 1, 1], dwt[c, 0, 1, 2] = a10, a11, a12
         dwt[c, 0, 2, 0], dwt[c, 0, 2, 1], dwt[c, 0, 2, 2] = a20, a21, a22
-
-
-@njit(parallel=True, cache=True, fastmath=FASTMATH)
-def _dw_grad_w_same(gy, x, dwt, width, keep_left, keep_right):  # pragma: no cover
-    """:func:`_dw_grad_w` where the forward ran :func:`.depthwise._dw_same`: the same
-    flat loop over rows 1 .. H-2 of each plane (the taps that wrap into the neighbouring
-    row dropped by a select), in two passes of six and three sums; the top and bottom
-    rows and the loop's first and last cells from the taps that lie in the input."""
-    planes = x.shape[0]
-    n_ch = dwt.shape[0]
-    height = x.shape[1] // width
-    n = (height - 2) * width
-    one, up, down = np.uint64(1), np.uint64(width), np.uint64(2 * width)
-    for c in prange(n_ch):
-        zero = dwt.dtype.type(0)
-        a00 = a01 = a02 = a10 = a11 = a12 = a20 = a21 = a22 = zero
-        for image in range(planes // n_ch):
-            p = image * n_ch + c
-            src, g = x[p], gy[p, width : width + n]
-            # LLVM vectorises a loop of at most six sums (nine stay scalar).
-            for q in range(1, n - 1):
-                u = np.uint64(q)
-                gv = g[u]
-                a00 += gv * src[u - one] if keep_left[u] else zero
-                a01 += gv * src[u]
-                a02 += gv * src[u + one] if keep_right[u] else zero
-                a10 += gv * src[u + up - one] if keep_left[u] else zero
-                a11 += gv * src[u + up]
-                a12 += gv * src[u + up + one] if keep_right[u] else zero
-            for q in range(1, n - 1):
-                u = np.uint64(q)
-                gv = g[u]
-                a20 += gv * src[u + down - one] if keep_left[u] else zero
-                a21 += gv * src[u + down]
-                a22 += gv * src[u + down + one] if keep_right[u] else zero
-            # The loop's first cell (row 1, column 0) and last (row H-2, column W-1).
-            gv, m = g[0], width
-            a01, a02 = a01 + gv * src[0], a02 + gv * src[1]
-            a11, a12 = a11 + gv * src[m], a12 + gv * src[m + 1]
-            a21, a22 = a21 + gv * src[2 * m], a22 + gv * src[2 * m + 1]
-            gv, e = g[n - 1], (height - 2) * width - 2  # row H-3, column W-2
-            a00, a01 = a00 + gv * src[e], a01 + gv * src[e + 1]
-            a10, a11 = a10 + gv * src[e + m], a11 + gv * src[e + m + 1]
-            a20, a21 = a20 + gv * src[e + 2 * m], a21 + gv * src[e + 2 * m + 1]
-            # The top row under kernel rows 1 and 2, the bottom row under rows 0 and 1.
-            v0, v1, v2, z0, z1, z2 = _edge_row_grads(gy[p, :width], src[: 2 * width])
-            a10, a11, a12, a20, a21, a22 = (
-                a10 + v0,
-                a11 + v1,
-                a12 + v2,
-                a20 + z0,
-                a21 + z1,
-                a22 + z2,
-            )
-            rows = src[(height - 2) * width :]
-            v0, v1, v2, z0, z1, z2 = _edge_row_grads(gy[p, (height - 1) * width :], rows)
-            a00, a01, a02, a10, a11, a12 = (
-                a00 + v0,
-                a01 + v1,
-                a02 + v2,
-                a10 + z0,
-                a11 + z1,
-                a12 + z2,
-            )
-        dwt[c, 0, 0, 0], dwt[c, 0, 0, 1], dwt[c, 0, 0, 2] = a00, a01, a02
-        dwt[c, 0, 1, 0], dwt[c, 0, 1, 1], dwt[c, 0, 1, 2] = a10, a11, a12
-        dwt[c, 0, 2, 0], dwt[c, 0, 2, 1], dwt[c, 0, 2, 2] = a20, a21, a22
-
-
-@njit(cache=True, fastmath=FASTMATH)
-def _edge_row_grads(g, rows):  # pragma: no cover
-    """The six sums of an output row of :func:`_dw_grad_w_same` that reads only the two
-    input rows ``rows`` (flat): per kernel column j, ``g[t] * row[t + j - 1]`` over the
-    cells inside the row, for the upper row then the lower."""
-    width = g.shape[0]
-    s0, s1 = rows[:width], rows[width:]
-    zero = g.dtype.type(0)
-    v0 = v1 = v2 = z0 = z1 = z2 = zero
-    for t in range(1, width - 1):
-        gv = g[t]
-        v0 += gv * s0[t - 1]
-        v1 += gv * s0[t]
-        v2 += gv * s0[t + 1]
-        z0 += gv * s1[t - 1]
-        z1 += gv * s1[t]
-        z2 += gv * s1[t + 1]
-    k = width - 1
-    v1, v2, z1, z2 = v1 + g[0] * s0[0], v2 + g[0] * s0[1], z1 + g[0] * s1[0], z2 + g[0] * s1[1]
-    v0, v1, z0, z1 = (
-        v0 + g[k] * s0[k - 1],
-        v1 + g[k] * s0[k],
-        z0 + g[k] * s1[k - 1],
-        z1 + g[k] * s1[k],
-    )
-    return v0, v1, v2, z0, z1, z2
 
 
 @njit(parallel=True, cache=True, fastmath=FASTMATH)
@@ -272,8 +176,10 @@ def grad_input(grad_y: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndarray:
     if spec.stride == (1, 1):
         rotated = np.ascontiguousarray(w[:, :, ::-1, ::-1])
         zero_bias = np.zeros(spec.in_channels, dtype=spec.dtype)
-        if same_size(spec):  # then dX is padded by one cell on every side too
-            correlate_same(_flat(grad_y), rotated, zero_bias, _flat(grad_x), spec.width)
+        if depthwise_flat.same_size(spec):  # then dX is padded by one cell on every side too
+            depthwise_flat.correlate_same(
+                _flat(grad_y), rotated, zero_bias, _flat(grad_x), spec.width
+            )
             return grad_x
         launch(
             _dw_forward,
@@ -304,22 +210,16 @@ def grad_input(grad_y: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndarray:
 
 def grad_weight(grad_y: np.ndarray, x: np.ndarray, spec: ConvSpec) -> np.ndarray:
     """dW: per channel, nine dot products of dY with the column-tap rows of the input."""
-    if halves(spec):
+    if halves(spec) and not depthwise_flat.grad_weight_by_parity(spec):
         grad_w = depthwise_grad_s2.grad_weight(grad_y, x, spec)
         if grad_w is not None:
             return grad_w
     grad_w = np.empty(spec.w_shape, dtype=spec.dtype)
-    if same_size(spec):
-        keep_left, keep_right = inner_columns(spec.height, spec.width)
-        launch(
-            _dw_grad_w_same,
-            readonly(_flat(grad_y)),
-            readonly(_flat(x)),
-            grad_w,
-            spec.width,
-            keep_left,
-            keep_right,
-        )
+    if depthwise_flat.same_size(spec):
+        depthwise_flat.grad_weight_same(_flat(grad_y), _flat(x), grad_w, spec.width)
+        return grad_w
+    if depthwise_flat.grad_weight_by_parity(spec):
+        depthwise_flat.grad_weight_parity(_flat(grad_y), _flat(x), grad_w, spec.out_width)
         return grad_w
     rows = block_rows(spec.out_height, spec.out_width)
     top, left = spec.padding[0], spec.padding[2]

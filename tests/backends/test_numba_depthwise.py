@@ -68,13 +68,13 @@ def test_gradients_match_finite_differences(stride):
 def test_one_cell_of_padding_at_stride_1_takes_the_flat_kernels(monkeypatch, dtype):
     # Maps down to 3x3 (where the flat loop holds only its two special cells), and one
     # too small for them, which takes the general kernels.
-    depthwise, flat, grad = (_module(m) for m in ("depthwise", "depthwise_flat", "depthwise_grad"))
+    depthwise, flat = _module("depthwise"), _module("depthwise_flat")
     launched = _launches(monkeypatch, "depthwise", "depthwise_flat", "depthwise_grad")
     shapes = [(2, 3, 3, 3), (1, 2, 3, 9), (1, 2, 8, 3), (2, 3, 12, 16), (1, 1, 2, 5)]
     for shape in shapes:
         check_conv("numba", _case(shape, 1, 1), dtype)
     assert launched.count(flat._dw_same) == 2 * 4  # the forward and dX, per shape
-    assert launched.count(grad._dw_grad_w_same) == 4
+    assert launched.count(flat._dw_grad_w_same) == 4
     assert launched.count(depthwise._dw_forward) == 2  # the 2x5 map's forward and dX
 
 
@@ -91,12 +91,14 @@ def test_maps_twice_the_output_at_stride_2_take_the_parity_planes_kernel(monkeyp
     # Padding 1 with the bottom and right padding read or not; maps down to 4x4 (2x2
     # outputs: the flat loop holds one cell); odd sides take the general kernels.
     flat = _module("depthwise_flat")
+    monkeypatch.setattr(flat, "GRAD_W_MIN_WIDTH", 2)  # dW too, on these small maps
     launched = _launches(monkeypatch, "depthwise_flat")
     cases = [((2, 3, 12, 16), 1), ((1, 2, 4, 4), 1), ((1, 2, 6, 4), (1, 0, 1, 0))]
     cases += [((1, 2, 4, 10), (1, 1, 1, 0)), ((1, 2, 7, 8), 1)]
     for shape, padding in cases:
         check_conv("numba", _case(shape, 2, padding), dtype)
     assert launched.count(flat._dw_parity) == 4
+    assert launched.count(flat._dw_grad_w_parity) == 4
 
 
 def test_stride_2_gradients_on_even_rows_take_the_flat_kernels(monkeypatch):
@@ -105,7 +107,7 @@ def test_stride_2_gradients_on_even_rows_take_the_flat_kernels(monkeypatch):
     for padding in (1, (1, 1, 0, 2), (0, 0, 1, 0), (3, 0, 1, 1)):
         check_conv("numba", _case((2, 3, 12, 16), 2, padding, bias=False), "float32")
     assert launched.count(grad._dw_grad_x_halves) == 4
-    assert launched.count(grad._dw_grad_w_halves) == 4
+    assert launched.count(grad._dw_grad_w_halves) == 4  # outputs too narrow for the parity planes
 
 
 @pytest.mark.parametrize("per_pass", [1, 10**6])
@@ -113,8 +115,8 @@ def test_stride_2_dw_sums_blocks_of_several_images_in_one_pass(monkeypatch, per_
     # Blocks of 3 rows (the last one shorter) and all or one of them per pass.
     monkeypatch.setattr(_module("depthwise"), "BLOCK_CELLS", 40)
     monkeypatch.setattr(_module("depthwise_grad_s2"), "SEGMENT_CELLS", per_pass)
-    for dtype in ("float32", "float64"):
-        check_conv("numba", _case((3, 2, 20, 22), 2, 1), dtype)
+    for dtype in ("float32", "float64"):  # no left padding: not the parity planes' case
+        check_conv("numba", _case((3, 2, 20, 22), 2, (1, 1, 0, 2)), dtype)
 
 
 def test_stride_2_dx_with_a_weight_not_finite_runs_the_general_kernel(monkeypatch):
@@ -130,9 +132,12 @@ def test_stride_2_dx_with_a_weight_not_finite_runs_the_general_kernel(monkeypatc
     np.testing.assert_array_equal(got, fastcnn.conv2d_backward(gy, x, w, **params).x)
 
 
+@pytest.mark.parametrize("parity_dw", [False, True], ids=["dw-halves", "dw-parity"])
 @pytest.mark.parametrize("stride", [1, 2])
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-def test_nan_and_inf_stay_in_the_windows_that_hold_them(stride, dtype):
+def test_nan_and_inf_stay_in_the_windows_that_hold_them(monkeypatch, stride, dtype, parity_dw):
+    if parity_dw:  # at stride 2, dW by the parity planes on this small map
+        monkeypatch.setattr(_module("depthwise_flat"), "GRAD_W_MIN_WIDTH", 2)
     rng = np.random.default_rng(5)
     x = rng.standard_normal((2, 3, 12, 14))
     x[0, 1, 4, 5] = np.nan
