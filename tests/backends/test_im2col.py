@@ -17,6 +17,7 @@ from helpers import (
 
 import fastcnn
 from fastcnn.backends.im2col import lowering, pointwise
+from fastcnn.backends.im2col.lowering import _flat_taps
 from fastcnn.ops import CONV2D
 from fastcnn.registry import GradNeed, get_backend
 from fastcnn.spec import make_conv_spec
@@ -67,6 +68,28 @@ def test_the_forward_writing_in_place_matches_naive(workspace_limit, chunk, bias
     workspace_limit(limit)
     assert lowering.writes_in_place(spec) == (chunk != "images")
     check_conv("im2col", case, dtype)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("chunk", ["image", "band", "images"])
+@pytest.mark.parametrize(
+    "k, padding", [((3, 3), 1), ((3, 3), (2, 0, 1, 1)), ((5, 3), (0, 4, 0, 2)), ((1, 3), (0, 1))]
+)
+def test_rows_as_wide_as_the_input_lower_by_flat_runs(
+    monkeypatch, workspace_limit, k, padding, chunk, dtype
+):
+    # Stride 1 with rows as wide as the input: each tap's block is one run per image and
+    # channel, the wrapped cells and the rows outside the input set to zero afterwards.
+    case = dict(n=3, cin=3, h=7, w=6, cout=4, k=k, padding=padding)
+    x, w, _, params = conv_inputs(case)
+    spec = make_conv_spec(x, w, bias=True, dtype=np.dtype(dtype), **params)
+    per_image = lowering.row_bytes(spec, CONV2D, spec.out_width) * spec.out_height
+    limit = {"image": per_image + 1, "band": per_image // 3, "images": 4 * per_image}[chunk]
+    workspace_limit(limit)
+    flat = []
+    monkeypatch.setattr(lowering, "_flat_taps", lambda *a: flat.append(_flat_taps(*a)))
+    check_conv("im2col", case, dtype)
+    assert lowering.row_width(spec) == spec.width == spec.out_width and flat
 
 
 def test_peak_memory_stays_near_the_workspace_limit(workspace_limit):
