@@ -29,6 +29,7 @@ from fastcnn.scratch import scratch
 from fastcnn.spec import ConvSpec, PoolSpec
 
 from .col2im import col2im
+from .place import place
 
 #: Lowered columns are built and consumed in chunks of about this size even when the
 #: workspace limit allows more: a chunk that stays in the last-level cache between the
@@ -241,12 +242,7 @@ def forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, spec: ConvSpec) 
         gemm = scratch("gemm", (*w_g.shape[:2], cols.shape[2]), x.dtype)
         out = np.matmul(w_g, cols, out=gemm)  # (G, Og, nb*rows*wq)
         del cols  # free before the next chunk is lowered, so only one is ever alive
-        out = out.reshape(spec.out_channels, n1 - n0, r1 - r0, -1)[..., : spec.out_width]
-        out = out.transpose(1, 0, 2, 3)
-        if b is None:
-            y[n0:n1, :, r0:r1] = out
-        else:
-            np.add(out, b[:, np.newaxis, np.newaxis], out=y[n0:n1, :, r0:r1])
+        place(out.reshape(spec.out_channels, n1 - n0, r1 - r0, -1), y, (n0, r0), b)
     return y
 
 
