@@ -343,7 +343,7 @@ def forward(x: np.ndarray, w: np.ndarray, b: np.ndarray, spec: ConvSpec) -> np.n
     if depthwise_flat.same_size(spec):
         depthwise_flat.correlate_same(_flat(x), w, b, _flat(y), spec.width)
         return y
-    if depthwise_flat.parity_planes(spec):
+    if depthwise_flat.forward_by_parity(spec):
         depthwise_flat.correlate_parity(_flat(x), w, b, _flat(y), spec.out_width)
         return y
     rows = block_rows(spec.out_height, spec.out_width)

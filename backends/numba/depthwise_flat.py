@@ -7,8 +7,8 @@ whole plane is one vector loop with no rows laid out per tap as :mod:`.depthwise
 The taps that wrap into the neighbouring row are dropped by a select on a per-cell mask
 (a multiply by zero would keep a NaN there); the rows and cells where a tap would reach
 outside the plane are computed apart from the taps that lie in it. On MobileNet's layers
-at batch 4 the forward ran 1.4-1.9x faster at stride 1 and 1.2x at stride 2 than the
-laid-out kernels.
+at batch 4 the forward ran 1.4-1.9x faster at stride 1 than the laid-out kernels; at
+stride 2 the parity planes pay on wide outputs only (see :data:`FORWARD_MIN_WIDTH`).
 
 Each output cell is written by one task in a fixed order: results are deterministic and
 independent of the thread count, and each channel's dW by one task. dX at stride 1 is
@@ -38,7 +38,7 @@ def same_size(spec: ConvSpec) -> bool:
 
 
 def parity_planes(spec: ConvSpec) -> bool:
-    """Whether the forward runs :func:`_dw_parity`: stride 2, one cell of padding at the
+    """Whether the parity planes' kernels can run: stride 2, one cell of padding at the
     top and left, an input twice the output's size (at least 2x2)."""
     return (
         spec.stride == (2, 2)
@@ -49,11 +49,19 @@ def parity_planes(spec: ConvSpec) -> bool:
     )
 
 
-#: dW by parity planes pays on outputs at least this wide; on narrower ones the rows are
-#: too short for its per-image passes, and the general stride-2 kernels, which sum several
-#: images in one pass, win: 2.2x faster at 56 columns, 1.3x at 28, 1.15x at 20, 1.2x
-#: slower at 14 and 1.6x at 7 (batch 4).
+#: The parity planes pay on outputs at least this wide; on narrower ones the per-row
+#: split costs more than the flat loops save, and the column-halves kernels win. Forward
+#: (against :func:`.depthwise._dw_forward_halves`): 1.12x faster at 56 columns, even at
+#: 28, 1.1-1.3x slower at 14 and 20. dW (against the whole-plane kernels, which sum
+#: several images in one pass): 2.2x faster at 56, 1.3x at 28, 1.15x at 20, 1.2x slower
+#: at 14 and 1.6x at 7. Batch 4, float32.
+FORWARD_MIN_WIDTH = 32
 GRAD_W_MIN_WIDTH = 20
+
+
+def forward_by_parity(spec: ConvSpec) -> bool:
+    """Whether the forward runs :func:`_dw_parity` (see :data:`FORWARD_MIN_WIDTH`)."""
+    return parity_planes(spec) and spec.out_width >= FORWARD_MIN_WIDTH
 
 
 def grad_weight_by_parity(spec: ConvSpec) -> bool:

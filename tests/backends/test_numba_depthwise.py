@@ -91,7 +91,8 @@ def test_maps_twice_the_output_at_stride_2_take_the_parity_planes_kernel(monkeyp
     # Padding 1 with the bottom and right padding read or not; maps down to 4x4 (2x2
     # outputs: the flat loop holds one cell); odd sides take the general kernels.
     flat = _module("depthwise_flat")
-    monkeypatch.setattr(flat, "GRAD_W_MIN_WIDTH", 2)  # dW too, on these small maps
+    monkeypatch.setattr(flat, "FORWARD_MIN_WIDTH", 2)  # on these small maps
+    monkeypatch.setattr(flat, "GRAD_W_MIN_WIDTH", 2)
     launched = _launches(monkeypatch, "depthwise_flat")
     cases = [((2, 3, 12, 16), 1), ((1, 2, 4, 4), 1), ((1, 2, 6, 4), (1, 0, 1, 0))]
     cases += [((1, 2, 4, 10), (1, 1, 1, 0)), ((1, 2, 7, 8), 1)]
@@ -132,11 +133,12 @@ def test_stride_2_dx_with_a_weight_not_finite_runs_the_general_kernel(monkeypatc
     np.testing.assert_array_equal(got, fastcnn.conv2d_backward(gy, x, w, **params).x)
 
 
-@pytest.mark.parametrize("parity_dw", [False, True], ids=["dw-halves", "dw-parity"])
+@pytest.mark.parametrize("parity_dw", [False, True], ids=["halves", "parity"])
 @pytest.mark.parametrize("stride", [1, 2])
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_nan_and_inf_stay_in_the_windows_that_hold_them(monkeypatch, stride, dtype, parity_dw):
-    if parity_dw:  # at stride 2, dW by the parity planes on this small map
+    if parity_dw:  # at stride 2, the parity planes' kernels on this small map
+        monkeypatch.setattr(_module("depthwise_flat"), "FORWARD_MIN_WIDTH", 2)
         monkeypatch.setattr(_module("depthwise_flat"), "GRAD_W_MIN_WIDTH", 2)
     rng = np.random.default_rng(5)
     x = rng.standard_normal((2, 3, 12, 14))
