@@ -24,6 +24,10 @@ MAX, MIN, MEAN = 0, 1, 2
 _CODES = {"max": MAX, "min": MIN, "mean": MEAN}
 #: Every mode of the vocabulary (:data:`fastcnn.ops.POOL_MODES`) and its kernel code.
 POOL_MODE: dict[str, int] = {mode: _CODES[mode] for mode in POOL_MODES}
+#: The max/min 2x2 forward on outputs narrower than this runs flat
+#: (:func:`_pool2x2_forward_flat`): VGG-16's 512@28 pool ran 1.35x faster and its 256@56
+#: one 1.07x, its 128@112 and 64@224 ones 1.9x and 1.3x slower (512@14: even).
+FLAT_2X2_WIDTH = 32
 #: Pooling work is split into at most this many blocks of (image, channel) planes: enough
 #: to balance two to a few dozen threads, few enough that per-block scratch is negligible.
 _POOL_BLOCKS = 256
@@ -317,6 +321,34 @@ def _pool2x2_forward(x, y, mode):  # pragma: no cover
 
 
 @njit(parallel=True, cache=True)
+def _pool2x2_forward_flat(x, y, out_w, mode):  # pragma: no cover
+    """Max/min :func:`_pool2x2_forward` on planes of exactly ``2 * out_w`` columns.
+
+    On narrow maps the per-row loops of ``out_w`` cells run mostly in their scalar
+    remainders. So each pair of rows is first reduced down its columns (a loop over the
+    row's ``2 * out_w`` cells) into ``pairs``, whose even and odd cells are then one
+    flat loop over the whole plane's outputs. The four cells are combined columns first,
+    which picks the same extreme (NaN if any is NaN); mean pooling keeps the general
+    2x2 kernel's order of sums, the reference's.
+    """
+    planes = x.shape[0]
+    n = y.shape[1]
+    width = 2 * out_w
+    tasks = min(planes, _POOL_BLOCKS)
+    for task in prange(tasks):
+        pairs = np.empty(2 * n, dtype=y.dtype)
+        for p in range(task * planes // tasks, (task + 1) * planes // tasks):
+            src, out = x[p], y[p]
+            for r in range(n // out_w):
+                top, bottom = src[2 * r * width :], src[(2 * r + 1) * width :]
+                column = pairs[r * width :]
+                for t in range(width):
+                    column[t] = _pick(top[t], bottom[t], mode)
+            for q in range(n):
+                out[q] = _pick(pairs[2 * q], pairs[2 * q + 1], mode)
+
+
+@njit(parallel=True, cache=True)
 def _pool2x2_backward(gy, x, dx, mode):  # pragma: no cover
     """Backward of :func:`_pool2x2_forward`: each input cell is in at most one window.
 
@@ -380,6 +412,11 @@ def pool2d(x: np.ndarray, spec: PoolSpec) -> np.ndarray:
     """Max, min or mean pooling of ``x``: the fused 2x2 kernel where it applies."""
     y = np.empty(spec.y_shape, dtype=spec.dtype)
     mode = POOL_MODE[spec.mode]
+    if plain_2x2(spec) and mode != MEAN and spec.width == 2 * spec.out_width < 2 * FLAT_2X2_WIDTH:
+        planes = spec.batch * spec.channels
+        flat_x, flat_y = readonly(x.reshape(planes, -1)), y.reshape(planes, -1)
+        launch(_pool2x2_forward_flat, flat_x, flat_y, spec.out_width, mode)
+        return y
     if plain_2x2(spec):
         launch(_pool2x2_forward, readonly(x), y, mode)
         return y

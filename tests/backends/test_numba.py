@@ -185,3 +185,27 @@ def test_3x3_stride_2_pooling_backward_routes_like_the_general_kernel(dtype, mod
     forward = fastcnn.max_pool2d_backward if mode == "max" else fastcnn.min_pool2d_backward
     want = forward(gy, x, 3, stride=2, padding=padding, backend="naive")
     np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("mode", ["max", "min"])
+@pytest.mark.parametrize("size", [(8, 8), (9, 14), (2, 62)])
+def test_narrow_2x2_pooling_runs_flat_and_matches_the_reference(monkeypatch, dtype, mode, size):
+    """Outputs narrower than FLAT_2X2_WIDTH take the flat max/min kernel: the same values
+    as the reference with NaN, infinities and ties (an odd last row is in no window)."""
+    pool = importlib.import_module(f"{type(get_backend('numba')).__module__}.pool")
+    launched = []
+    monkeypatch.setattr(pool, "launch", lambda k, *a: (launched.append(k), jit.launch(k, *a)))
+    rng = np.random.default_rng(5)
+    x = rng.integers(-2, 3, (2, 3, *size)).astype(dtype)
+    x.reshape(-1)[rng.choice(x.size, 8, replace=False)] = np.nan
+    x.reshape(-1)[rng.choice(x.size, 8, replace=False)] = np.inf
+    x.reshape(-1)[rng.choice(x.size, 8, replace=False)] = -np.inf
+    forward = fastcnn.max_pool2d if mode == "max" else fastcnn.min_pool2d
+    got = forward(x, 2, backend="numba")
+    want = forward(x, 2, backend="naive")
+    np.testing.assert_array_equal(got, want)  # NaN where the reference has NaN
+    assert launched == [pool._pool2x2_forward_flat]
+    monkeypatch.setattr(pool, "FLAT_2X2_WIDTH", 4)  # the wider maps now take the row kernel
+    np.testing.assert_array_equal(forward(x, 2, backend="numba"), want)
+    assert launched[-1] == (pool._pool2x2_forward_flat if size[1] < 8 else pool._pool2x2_forward)
