@@ -114,9 +114,9 @@ def grad_weight_parity(
 
 @njit(parallel=True, cache=True, fastmath=FASTMATH)
 def _dw_same(x, w, b, y, width, keep_left, keep_right):  # pragma: no cover
-    """Stride-1 :func:`_dw_forward` with one cell of padding on every side (the output as
-    large as the input), on maps of at least 3x3: each plane computed from the input as
-    it lies, with no column-tap rows.
+    """Stride-1 :func:`.depthwise._dw_forward` with one cell of padding on every side (the
+    output as large as the input), on maps of at least 3x3: each plane computed from the
+    input as it lies, with no column-tap rows.
 
     Output rows 1 .. H-2 are one flat loop over the plane: tap (i, j) of output cell q is
     input cell ``q + (i-1)*W + j - 1``. A cell in the first column reads the previous
@@ -185,8 +185,9 @@ def _edge_row(out, rows, bias, v0, v1, v2, z0, z1, z2):  # pragma: no cover
 
 @njit(parallel=True, cache=True, fastmath=FASTMATH)
 def _dw_parity(x, w, b, y, out_w, keep_left):  # pragma: no cover
-    """Stride-2 :func:`_dw_forward` with one cell of padding at the top and left, on
-    maps of exactly twice the output's height and width (MobileNet's stride-2 layers).
+    """Stride-2 :func:`.depthwise._dw_forward` with one cell of padding at the top and
+    left, on maps of exactly twice the output's height and width (MobileNet's stride-2
+    layers).
 
     Each plane is split once into its four parity planes (even or odd input rows and
     columns, each as large as the output): output cell q = (r, t) then reads cell
@@ -309,7 +310,7 @@ def _dw_grad_w_parity(gy, x, dwt, out_w, keep_left):  # pragma: no cover
 
 @njit(parallel=True, cache=True, fastmath=FASTMATH)
 def _dw_grad_w_same(gy, x, dwt, width, keep_left, keep_right):  # pragma: no cover
-    """:func:`_dw_grad_w` where the forward ran :func:`_dw_same`: the same
+    """:func:`.depthwise_grad._dw_grad_w` where the forward ran :func:`_dw_same`: the same
     flat loop over rows 1 .. H-2 of each plane (the taps that wrap into the neighbouring
     row dropped by a select), in two passes of six and three sums; the top and bottom
     rows and the loop's first and last cells from the taps that lie in the input."""

@@ -408,11 +408,23 @@ def plain_2x2(spec: PoolSpec) -> bool:
     )
 
 
+def flat_2x2(spec: PoolSpec) -> bool:
+    """Whether the forward runs :func:`_pool2x2_forward_flat`: max/min :func:`plain_2x2`
+    on rows of exactly twice the output's width, outputs narrower than
+    :data:`FLAT_2X2_WIDTH`."""
+    return (
+        plain_2x2(spec)
+        and POOL_MODE[spec.mode] != MEAN
+        and spec.width == 2 * spec.out_width
+        and spec.out_width < FLAT_2X2_WIDTH
+    )
+
+
 def pool2d(x: np.ndarray, spec: PoolSpec) -> np.ndarray:
     """Max, min or mean pooling of ``x``: the fused 2x2 kernel where it applies."""
     y = np.empty(spec.y_shape, dtype=spec.dtype)
     mode = POOL_MODE[spec.mode]
-    if plain_2x2(spec) and mode != MEAN and spec.width == 2 * spec.out_width < 2 * FLAT_2X2_WIDTH:
+    if flat_2x2(spec):
         planes = spec.batch * spec.channels
         flat_x, flat_y = readonly(x.reshape(planes, -1)), y.reshape(planes, -1)
         launch(_pool2x2_forward_flat, flat_x, flat_y, spec.out_width, mode)
