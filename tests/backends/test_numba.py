@@ -189,6 +189,42 @@ def test_3x3_stride_2_pooling_backward_routes_like_the_general_kernel(dtype, mod
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("mode", ["max", "min"])
+@pytest.mark.parametrize("padding", [0, 1, (1, 0), (0, 1)])
+@pytest.mark.parametrize("size", [(7, 7), (8, 11), (3, 3), (5, 6)])
+def test_3x3_stride_2_pooling_forward_keeps_each_nan_and_the_general_kernels_values(
+    dtype, mode, padding, size
+):
+    """The dedicated 3x3 stride-2 forward runs blocks with selects that ignore NaN and
+    redoes a block that read one: a NaN at any cell still reaches every window holding
+    it, and without NaN the values are the general kernel's, sign of zero included."""
+    from fastcnn.backends.numba import pool, pool_s2
+    from fastcnn.spec import make_pool_spec
+
+    forward = fastcnn.max_pool2d if mode == "max" else fastcnn.min_pool2d
+    rng = np.random.default_rng(13)
+    values = np.array([-0.0, 0.0, -1.0, 1.0, np.inf, -np.inf], dtype=dtype)
+    x = rng.choice(values, (3, 3, *size))  # ties, zeros of both signs, infinities
+    x[1, 2] = np.inf if mode == "max" else -np.inf  # a plane of one infinity
+    # Planes whose windows' extremes are mostly zeros of both signs: the first one wins.
+    x[2] = rng.choice(values[:3] * (1 if mode == "max" else -1), (3, *size))
+    spec = make_pool_spec(x, mode, 3, stride=2, padding=padding, dtype=np.dtype(dtype))
+    assert pool_s2.applies(spec)
+    got = pool_s2.forward(x, spec)
+    general = pool.pool2d(x, spec)
+    np.testing.assert_array_equal(got, general)
+    np.testing.assert_array_equal(np.signbit(got), np.signbit(general))
+    np.testing.assert_array_equal(got, forward(x, 3, stride=2, padding=padding, backend="naive"))
+    # One NaN per plane, at every cell in turn, among finite values.
+    cells = size[0] * size[1]
+    x = rng.standard_normal((1, cells, *size)).astype(dtype)
+    x.reshape(cells, cells)[np.arange(cells), np.arange(cells)] = np.nan
+    spec = make_pool_spec(x, mode, 3, stride=2, padding=padding, dtype=np.dtype(dtype))
+    want = forward(x, 3, stride=2, padding=padding, backend="naive")
+    np.testing.assert_array_equal(pool_s2.forward(x, spec), want)  # NaN where it has NaN
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("mode", ["max", "min"])
 @pytest.mark.parametrize("size", [(8, 8), (9, 14), (2, 62)])
 def test_narrow_2x2_pooling_runs_flat_and_matches_the_reference(monkeypatch, dtype, mode, size):
     """Outputs narrower than FLAT_2X2_WIDTH take the flat max/min kernel: the same values
