@@ -194,9 +194,10 @@ def test_3x3_stride_2_pooling_backward_routes_like_the_general_kernel(dtype, mod
 def test_3x3_stride_2_pooling_forward_keeps_each_nan_and_the_general_kernels_values(
     dtype, mode, padding, size
 ):
-    """The dedicated 3x3 stride-2 forward runs blocks with selects that ignore NaN and
-    redoes a block that read one: a NaN at any cell still reaches every window holding
-    it, and without NaN the values are the general kernel's, sign of zero included."""
+    """The dedicated 3x3 stride-2 forward runs blocks (in float32) with selects that
+    ignore NaN and redoes a block that read one: a NaN at any cell still reaches every
+    window holding it, and without NaN the values are the general kernel's, sign of zero
+    included."""
     from fastcnn.backends.numba import pool, pool_s2
     from fastcnn.spec import make_pool_spec
 
