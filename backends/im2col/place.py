@@ -4,7 +4,9 @@ The lowered forward's GEMM leaves a chunk's result as ``(C_out, images, rows, wi
 (the columns past the output's width dropped), while the output is ``(N, C_out, H, W)``.
 NumPy's strided add over that transpose ran at 12-16 GB/s on ResNet-18's stride-2 layers
 (0.10-0.14 ms for 0.8-1.6 MB, per row runs of 14-29 cells); this loop moves whole rows
-at 2-3x that.
+at 2-3x that. The 1x1 path (:mod:`.pointwise`) passes each image's plane as one row, the
+longest run there is: on the 7x7 outputs of ResNet-18's and MobileNet's last 1x1 layers
+it added the bias in 0.010 and 0.022 ms, NumPy's add in 0.027 and 0.055 ms.
 
 It runs on the calling thread, right after a GEMM whose BLAS threads may still be
 spinning (see :mod:`.col2im`), and each output cell is written once: deterministic.

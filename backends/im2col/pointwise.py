@@ -3,8 +3,10 @@
 A stride costs one subsampling copy of the input; padding only adds output rows and
 columns that read nothing but zeros. On small maps the images are laid side by side as one
 GEMM operand, since one thin GEMM per image leaves BLAS idle. A bias is added as the
-output is moved into place, or, where the GEMM writes the output in place, by the GEMM
-itself: one more column of the filters against a row of ones in a copied operand.
+output is moved into place (by the lowering's compiled pass, :mod:`.place`, where each
+image's plane is one run: NumPy's add with a broadcast bias ran at half a copy's speed),
+or, where the GEMM writes the output in place, by the GEMM itself: one more column of the
+filters against a row of ones in a copied operand.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from fastcnn.scratch import scratch
 from fastcnn.spec import ConvSpec
 
 from .lowering import chunk_budget
+from .place import place
 
 #: A 1x1 convolution multiplies the filters by the input as it lies in memory, one GEMM
 #: per image; below this many output positions per image those GEMMs are too thin for
@@ -152,7 +155,12 @@ def forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, spec: ConvSpec) 
     y_box = y[:, :, rows[0] : rows[1], cols[0] : cols[1]]
     for n0, n1, side in chunks(spec, CONV2D):
         cells = _input_cells(x[n0:n1], spec, rows, cols)
-        if side:  # the bias is added as the output is moved into place
+        if side and whole:  # one compiled pass moves each image's plane and adds the bias
+            xs = _operand(cells, spec.groups, "pw_x", side=True, ones=False)
+            out = np.matmul(w_g, xs, out=scratch("gemm", (*w_g.shape[:2], xs.shape[2]), x.dtype))
+            planes = (spec.batch, spec.out_channels, 1, -1)
+            place(out.reshape(spec.out_channels, n1 - n0, 1, -1), y.reshape(planes), (n0, 0), b)
+        elif side:  # the bias is added as the output is moved into place
             xs = _operand(cells, spec.groups, "pw_x", side=True, ones=False)
             out = np.matmul(w_g, xs, out=scratch("gemm", (*w_g.shape[:2], xs.shape[2]), x.dtype))
             _place(_unstack(out, n1 - n0).reshape(y_box[n0:n1].shape), b, y_box[n0:n1])

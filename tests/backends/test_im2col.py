@@ -132,7 +132,8 @@ def test_repeated_calls_are_bit_identical():
 #: 1x1 convolutions take a path without lowering: per-image GEMMs on large maps, the
 #: images side by side on small ones (under 100 positions forward, 400 backward), a
 #: subsampling copy for a stride, zeros (or the bias) where a window reads only padding;
-#: a bias makes the per-image GEMM add it through a copied operand's row of ones.
+#: a bias makes the per-image GEMM add it through a copied operand's row of ones, and is
+#: added as a side-by-side product is moved into place.
 POINTWISE = [
     dict(n=3, cin=4, h=5, w=6, cout=6, k=(1, 1)),  # side by side
     dict(n=2, cin=3, h=12, w=12, cout=4, k=(1, 1)),  # per image forward, side by side back
@@ -184,8 +185,17 @@ def test_pointwise_backward_gives_only_the_gradients_asked_for(need):
             assert getattr(got, name) is None
 
 
-def test_pointwise_chunks_of_images_give_the_same_result(workspace_limit):
-    case = dict(n=5, cin=4, h=6, w=6, cout=6, k=(1, 1), stride=2, padding=1, groups=2)
+@pytest.mark.parametrize(
+    "case",
+    [
+        # padded: the side-by-side product goes into the box of outputs that read input
+        dict(n=5, cin=4, h=6, w=6, cout=6, k=(1, 1), stride=2, padding=1, groups=2),
+        # unpadded: a compiled pass moves each image's planes into place, with the bias
+        dict(n=5, cin=4, h=8, w=7, cout=6, k=(1, 1), stride=2, groups=2),
+    ],
+    ids=case_id,
+)
+def test_pointwise_chunks_of_images_give_the_same_result(workspace_limit, case):
     x, w, b, params = conv_inputs(case)
     gy = np.random.default_rng(4).standard_normal((5, 6, 4, 4))
     whole = fastcnn.conv2d(x, w, b, backend="im2col", **params)
