@@ -8,7 +8,6 @@ loudly instead of silently changing the caller's array (and the audit checks it)
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Collection
 from typing import Any
 
@@ -83,9 +82,12 @@ def _pick_backend(
     """
     name = registry.current_backend(requested)
 
-    @functools.cache  # a pass over the inputs, done at most once and only if asked
+    answer: list[bool] = []  # a pass over the inputs, done at most once and only if asked
+
     def finite() -> bool:
-        return _all_finite(*arrays)
+        if not answer:
+            answer.append(_all_finite(*arrays))
+        return answer[0]
 
     if name == registry.AUTO:
         return select.choose(

@@ -170,6 +170,16 @@ def result_dtype(name: str, *arrays: np.ndarray) -> np.dtype:
     return np.dtype(dtype)
 
 
+#: The compute dtypes' names: ``np.dtype.name`` is computed in Python on each access (1.5 us,
+#: a tenth of the front end's time on a call).
+_DTYPE_NAMES = {np.dtype(np.float32): "float32", np.dtype(np.float64): "float64"}
+
+
+def _dtype_name(dtype: np.dtype) -> str:
+    name = _DTYPE_NAMES.get(dtype)
+    return name if name is not None else np.dtype(dtype).name
+
+
 # --- argument normalisation -----------------------------------------------------------------
 
 
@@ -329,7 +339,7 @@ def make_conv_spec(
         groups=groups_,
         out_height=oh,
         out_width=ow,
-        dtype=np.dtype(dtype).name,
+        dtype=_dtype_name(dtype),
         bias=bias,
     )
 
@@ -390,7 +400,7 @@ def make_pool_spec(
         count_include_pad=bool(count_include_pad),
         out_height=oh,
         out_width=ow,
-        dtype=np.dtype(dtype).name,
+        dtype=_dtype_name(dtype),
     )
 
 
