@@ -146,6 +146,9 @@ POINTWISE = [
     dict(n=1, cin=3, h=5, w=5, cout=4, k=(1, 1)),  # a single image
     dict(n=3, cin=4, h=9, w=8, cout=6, k=(1, 1), stride=2),
     dict(n=2, cin=4, h=43, w=41, cout=2, k=(1, 1), stride=2),  # strided, per image
+    # stride 2 on wider rows: per image, and side by side from input column 1 (padding)
+    dict(n=2, cin=4, h=40, w=44, cout=3, k=(1, 1), stride=2),
+    dict(n=3, cin=4, h=9, w=41, cout=2, k=(1, 1), stride=2, padding=1, groups=2),
     dict(n=2, cin=4, h=7, w=9, cout=4, k=(1, 1), stride=(3, 2), bias=False),
     dict(n=2, cin=3, h=5, w=4, cout=4, k=(1, 1), padding=1),
     dict(n=2, cin=3, h=22, w=21, cout=2, k=(1, 1), padding=(2, 0, 1, 3)),
