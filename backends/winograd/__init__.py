@@ -46,6 +46,7 @@ import numpy as np
 from fastcnn.config import get_num_threads
 from fastcnn.ops import CONV2D, CONV2D_BACKWARD
 from fastcnn.registry import BackendBase, ConvGrads, ErrorModel, GradNeed, bias_gradient
+from fastcnn.scratch import scratch
 from fastcnn.spec import ConvSpec, PoolSpec
 
 from . import fused
@@ -206,7 +207,9 @@ class WinogradBackend(BackendBase):
             # channel axes swapped, read 2 - pad cells before each output cell.
             groups, n_out, cin_g = spec.groups, spec.out_channels, spec.in_channels // spec.groups
             rotated = w.reshape(groups, n_out // groups, cin_g, 3, 3)[..., ::-1, ::-1]
-            swapped = np.ascontiguousarray(rotated.transpose(0, 2, 1, 3, 4))
+            # In scratch: a fresh array of these megabytes faults its pages in on every call.
+            swapped = scratch("winograd_w", (groups, cin_g, n_out // groups, 3, 3), spec.dtype)
+            np.copyto(swapped, rotated.transpose(0, 2, 1, 3, 4))
             swapped = swapped.reshape(spec.in_channels, n_out // groups, 3, 3)
             top, _, left, _ = spec.padding
             zeros = np.zeros(spec.in_channels, dtype=spec.dtype)
