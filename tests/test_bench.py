@@ -9,6 +9,7 @@ import pytest
 
 import fastcnn
 from fastcnn import bench
+from fastcnn.bench import peers as bench_peers
 from fastcnn.bench import run as bench_run
 from fastcnn.cases import make_inputs
 from fastcnn.cli import main
@@ -168,6 +169,25 @@ def test_the_peer_backward_is_its_autograd_time_minus_its_forward():
             assert peer.seconds is None and peer.note == "no torch equivalent"
         else:
             assert peer.seconds > 0 and peer.note == "autograd time minus its forward"
+
+
+def test_a_peer_backward_within_the_noise_of_its_forward_is_not_measured(monkeypatch):
+    monkeypatch.setattr(bench_peers, "torch_version", lambda: "2.13.0")
+    rows = []
+    for autograd, forward in ((3e-3, 1e-3), (6.4e-3, 6.5e-3)):
+        row = bench.BenchRow("s", "pool", "max_pool2d_backward", "float32", 1, 1, "pooling", 1)
+        row.timings = {
+            bench.PEER: bench.Timing(autograd, best=autograd),
+            bench_peers.PEER_FORWARD: bench.Timing(forward),
+        }
+        bench_peers.finish_peer(row)
+        rows.append(row.timings)
+    measured, within_noise = rows
+    assert set(measured) == {bench.PEER}  # the helper column is gone
+    assert measured[bench.PEER].seconds == pytest.approx(2e-3)
+    assert measured[bench.PEER].note == bench_peers.MINUS_FORWARD
+    assert within_noise[bench.PEER].seconds is None
+    assert within_noise[bench.PEER].note.startswith("not measured: autograd took 6.4 ms")
 
 
 def test_layer_classes_name_each_roof():
