@@ -78,8 +78,11 @@ def test_one_cell_of_padding_at_stride_1_takes_the_flat_kernels(monkeypatch, dty
     assert launched.count(depthwise._dw_forward) == 2  # the 2x5 map's forward and dX
 
 
-def test_even_rows_at_stride_2_take_the_column_halves_kernel(monkeypatch):
+@pytest.mark.parametrize("block_cells", [None, 40], ids=["whole planes", "blocks of 5 rows"])
+def test_even_rows_at_stride_2_take_the_column_halves_kernel(monkeypatch, block_cells):
     depthwise = _module("depthwise")
+    if block_cells is not None:  # several blocks per plane, the last one shorter
+        monkeypatch.setattr(depthwise, "BLOCK_CELLS", block_cells)
     launched = _launches(monkeypatch, "depthwise")
     for padding in ((2, 1, 1, 1), (1, 1, 0, 2), (0, 0, 1, 0)):
         check_conv("numba", _case((2, 3, 12, 16), 2, padding, bias=False), "float32")
