@@ -51,11 +51,12 @@ def parity_planes(spec: ConvSpec) -> bool:
 
 #: The parity planes pay on outputs at least this wide; on narrower ones the per-row
 #: split costs more than the flat loops save, and the column-halves kernels win. Forward
-#: (against :func:`.depthwise._dw_forward_halves`): 1.12x faster at 56 columns, even at
-#: 28, 1.1-1.3x slower at 14 and 20. dW (against the whole-plane kernels, which sum
-#: several images in one pass): 2.2x faster at 56, 1.3x at 28, 1.15x at 20, 1.2x slower
-#: at 14 and 1.6x at 7. Batch 4, float32.
-FORWARD_MIN_WIDTH = 32
+#: (against :func:`.depthwise._dw_forward_halves` with whole planes per work item on
+#: small maps): 1.26-1.28x faster at 48 and 56 columns, 1.09x at 40, even at 36, 1.13x
+#: slower at 32. dW (against the whole-plane kernels, which sum several images in one
+#: pass): 2.2x faster at 56, 1.3x at 28, 1.15x at 20, 1.2x slower at 14 and 1.6x at 7.
+#: Batch 4, float32.
+FORWARD_MIN_WIDTH = 36
 GRAD_W_MIN_WIDTH = 20
 
 
