@@ -155,15 +155,14 @@ def forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, spec: ConvSpec) 
     y_box = y[:, :, rows[0] : rows[1], cols[0] : cols[1]]
     for n0, n1, side in chunks(spec, CONV2D):
         cells = _input_cells(x[n0:n1], spec, rows, cols)
-        if side and whole:  # one compiled pass moves each image's plane and adds the bias
+        if side:  # the bias is added as the output is moved into place
             xs = _operand(cells, spec.groups, "pw_x", side=True, ones=False)
             out = np.matmul(w_g, xs, out=scratch("gemm", (*w_g.shape[:2], xs.shape[2]), x.dtype))
-            planes = (spec.batch, spec.out_channels, 1, -1)
-            place(out.reshape(spec.out_channels, n1 - n0, 1, -1), y.reshape(planes), (n0, 0), b)
-        elif side:  # the bias is added as the output is moved into place
-            xs = _operand(cells, spec.groups, "pw_x", side=True, ones=False)
-            out = np.matmul(w_g, xs, out=scratch("gemm", (*w_g.shape[:2], xs.shape[2]), x.dtype))
-            _place(_unstack(out, n1 - n0).reshape(y_box[n0:n1].shape), b, y_box[n0:n1])
+            if whole:  # one compiled pass, each image's plane one run
+                planes = (spec.batch, spec.out_channels, 1, -1)
+                place(out.reshape(spec.out_channels, n1 - n0, 1, -1), y.reshape(planes), (n0, 0), b)
+            else:
+                _place(_unstack(out, n1 - n0).reshape(y_box[n0:n1].shape), b, y_box[n0:n1])
         elif whole:  # the GEMM writes the output in place, and adds the bias itself
             ones = b is not None
             xs = _operand(cells, spec.groups, "pw_x", side=False, ones=ones)
