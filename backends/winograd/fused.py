@@ -83,6 +83,34 @@ def _out(which, prod, res, bias, kc):  # pragma: no cover
         _out_gt4(prod, res, bias, kc)
 
 
+@njit(cache=True, fastmath=FASTMATH)
+def _block_to_rows(tmp, rows, at, nq):  # pragma: no cover
+    """``rows[p, at + q] = tmp[p*BLOCK + q]`` for every row p and q < nq. A whole block
+    copies through slices with the constant trip count BLOCK: LLVM vectorises that loop,
+    not the one over nq (1.4x faster on a transform's 36 rows)."""
+    for p in range(rows.shape[0]):
+        if nq == BLOCK:
+            dst, src = rows[p, at : at + BLOCK], tmp[p * BLOCK : (p + 1) * BLOCK]
+            for q in range(BLOCK):
+                dst[q] = src[q]
+        else:
+            for q in range(nq):
+                rows[p, at + q] = tmp[p * BLOCK + q]
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def _rows_to_block(rows, at, tmp, nq):  # pragma: no cover
+    """``tmp[p*BLOCK + q] = rows[p, at + q]``: :func:`_block_to_rows` the other way."""
+    for p in range(rows.shape[0]):
+        if nq == BLOCK:
+            dst, src = tmp[p * BLOCK : (p + 1) * BLOCK], rows[p, at : at + BLOCK]
+            for q in range(BLOCK):
+                dst[q] = src[q]
+        else:
+            for q in range(nq):
+                tmp[p * BLOCK + q] = rows[p, at + q]
+
+
 @njit(cache=True, fastmath=FASTMATH, inline="always")
 def _gather(xp, n, c, r, s, win, q, k):  # pragma: no cover
     """``win[(i*k + j)*BLOCK + q] = xp[n, c, r + i, s + j]``. The window sizes the
@@ -113,10 +141,7 @@ def _windows(
         for q in range(nq):
             _gather(xp, tn[q], c, tr[q], tc[q], win, q, k)
         _in(which, win, tmp, kc)
-        dst = ci * stride + at
-        for p in range(v.shape[0]):
-            for q in range(nq):
-                v[p, dst + q] = tmp[p * BLOCK + q]
+        _block_to_rows(tmp, v, ci * stride + at, nq)
 
 
 @njit(cache=True, fastmath=FASTMATH)
@@ -131,10 +156,7 @@ def _filters(which, w, o_first, n_o, win, tmp, u, at, kc):  # pragma: no cover
                     for j in range(3):
                         win[(i * 3 + j) * BLOCK + q] = w[o_first + oi, c0 + q, i, j]
             _in(which, win, tmp, kc)
-            dst = at + oi * cin + c0
-            for p in range(u.shape[0]):
-                for q in range(nq):
-                    u[p, dst + q] = tmp[p * BLOCK + q]
+            _block_to_rows(tmp, u, at + oi * cin + c0, nq)
 
 
 @njit(cache=True, fastmath=FASTMATH)
@@ -164,10 +186,7 @@ def _scatter(
     nq = tn.shape[0]
     for oi in range(n_o):
         o = o_first + oi
-        src = oi * stride + at
-        for p in range(prod.shape[0]):
-            for q in range(nq):
-                tmp[p * BLOCK + q] = prod[p, src + q]
+        _rows_to_block(prod, oi * stride + at, tmp, nq)
         _out(which, tmp, res, bias[o], kc)
         for q in range(nq):
             n, r0, c0 = tn[q], tr[q], tc[q]
@@ -301,9 +320,16 @@ def _out_filters(which, gu, at, count, flat, first, stage, res, kc):  # pragma: 
     points = gu.shape[0]
     for f0 in range(0, count, span):
         n_f = min(span, count - f0)
-        for p in range(points):
-            for f in range(n_f):
-                stage[f // BLOCK, p * BLOCK + f % BLOCK] = gu[p, at + f0 + f]
+        for p in range(points):  # each row read in one run: n_f contiguous values
+            for blk in range((n_f + BLOCK - 1) // BLOCK):
+                src = gu[p, at + f0 + blk * BLOCK : at + f0 + n_f]
+                dst = stage[blk, p * BLOCK : (p + 1) * BLOCK]
+                if src.size >= BLOCK:  # whole blocks: a loop LLVM vectorises
+                    for q in range(BLOCK):
+                        dst[q] = src[q]
+                else:
+                    for q in range(src.size):
+                        dst[q] = src[q]
         for blk in range((n_f + BLOCK - 1) // BLOCK):
             _out(which, stage[blk], res, 0.0, kc)
             for q in range(min(BLOCK, n_f - blk * BLOCK)):
