@@ -12,8 +12,9 @@ has to guard against them again:
   ``OMP_WAIT_POLICY`` or ``GOMP_SPINCOUNT``.
 - **One launch at a time.** Numba's workqueue layer aborts the process when two Python
   threads launch at once, so :func:`launch` serialises launches with a lock.
-- **BLAS inside kernels.** A kernel whose workers call BLAS (``np.dot``) runs with BLAS
-  held at one thread, set and restored under the launch lock (``launch(...,
+- **BLAS inside kernels.** A kernel whose workers call BLAS (``np.dot``, or
+  :func:`add_product_nt` for a product added to what a matrix holds) runs with BLAS held
+  at one thread, set and restored under the launch lock (``launch(...,
   calls_blas=True)``): each worker's GEMM then runs on its own core.
 - **Fork.** GNU OpenMP kills a child forked after the parent started its threads as soon
   as the child launches a kernel, so in such a child every kernel runs its *serial twin*
@@ -34,6 +35,8 @@ from typing import Any
 
 import numba
 import numpy as np
+from numba import types as nb
+from numba.extending import intrinsic, overload
 
 from fastcnn.config import get_num_threads
 
@@ -130,3 +133,66 @@ def readonly(array: np.ndarray) -> np.ndarray:
     view = array.view()
     view.flags.writeable = False
     return view
+
+
+# --- c += a @ b.T in compiled code -----------------------------------------------------------
+
+
+def add_product_nt(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> None:
+    """``c += a @ b.T`` for C-contiguous 2-D float32 or float64 arrays, in place.
+
+    In compiled code this is one BLAS GEMM with ``beta = 1`` (Numba's ``np.dot`` always
+    writes its output, so a sum of products otherwise needs a buffer and an extra pass
+    over the sum). It calls the same BLAS entry point as ``np.dot``.
+    """
+    c += a @ b.T
+
+
+def _gemm_signature(dtype: nb.Type) -> Any:
+    """Numba's ``numba_xxgemm``: column-major ``xGEMM(transa, transb, m, n, k, alpha, a,
+    lda, b, ldb, beta, c, ldc)`` of the BLAS SciPy links, behind a ``kind`` character."""
+    ptr = nb.CPointer(dtype)
+    sizes = (nb.intp, nb.intp, nb.intp)
+    return nb.intc(
+        nb.char, nb.char, nb.char, *sizes, ptr, ptr, nb.intp, ptr, nb.intp, ptr,
+        ptr, nb.intp,
+    )  # fmt: skip
+
+
+_XXGEMM = {
+    dtype: (ord(kind), nb.ExternalFunction("numba_xxgemm", _gemm_signature(dtype)))
+    for dtype, kind in ((nb.float32, "s"), (nb.float64, "d"))
+}
+
+
+@intrinsic
+def _data(typingctx: Any, array: nb.Array) -> Any:
+    """The data pointer of ``array``, typed as a pointer to its dtype."""
+
+    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+        return context.make_array(signature.args[0])(context, builder, args[0]).data
+
+    return nb.CPointer(array.dtype)(array), codegen
+
+
+@overload(add_product_nt)
+def _add_product_nt(a, b, c):  # type: ignore[no-untyped-def]  # Numba wants the impl's exact parameters
+    arrays = (a, b, c)
+    if not all(isinstance(t, nb.Array) and t.ndim == 2 and t.layout == "C" for t in arrays):
+        return None
+    if c.dtype not in _XXGEMM or a.dtype != c.dtype or b.dtype != c.dtype:
+        return None
+    kind, gemm = _XXGEMM[c.dtype]
+
+    def impl(a, b, c):  # type: ignore[no-untyped-def]  # pragma: no cover
+        m, k = a.shape
+        n = b.shape[0]
+        if m == 0 or n == 0 or k == 0:
+            return
+        one = np.ones(1, c.dtype)  # alpha and beta
+        # Row-major C (m x n) is column-major C^T = B (n x k) @ A^T: B's rows are the
+        # column-major (k x n) matrix B^T, so transposed; A's are A^T as it lies.
+        a_, b_, c_, one_ = _data(a), _data(b), _data(c), _data(one)
+        gemm(kind, ord("t"), ord("n"), n, m, k, one_, b_, k, a_, k, one_, c_, n)
+
+    return impl

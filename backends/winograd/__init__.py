@@ -158,7 +158,7 @@ class WinogradBackend(BackendBase):
         total = padded + main + get_num_threads() * block
         if op == CONV2D_BACKWARD and _dw_by_tiles(tiles, n_ch, n_out, spec.groups):
             span = _DW_SPAN * fused.BLOCK
-            per_worker = points * ((n_ch + n_out) * span + n_ch * n_out) + n_ch * n_out
+            per_worker = points * ((n_ch + n_out) * span + n_ch * n_out)
             total += get_num_threads() * per_worker * item
         elif op == CONV2D_BACKWARD:
             chunk = _chunk_tiles(tiles, points * (n_ch + n_out) * item)

@@ -136,10 +136,9 @@ def _products_by_tiles(
     vs = _worker_rows("winograd_vs", workers, m, n_ch * span, xp.dtype)
     ds = _worker_rows("winograd_prods", workers, m, n_out * span, xp.dtype)
     sums = _worker_rows("winograd_sums", workers, m, n_out * n_ch, xp.dtype)
-    parts = scratch("winograd_parts", (workers, n_out * n_ch), xp.dtype)
     kc_v = constants(f"bt{m}", xp.dtype.name)
     kc_d = constants(f"a{m}", xp.dtype.name)
-    args = (m, xp, dyp, kc_v, kc_d, *tiles, span, vs, ds, sums, parts)
+    args = (m, xp, dyp, kc_v, kc_d, *tiles, span, vs, ds, sums)
     launch(fused.filter_products_by_tiles, *args, calls_blas=True)
     grad_u = sums[0]
     for k in range(1, min(workers, -(-tiles[0].size // span))):

@@ -32,7 +32,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from fastcnn.jit import FASTMATH
+from fastcnn.jit import FASTMATH, add_product_nt
 
 from ._kernels import (
     BLOCK,
@@ -259,20 +259,20 @@ def filter_products(d, v, gu, groups, stride, first, workers):  # pragma: no cov
                 if first:
                     np.dot(a, b.T, c)
                 else:
-                    c += np.dot(a, b.T)
+                    add_product_nt(a, b, c)
 
 
 @njit(parallel=True, cache=True, fastmath=FASTMATH)
 def filter_products_by_tiles(
-    m, xp, dyp, kc_v, kc_d, tn, tr, tc, span, vs, ds, gus, parts
+    m, xp, dyp, kc_v, kc_d, tn, tr, tc, span, vs, ds, gus
 ):  # pragma: no cover
     """``gus[k][p] = sum of D_p @ V_p^T`` over worker k's tasks of ``span`` tiles: dW's
     products (as :func:`filter_products`, one group) with each task's transformed input
     ``V`` (windows of ``xp``) and dY ``D`` (windows of ``dyp``) made in the worker's own
     buffers ``vs[k]`` and ``ds[k]``, so that they never travel through memory. Tile t's
-    windows have their top left at ``[tn[t], :, tr[t], tc[t]]`` in both. ``parts[k]``
-    holds one product before it is added. Workers without a task leave ``gus[k]`` as it
-    was: the caller sums the first ``min(workers, tasks)``."""
+    windows have their top left at ``[tn[t], :, tr[t], tc[t]]`` in both; a task after
+    the worker's first adds its products by GEMM (``beta = 1``). Workers without a task
+    leave ``gus[k]`` as it was: the caller sums the first ``min(workers, tasks)``."""
     n_ch, n_out = xp.shape[1], dyp.shape[1]
     k = m + 2
     total = tn.shape[0]
@@ -280,7 +280,7 @@ def filter_products_by_tiles(
     workers = vs.shape[0]
     for worker in prange(max(1, min(workers, tasks))):
         win, tmp = _buffers(k, k, xp)
-        v, d, gu, part = vs[worker], ds[worker], gus[worker], parts[worker]
+        v, d, gu = vs[worker], ds[worker], gus[worker]
         for task in range(worker, tasks, workers):
             first, last = task * span, min(total, task * span + span)
             for t0 in range(first, last, BLOCK):
@@ -301,9 +301,7 @@ def filter_products_by_tiles(
                 if task == worker:
                     np.dot(a, b.T, c)
                 else:
-                    e = part[: n_out * n_ch].reshape((n_out, n_ch))
-                    np.dot(a, b.T, e)
-                    c += e
+                    add_product_nt(a, b, c)
 
 
 #: Blocks of filters :func:`filter_grads` stages at once: each row of ``gu`` is then read
