@@ -67,15 +67,18 @@ def _correlate(
     offset: tuple[int, int],
     out_shape: tuple[int, int],
     m: int,
+    swap: bool = False,
 ) -> np.ndarray:
-    """3x3 stride-1 correlation of ``x`` with filters ``w`` (plus ``bias``).
+    """3x3 stride-1 correlation of ``x`` with filters ``w`` (plus ``bias``); with
+    ``swap``, with ``w`` rotated 180 degrees and its in-group channel axes swapped (dX's
+    filters, which the filter transform reads in place of a copy).
 
     Output cell (r, s) reads input rows ``r - offset[0] ..`` and columns
     ``s - offset[1] ..``; cells outside ``x`` count as zero, so any padding (or a crop,
     for a negative offset) is an offset.
     """
     n_img, n_ch = x.shape[:2]
-    n_out = w.shape[0]
+    n_out = groups * w.shape[1] if swap else w.shape[0]
     tiles_h, tiles_w = _tile_grid(*out_shape, m)
     xp = _padded("winograd_x", x, offset, tiles_h * m + 2, tiles_w * m + 2)
     tn, tr, tc = _tile_origins(n_img, tiles_h, tiles_w, m)
@@ -90,12 +93,12 @@ def _correlate(
             tiles = (tn[t0 : t0 + step], tr[t0 : t0 + step], tc[t0 : t0 + step])
             v = _windows(f"bt{m}", xp, tiles, m + 2, "winograd_v")
             stride = _row_stride(tiles[0].size)
-            us = _worker_rows("winograd_us", workers, m, _O_BLOCK * w.shape[1], x.dtype)
+            us = _worker_rows("winograd_us", workers, m, _O_BLOCK * n_ch // groups, x.dtype)
             prods = _worker_rows("winograd_prods", workers, m, _O_BLOCK * stride, x.dtype)
-            args = (xp, w, v, kc_g, kc_out, bias, y, *tiles, _O_BLOCK, us, prods)
+            args = (xp, w, groups, swap, v, kc_g, kc_out, bias, y, *tiles, _O_BLOCK, us, prods)
             launch(fused.by_channels, m, *args, calls_blas=True)
     else:
-        u = _transformed_filters(w, m)
+        u = _transformed_filters(w, m, groups, swap)
         kc_in = constants(f"bt{m}", x.dtype.name)
         span = _SPAN * fused.BLOCK
         vs = _worker_rows("winograd_vs", workers, m, n_ch * span, x.dtype)
@@ -118,14 +121,14 @@ def _by_channels(tiles: int, out_g: int) -> bool:
     return tiles < out_g
 
 
-def _transformed_filters(w: np.ndarray, m: int) -> np.ndarray:
-    """``U[p, o*cin_g + c] = (G w[o, c] G^T)[p]``: the filters transformed once per call
-    (never cached: in training they change every step), one row per tile point."""
-    n_out, cin_g = w.shape[:2]
-    u = scratch("winograd_u", ((m + 2) ** 2, n_out * cin_g + fused.ROW_PAD), w.dtype)
+def _transformed_filters(w: np.ndarray, m: int, groups: int, swap: bool) -> np.ndarray:
+    """``U[p, o*cin_g + c] = (G w[o, c] G^T)[p]`` (``w`` swapped with ``swap``, see
+    :func:`_correlate`): the filters transformed once per call (never cached: in training
+    they change every step), one row per tile point."""
+    u = scratch("winograd_u", ((m + 2) ** 2, w[0].size // 9 * w.shape[0] + fused.ROW_PAD), w.dtype)
     name = f"g{m}"
     kc = constants(name, w.dtype.name)
-    launch(fused.filters, IN_KERNELS.index(name), w, u, kc, get_num_threads())
+    launch(fused.filters, IN_KERNELS.index(name), w, groups, swap, u, kc, get_num_threads())
     return u
 
 

@@ -145,16 +145,37 @@ def _windows(
 
 
 @njit(cache=True, fastmath=FASTMATH)
-def _filters(which, w, o_first, n_o, win, tmp, u, at, kc):  # pragma: no cover
-    """``u[:, at + oi*cin + c]`` = in-transform ``which`` of filter ``w[o_first + oi, c]``."""
-    cin = w.shape[1]
+def _filter_shape(w, groups, swap):  # pragma: no cover
+    """Output channels and input channels per group of the correlation with ``w``, or
+    with ``w`` swapped (see :func:`_filters`)."""
+    if swap:
+        return groups * w.shape[1], w.shape[0] // groups
+    return w.shape[0], w.shape[1]
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def _filters(which, w, groups, swap, o_first, n_o, win, tmp, u, at, kc):  # pragma: no cover
+    """``u[:, at + oi*cin + c]`` = in-transform ``which`` of filter (o_first + oi, c): of
+    ``w[o, c]``, or with ``swap`` of ``w`` rotated 180 degrees with its in-group channel
+    axes swapped (dX's filters, read in place: ``w[g*out_g + c, o - g*cin_g, 2-i, 2-j]``
+    for o in group g, where ``cin_g, out_g`` are ``w``'s own)."""
+    cin = _filter_shape(w, groups, swap)[1]
+    cin_w, out_w = w.shape[1], w.shape[0] // groups
     for oi in range(n_o):
+        o = o_first + oi
+        g = o // cin_w
         for c0 in range(0, cin, BLOCK):
             nq = min(BLOCK, cin - c0)
             for q in range(nq):
-                for i in range(3):
-                    for j in range(3):
-                        win[(i * 3 + j) * BLOCK + q] = w[o_first + oi, c0 + q, i, j]
+                if swap:
+                    f = w[g * out_w + c0 + q, o - g * cin_w]
+                    for i in range(3):
+                        for j in range(3):
+                            win[(i * 3 + j) * BLOCK + q] = f[2 - i, 2 - j]
+                else:
+                    for i in range(3):
+                        for j in range(3):
+                            win[(i * 3 + j) * BLOCK + q] = w[o, c0 + q, i, j]
             _in(which, win, tmp, kc)
             _block_to_rows(tmp, u, at + oi * cin + c0, nq)
 
@@ -209,14 +230,15 @@ def _buffers(k, alpha, like):  # pragma: no cover
 
 
 @njit(parallel=True, cache=True, fastmath=FASTMATH)
-def filters(which, w, u, kc, workers):  # pragma: no cover
-    """``u[:, o*cin + c]`` = in-transform ``which`` of filter ``w[o, c]``, for every filter."""
-    n_out, cin = w.shape[0], w.shape[1]
+def filters(which, w, groups, swap, u, kc, workers):  # pragma: no cover
+    """``u[:, o*cin + c]`` = in-transform ``which`` of filter (o, c) (see :func:`_filters`),
+    for every filter."""
+    n_out, cin = _filter_shape(w, groups, swap)
     alpha = int(np.sqrt(u.shape[0]) + 0.5)
     for worker in prange(max(1, min(workers, n_out))):
         win, tmp = _buffers(3, alpha, u)
         for o in range(worker, n_out, workers):
-            _filters(which, w, o, 1, win, tmp, u, o * cin, kc)
+            _filters(which, w, groups, swap, o, 1, win, tmp, u, o * cin, kc)
 
 
 @njit(parallel=True, cache=True, fastmath=FASTMATH)
@@ -422,15 +444,15 @@ def by_tiles(
 
 @njit(parallel=True, cache=True, fastmath=FASTMATH)
 def by_channels(
-    m, xp, w, v, kc_g, kc_out, bias, y, tn, tr, tc, o_block, us, prods
+    m, xp, w, groups, swap, v, kc_g, kc_out, bias, y, tn, tr, tc, o_block, us, prods
 ):  # pragma: no cover
-    """``y`` = 3x3 correlation with the filters ``w`` (transformed here) of the input
-    whose windows ``v`` holds (see :func:`windows`; rows ``[point, c*stride + t]``), in
-    tasks of ``o_block`` output channels of one group. Tiles as in :func:`by_tiles`;
-    ``us[k]`` and ``prods[k]`` are worker k's transformed filters and products."""
+    """``y`` = 3x3 correlation with the filters of ``w`` (see :func:`_filters`;
+    transformed here) of the input whose windows ``v`` holds (see :func:`windows`; rows
+    ``[point, c*stride + t]``), in tasks of ``o_block`` output channels of one group.
+    Tiles as in :func:`by_tiles`; ``us[k]`` and ``prods[k]`` are worker k's transformed
+    filters and products."""
     n_ch, n_out = xp.shape[1], y.shape[1]
-    cin_g = w.shape[1]
-    groups = n_ch // cin_g
+    cin_g = n_ch // groups
     out_g = n_out // groups
     k = m + 2
     total = tn.shape[0]
@@ -446,7 +468,7 @@ def by_channels(
             g = task // per_group
             o_first = g * out_g + (task % per_group) * o_block
             n_o = min(o_block, (g + 1) * out_g - o_first)
-            _filters(2 + m // 4, w, o_first, n_o, win, tmp, u, 0, kc_g)
+            _filters(2 + m // 4, w, groups, swap, o_first, n_o, win, tmp, u, 0, kc_g)
             _products(u, 0, v, g * cin_g * stride, prod, n_o, cin_g, stride)
             for t0 in range(0, total, BLOCK):
                 t1 = min(total, t0 + BLOCK)
