@@ -13,19 +13,22 @@ from . import lowering, pointwise, pool
 # FLOPs, depthwise FLOPs, lowered bytes at stride 1 and at other strides, output bytes,
 # and filter bytes times the number of chunks (each chunk's GEMM repacks them; for a 1x1
 # convolution, which is not lowered, the "lowered" bytes are those it copies). Pooling: an
-# intercept and window-tap bytes of max/min and of mean. 2.26e-12 s/FLOP is 442 GFLOP/s of
-# GEMM. float64 doubles the FLOP terms (half the SIMD lanes); byte terms already scale
-# with the itemsize.
+# intercept and window-tap bytes of max/min and of mean. 1.86e-12 s/FLOP is 538 GFLOP/s
+# of GEMM (its other terms carry the rest of the time). float64 doubles the FLOP terms
+# (half the SIMD lanes); byte terms already scale with the itemsize.
 #
-# Fitted on 2026-11-30 by benchmarks/fit_cost_models.py (non-negative least squares on
-# relative error) to `fastcnn bench --json` float32 timings from a 2-core AVX-512 machine
-# (Zen 5, numpy's OpenBLAS on its own choice of kernels): the same runs as the numba
-# backend's model (see its cost.py); the mean pooling coefficients (no rows) are an
+# Fitted by benchmarks/fit_cost_models.py (non-negative least squares on relative error)
+# to `fastcnn bench --json` float32 timings from a 2-core AVX-512 machine (Zen 5, numpy's
+# OpenBLAS on its own choice of kernels). Convolution, on 2026-12-01: the runs in
+# benchmarks/runs/ named 2026-12-01-suites-session6-final-{1,2} (the suites resnet18,
+# vgg16 and mobilenet), 2026-11-30-quick-lenet-large and 2026-12-01-refit-winograd
+# (worst error 46 % forward, 66 % backward). Pooling, on 2026-11-30: the same runs as the
+# numba backend's model (see its cost.py); the mean pooling coefficients (no rows) are an
 # earlier fit's. Refit when the code, the features or the machine change, and update
 # this note.
 _COST = {
-    "conv2d": (3.76e-05, 2.26e-12, 0.0, 6.18e-11, 1.01e-10, 1.63e-12, 1.06e-10),
-    "conv2d_backward": (2.24e-05, 4.19e-12, 4.47e-10, 1.65e-10, 2.02e-10, 1.47e-10, 2.35e-10),
+    "conv2d": (3.8e-05, 1.86e-12, 0.0, 5.7e-11, 9.73e-11, 1.01e-11, 9.2e-11),
+    "conv2d_backward": (1.39e-05, 3.66e-12, 4.08e-10, 1.71e-10, 2.1e-10, 1.33e-10, 2.4e-10),
     "pool2d": (6.74e-05, 1.35e-10, 2.04e-10),
     "pool2d_backward": (2.43e-04, 2.09e-09, 3.8e-10),
 }

@@ -76,15 +76,14 @@ def error_model(tile: int) -> ErrorModel:
 # Cost model for backend="auto": seconds = the coefficients below . the features of
 # _features (an intercept, GEMM FLOPs, bytes of transformed data, bytes of filters read,
 # GEMM calls, narrow GEMMs' FLOPs), one model for every tile size. Fitted with
-# benchmarks/fit_cost_models.py (non-negative least squares on relative error) on two
-# runs (benchmarks/runs/2026-11-30-refit2-suites.json, of this code, and
-# 2026-11-30-refit-quick-lenet-large.json, whose layers this code runs alike; its rows:
-# ResNet-18's and VGG-16's 3x3 stride-1 layers, winograd2 and winograd4, float32, two
-# threads, a 2-core AMD Zen 5, numpy's OpenBLAS on its own kernels): worst error 29 %
-# forward, 27 % backward.
+# benchmarks/fit_cost_models.py (non-negative least squares on relative error) on
+# benchmarks/runs/2026-12-01-refit-winograd.json (the 3x3 stride-1 layers of ResNet-18,
+# VGG-16, LeNet and the quick suite, winograd2 and winograd4, float32, two threads, a
+# 2-core AMD Zen 5, numpy's OpenBLAS on its own kernels): worst error 27 % forward, 28 %
+# backward.
 _COST = {
-    CONV2D: (4.6e-05, 4.57e-12, 7.38e-11, 1.38e-10, 2.37e-08, 1.7e-12),
-    CONV2D_BACKWARD: (0.0, 5.68e-12, 1.11e-10, 3.77e-10, 5.34e-08, 4.53e-12),
+    CONV2D: (0.0, 3.7e-12, 7.37e-11, 1.58e-10, 4.89e-08, 1.02e-12),
+    CONV2D_BACKWARD: (0.0, 3.24e-12, 1.11e-10, 4.53e-10, 3.29e-08, 1.78e-12),
 }
 
 # --- the backend -----------------------------------------------------------------------------

@@ -160,15 +160,15 @@ def _filters(which, w, groups, swap, o_first, n_o, win, tmp, u, at, kc):  # prag
     axes swapped (dX's filters, read in place: ``w[g*out_g + c, o - g*cin_g, 2-i, 2-j]``
     for o in group g, where ``cin_g, out_g`` are ``w``'s own)."""
     cin = _filter_shape(w, groups, swap)[1]
-    cin_w, out_w = w.shape[1], w.shape[0] // groups
+    w_cin_g, w_out_g = w.shape[1], w.shape[0] // groups  # w's own, for swap
     for oi in range(n_o):
         o = o_first + oi
-        g = o // cin_w
+        g = o // w_cin_g  # o's group, for swap
         for c0 in range(0, cin, BLOCK):
             nq = min(BLOCK, cin - c0)
             for q in range(nq):
                 if swap:
-                    f = w[g * out_w + c0 + q, o - g * cin_w]
+                    f = w[g * w_out_g + c0 + q, o - g * w_cin_g]
                     for i in range(3):
                         for j in range(3):
                             win[(i * 3 + j) * BLOCK + q] = f[2 - i, 2 - j]
