@@ -57,6 +57,7 @@ from .correlate import (
     _correlate,
     _tile_count,
     _tile_grid,
+    _tile_task_o_block,
 )
 from .filter_grad import _DW_O_BLOCK, _DW_SPAN, _dw_by_channels, _dw_by_tiles, _filter_grad
 from .transforms import POINTS, TILES, transform_matrices
@@ -152,7 +153,10 @@ class WinogradBackend(BackendBase):
             block = points * _O_BLOCK * (n_ch // spec.groups + chunk) * item
         else:
             main = points * n_out * (n_ch // spec.groups) * item
-            block = points * (n_ch + n_out) * _SPAN * fused.BLOCK * item
+            span = _SPAN * fused.BLOCK
+            cin_g, out_g = n_ch // spec.groups, n_out // spec.groups
+            o_block = _tile_task_o_block(m, span, cin_g, out_g, item)
+            block = points * (n_ch + o_block) * span * item
         total = padded + main + get_num_threads() * block
         if op == CONV2D_BACKWARD and _dw_by_tiles(tiles, n_ch, n_out, spec.groups):
             span = _DW_SPAN * fused.BLOCK

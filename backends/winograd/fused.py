@@ -408,14 +408,14 @@ def filter_grads_by_channels(which, d, v, grad_w, stride, o_block, kc, gus):  # 
 
 @njit(parallel=True, cache=True, fastmath=FASTMATH)
 def by_tiles(
-    m, xp, u, groups, kc_in, kc_out, bias, y, tn, tr, tc, span, vs, prods
+    m, xp, u, groups, kc_in, kc_out, bias, y, tn, tr, tc, span, o_block, vs, prods
 ):  # pragma: no cover
     """``y`` = 3x3 correlation of ``xp`` with the transformed filters ``u`` (rows
     ``[point, (group*out_g + o)*cin_g + c]``), in tasks of ``span`` tiles (a multiple of
-    ``BLOCK``: the GEMMs' width) with every output channel. Tile t reads
-    ``xp[tn[t], :, tr[t]:, tc[t]:]`` and writes ``y`` there. ``vs[k]`` and ``prods[k]``
-    are worker k's transformed input and products (the caller keeps them, so that no call
-    faults in fresh pages; there is one per worker)."""
+    ``BLOCK``: the GEMMs' width) with every output channel, ``o_block`` of them per GEMM
+    and out-transform. Tile t reads ``xp[tn[t], :, tr[t]:, tc[t]:]`` and writes ``y``
+    there. ``vs[k]`` and ``prods[k]`` are worker k's transformed input and products (the
+    caller keeps them, so that no call faults in fresh pages; there is one per worker)."""
     n_ch, n_out = xp.shape[1], y.shape[1]
     k = m + 2
     cin_g, out_g = n_ch // groups, n_out // groups
@@ -433,13 +433,14 @@ def by_tiles(
                 tiles = (tn[t0:t1], tr[t0:t1], tc[t0:t1])
                 _windows(m // 4, k, xp, 0, n_ch, *tiles, win, tmp, v, span, t0 - first, kc_in)
             for g in range(groups):
-                u_at, v_at = g * out_g * cin_g, g * cin_g * span
-                _products(u, u_at, v, v_at, prod, out_g, cin_g, span)
-                for t0 in range(first, min(total, first + span), BLOCK):
-                    t1 = min(total, t0 + BLOCK)
-                    tiles = (tn[t0:t1], tr[t0:t1], tc[t0:t1])
-                    args = (g * out_g, out_g, span, t0 - first, *tiles, tmp, res, bias, y, kc_out)
-                    _scatter(m // 4, m, prod, *args)
+                for o0 in range(g * out_g, (g + 1) * out_g, o_block):
+                    n_o = min(o_block, (g + 1) * out_g - o0)
+                    _products(u, o0 * cin_g, v, g * cin_g * span, prod, n_o, cin_g, span)
+                    for t0 in range(first, min(total, first + span), BLOCK):
+                        t1 = min(total, t0 + BLOCK)
+                        tiles = (tn[t0:t1], tr[t0:t1], tc[t0:t1])
+                        args = (o0, n_o, span, t0 - first, *tiles, tmp, res, bias, y, kc_out)
+                        _scatter(m // 4, m, prod, *args)
 
 
 @njit(parallel=True, cache=True, fastmath=FASTMATH)

@@ -143,9 +143,11 @@ def test_both_loop_orders_and_wide_tasks_match_naive(
     backend, by_channels, span, dtype, monkeypatch
 ):
     # The call picks a loop order by its shape; force each, with tasks of one and of
-    # several blocks of tiles, whole and in chunks (dW's later chunks add to the first).
+    # several blocks of tiles, whole and in chunks (dW's later chunks add to the first);
+    # by tiles, with the 20 output channels of a group in GEMMs of 7, 7 and 6.
     monkeypatch.setattr(correlate, "_by_channels", lambda tiles, out_g: by_channels)
     monkeypatch.setattr(correlate, "_SPAN", span)
+    monkeypatch.setattr(correlate, "_tile_task_o_block", lambda *shape: 7)
     case = dict(n=3, cin=6, h=19, w=23, cout=40, k=(3, 3), padding=(1, 0, 2, 1), groups=2)
     check_conv(backend, case, dtype)
     before = fastcnn.get_workspace_limit()
@@ -203,6 +205,16 @@ def test_filter_gradient_runs_by_tiles_on_large_maps_and_by_channels_on_deep_sma
         assert not filter_grad._dw_by_channels(_spec(128, 28, 128), 4)
     finally:
         fastcnn.set_num_threads(before)
+
+
+def test_forward_by_tiles_takes_output_channels_in_blocks_that_stay_in_cache():
+    # F(4,3) in float32, tasks of 32 tiles: 4.5 KiB of transformed data per channel.
+    block = correlate._tile_task_o_block
+    assert block(4, 32, 128, 128, 4) == 128  # 1.2 MB with every channel: one GEMM
+    assert block(4, 32, 256, 256, 4) == 64  # VGG-16's 256@56: 2.4 MB, then 1.8, then 1.5
+    assert block(4, 32, 128, 128, 8) == 32  # float64: twice the bytes, the input alone 1.2 MB
+    assert block(4, 32, 512, 512, 4) == 32  # never narrower than 32
+    assert block(2, 32, 256, 256, 4) == 256  # F(2,3): 16 points, 1 MB
 
 
 def _blas_threads() -> list[int]:
