@@ -21,7 +21,8 @@ transformed data stays under ``fastcnn.config.get_workspace_limit()`` (and a cac
 cap).
 
 Backward: dX is the 3x3 stride-1 correlation of dY (read with offset ``2 - pad``) with the
-filters rotated 180 degrees and their channel axes swapped, through the same forward path.
+filters rotated 180 degrees and their channel axes swapped (which the filter transform
+reads in place), through the same forward path.
 dW is the exact gradient of the Winograd forward: ``G^T [sum_t (A dY_t A^T) * V_t] G``,
 one (Cout x tiles) @ (tiles x Cin) GEMM per tile point, by the path that keeps its data in
 cache for the layer's shape. db is a plain sum.
