@@ -135,16 +135,21 @@ def readonly(array: np.ndarray) -> np.ndarray:
     return view
 
 
-# --- c += a @ b.T in compiled code -----------------------------------------------------------
+# --- c += a @ b and c += a @ b.T in compiled code -----------------------------------------
 
 
-def add_product_nt(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> None:
-    """``c += a @ b.T`` for C-contiguous 2-D float32 or float64 arrays, in place.
+def add_product(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> None:
+    """``c += a @ b`` for C-contiguous 2-D float32 or float64 arrays, in place.
 
     In compiled code this is one BLAS GEMM with ``beta = 1`` (Numba's ``np.dot`` always
     writes its output, so a sum of products otherwise needs a buffer and an extra pass
     over the sum). It calls the same BLAS entry point as ``np.dot``.
     """
+    c += a @ b
+
+
+def add_product_nt(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> None:
+    """``c += a @ b.T``, as :func:`add_product`."""
     c += a @ b.T
 
 
@@ -175,14 +180,47 @@ def _data(typingctx: Any, array: nb.Array) -> Any:
     return nb.CPointer(array.dtype)(array), codegen
 
 
-@overload(add_product_nt)
-def _add_product_nt(a, b, c):  # type: ignore[no-untyped-def]  # Numba wants the impl's exact parameters
+def _gemm_kind(a: Any, b: Any, c: Any) -> Any:
+    """``(kind, numba_xxgemm)`` for three C-contiguous 2-D arrays of one BLAS dtype, else
+    None (the overload then does not apply)."""
     arrays = (a, b, c)
     if not all(isinstance(t, nb.Array) and t.ndim == 2 and t.layout == "C" for t in arrays):
         return None
     if c.dtype not in _XXGEMM or a.dtype != c.dtype or b.dtype != c.dtype:
         return None
-    kind, gemm = _XXGEMM[c.dtype]
+    return _XXGEMM[c.dtype]
+
+
+# Row-major C (m x n) is column-major C^T, so BLAS computes C^T += B^T A^T: A's rows are
+# the column-major (k x m) matrix A^T as it lies; B's rows are B^T for a @ b and, for
+# a @ b.T, the column-major (k x n) matrix B^T, so transposed.
+
+
+@overload(add_product)
+def _add_product(a, b, c):  # type: ignore[no-untyped-def]  # Numba wants the impl's exact parameters
+    found = _gemm_kind(a, b, c)
+    if found is None:
+        return None
+    kind, gemm = found
+
+    def impl(a, b, c):  # type: ignore[no-untyped-def]  # pragma: no cover
+        m, k = a.shape
+        n = b.shape[1]
+        if m == 0 or n == 0 or k == 0:
+            return
+        one = np.ones(1, c.dtype)  # alpha and beta
+        a_, b_, c_, one_ = _data(a), _data(b), _data(c), _data(one)
+        gemm(kind, ord("n"), ord("n"), n, m, k, one_, b_, n, a_, k, one_, c_, n)
+
+    return impl
+
+
+@overload(add_product_nt)
+def _add_product_nt(a, b, c):  # type: ignore[no-untyped-def]  # Numba wants the impl's exact parameters
+    found = _gemm_kind(a, b, c)
+    if found is None:
+        return None
+    kind, gemm = found
 
     def impl(a, b, c):  # type: ignore[no-untyped-def]  # pragma: no cover
         m, k = a.shape
@@ -190,8 +228,6 @@ def _add_product_nt(a, b, c):  # type: ignore[no-untyped-def]  # Numba wants the
         if m == 0 or n == 0 or k == 0:
             return
         one = np.ones(1, c.dtype)  # alpha and beta
-        # Row-major C (m x n) is column-major C^T = B (n x k) @ A^T: B's rows are the
-        # column-major (k x n) matrix B^T, so transposed; A's are A^T as it lies.
         a_, b_, c_, one_ = _data(a), _data(b), _data(c), _data(one)
         gemm(kind, ord("t"), ord("n"), n, m, k, one_, b_, k, a_, k, one_, c_, n)
 

@@ -31,6 +31,12 @@ _O_BLOCK = 32
 #: channels in and out) blocks of 64 ran 1.2-1.3x faster than all 256 at once; on
 #: 128 channels in and out, all at once was the fastest.
 _TILE_TASK_BYTES = 3 * 2**19
+#: A task's transformed filters in :func:`fused.by_channels` are kept under this many
+#: bytes by transforming them a block of input channels at a time (each block's GEMMs
+#: adding to the last's): on VGG-16's 512@28 (512 channels in, 98 tiles) blocks of 256
+#: or 128 ran 1.2-1.4x faster than all 512 at once, and blocks of 64 about as fast; on
+#: 512@14, 512@7 and 256@14 blocks were no faster (64 up to 1.1x slower).
+_CHANNEL_TASK_BYTES = 5 * 2**18
 
 
 def _tile_grid(out_h: int, out_w: int, m: int) -> tuple[int, int]:
@@ -99,9 +105,11 @@ def _correlate(
             tiles = (tn[t0 : t0 + step], tr[t0 : t0 + step], tc[t0 : t0 + step])
             v = _windows(f"bt{m}", xp, tiles, m + 2, "winograd_v")
             stride = _row_stride(tiles[0].size)
-            us = _worker_rows("winograd_us", workers, m, _O_BLOCK * n_ch // groups, x.dtype)
+            c_block = _channel_task_c_block(m, n_ch // groups, x.itemsize)
+            us = _worker_rows("winograd_us", workers, m, _O_BLOCK * c_block, x.dtype)
             prods = _worker_rows("winograd_prods", workers, m, _O_BLOCK * stride, x.dtype)
-            args = (xp, w, groups, swap, v, kc_g, kc_out, bias, y, *tiles, _O_BLOCK, us, prods)
+            blocks = (_O_BLOCK, c_block)
+            args = (xp, w, groups, swap, v, kc_g, kc_out, bias, y, *tiles, *blocks, us, prods)
             launch(fused.by_channels, m, *args, calls_blas=True)
     else:
         u = _transformed_filters(w, m, groups, swap)
@@ -128,6 +136,17 @@ def _tile_task_o_block(m: int, span: int, cin_g: int, out_g: int, itemsize: int)
     per_channel = (m + 2) ** 2 * span * itemsize
     block = out_g
     while block > 32 and (cin_g + block) * per_channel > _TILE_TASK_BYTES:
+        block = -(-block // 2)
+    return block
+
+
+def _channel_task_c_block(m: int, cin_g: int, itemsize: int) -> int:
+    """Input channels per filter transform in :func:`fused.by_channels`: all of a
+    group's, halved while a task's transformed filters exceed ``_CHANNEL_TASK_BYTES``
+    (down to 64)."""
+    per_channel = (m + 2) ** 2 * _O_BLOCK * itemsize
+    block = cin_g
+    while block > 64 and block * per_channel > _CHANNEL_TASK_BYTES:
         block = -(-block // 2)
     return block
 

@@ -32,7 +32,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from fastcnn.jit import FASTMATH, add_product_nt
+from fastcnn.jit import FASTMATH, add_product, add_product_nt
 
 from ._kernels import (
     BLOCK,
@@ -154,18 +154,20 @@ def _filter_shape(w, groups, swap):  # pragma: no cover
 
 
 @njit(cache=True, fastmath=FASTMATH)
-def _filters(which, w, groups, swap, o_first, n_o, win, tmp, u, at, kc):  # pragma: no cover
-    """``u[:, at + oi*cin + c]`` = in-transform ``which`` of filter (o_first + oi, c): of
-    ``w[o, c]``, or with ``swap`` of ``w`` rotated 180 degrees with its in-group channel
-    axes swapped (dX's filters, read in place: ``w[g*out_g + c, o - g*cin_g, 2-i, 2-j]``
-    for o in group g, where ``cin_g, out_g`` are ``w``'s own)."""
-    cin = _filter_shape(w, groups, swap)[1]
+def _filters(
+    which, w, groups, swap, o_first, n_o, c_first, n_c, win, tmp, u, at, kc
+):  # pragma: no cover
+    """``u[:, at + oi*n_c + ci]`` = in-transform ``which`` of filter (o_first + oi,
+    c_first + ci): of ``w[o, c]``, or with ``swap`` of ``w`` rotated 180 degrees with its
+    in-group channel axes swapped (dX's filters, read in place:
+    ``w[g*out_g + c, o - g*cin_g, 2-i, 2-j]`` for o in group g, where ``cin_g, out_g``
+    are ``w``'s own)."""
     w_cin_g, w_out_g = w.shape[1], w.shape[0] // groups  # w's own, for swap
     for oi in range(n_o):
         o = o_first + oi
         g = o // w_cin_g  # o's group, for swap
-        for c0 in range(0, cin, BLOCK):
-            nq = min(BLOCK, cin - c0)
+        for c0 in range(c_first, c_first + n_c, BLOCK):
+            nq = min(BLOCK, c_first + n_c - c0)
             for q in range(nq):
                 if swap:
                     f = w[g * w_out_g + c0 + q, o - g * w_cin_g]
@@ -177,14 +179,15 @@ def _filters(which, w, groups, swap, o_first, n_o, win, tmp, u, at, kc):  # prag
                         for j in range(3):
                             win[(i * 3 + j) * BLOCK + q] = w[o, c0 + q, i, j]
             _in(which, win, tmp, kc)
-            _block_to_rows(tmp, u, at + oi * cin + c0, nq)
+            _block_to_rows(tmp, u, at + oi * n_c + c0 - c_first, nq)
 
 
 @njit(cache=True, fastmath=FASTMATH)
-def _products(u, u_at, v, v_at, prod, rows, inner, cols):  # pragma: no cover
-    """For every point p: ``prod[p, :rows*cols] = U_p @ V_p``, with ``U_p`` the (rows x
-    inner) matrix at ``u[p, u_at:]`` and ``V_p`` the (inner x cols) one at ``v[p, v_at:]``.
-    One input channel per group (depthwise) is a broadcast product, not a GEMM."""
+def _products(u, u_at, v, v_at, prod, rows, inner, cols, add=False):  # pragma: no cover
+    """For every point p: ``prod[p, :rows*cols] = U_p @ V_p`` (``+=`` with ``add``), with
+    ``U_p`` the (rows x inner) matrix at ``u[p, u_at:]`` and ``V_p`` the (inner x cols)
+    one at ``v[p, v_at:]``. One input channel per group (depthwise) is a broadcast
+    product, not a GEMM."""
     for p in range(u.shape[0]):
         a = u[p, u_at : u_at + rows * inner].reshape((rows, inner))
         b = v[p, v_at : v_at + inner * cols].reshape((inner, cols))
@@ -192,7 +195,9 @@ def _products(u, u_at, v, v_at, prod, rows, inner, cols):  # pragma: no cover
         if inner == 1:
             for i in range(rows):
                 for j in range(cols):
-                    c[i, j] = a[i, 0] * b[0, j]
+                    c[i, j] = a[i, 0] * b[0, j] + (c[i, j] if add else 0)
+        elif add:
+            add_product(a, b, c)
         else:
             np.dot(a, b, c)
 
@@ -238,7 +243,7 @@ def filters(which, w, groups, swap, u, kc, workers):  # pragma: no cover
     for worker in prange(max(1, min(workers, n_out))):
         win, tmp = _buffers(3, alpha, u)
         for o in range(worker, n_out, workers):
-            _filters(which, w, groups, swap, o, 1, win, tmp, u, o * cin, kc)
+            _filters(which, w, groups, swap, o, 1, 0, cin, win, tmp, u, o * cin, kc)
 
 
 @njit(parallel=True, cache=True, fastmath=FASTMATH)
@@ -445,13 +450,14 @@ def by_tiles(
 
 @njit(parallel=True, cache=True, fastmath=FASTMATH)
 def by_channels(
-    m, xp, w, groups, swap, v, kc_g, kc_out, bias, y, tn, tr, tc, o_block, us, prods
+    m, xp, w, groups, swap, v, kc_g, kc_out, bias, y, tn, tr, tc, o_block, c_block, us, prods
 ):  # pragma: no cover
     """``y`` = 3x3 correlation with the filters of ``w`` (see :func:`_filters`;
     transformed here) of the input whose windows ``v`` holds (see :func:`windows`; rows
-    ``[point, c*stride + t]``), in tasks of ``o_block`` output channels of one group.
-    Tiles as in :func:`by_tiles`; ``us[k]`` and ``prods[k]`` are worker k's transformed
-    filters and products."""
+    ``[point, c*stride + t]``), in tasks of ``o_block`` output channels of one group,
+    whose filters are transformed ``c_block`` input channels at a time, each block's
+    products added to the last's. Tiles as in :func:`by_tiles`; ``us[k]`` and
+    ``prods[k]`` are worker k's transformed filters and products."""
     n_ch, n_out = xp.shape[1], y.shape[1]
     cin_g = n_ch // groups
     out_g = n_out // groups
@@ -469,8 +475,11 @@ def by_channels(
             g = task // per_group
             o_first = g * out_g + (task % per_group) * o_block
             n_o = min(o_block, (g + 1) * out_g - o_first)
-            _filters(2 + m // 4, w, groups, swap, o_first, n_o, win, tmp, u, 0, kc_g)
-            _products(u, 0, v, g * cin_g * stride, prod, n_o, cin_g, stride)
+            for c0 in range(0, cin_g, c_block):
+                n_c = min(c_block, cin_g - c0)
+                _filters(2 + m // 4, w, groups, swap, o_first, n_o, c0, n_c, win, tmp, u, 0, kc_g)
+                v_at = (g * cin_g + c0) * stride
+                _products(u, 0, v, v_at, prod, n_o, n_c, stride, c0 > 0)
             for t0 in range(0, total, BLOCK):
                 t1 = min(total, t0 + BLOCK)
                 tiles = (tn[t0:t1], tr[t0:t1], tc[t0:t1])

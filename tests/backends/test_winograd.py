@@ -144,10 +144,13 @@ def test_both_loop_orders_and_wide_tasks_match_naive(
 ):
     # The call picks a loop order by its shape; force each, with tasks of one and of
     # several blocks of tiles, whole and in chunks (dW's later chunks add to the first);
-    # by tiles, with the 20 output channels of a group in GEMMs of 7, 7 and 6.
+    # by tiles, with the 20 output channels of a group in GEMMs of 7, 7 and 6; by
+    # channels, with filters transformed 2 input channels at a time (3 per group
+    # forward, 20 for dX), each block's GEMMs adding to the last's.
     monkeypatch.setattr(correlate, "_by_channels", lambda tiles, out_g: by_channels)
     monkeypatch.setattr(correlate, "_SPAN", span)
     monkeypatch.setattr(correlate, "_tile_task_o_block", lambda *shape: 7)
+    monkeypatch.setattr(correlate, "_channel_task_c_block", lambda *shape: 2)
     case = dict(n=3, cin=6, h=19, w=23, cout=40, k=(3, 3), padding=(1, 0, 2, 1), groups=2)
     check_conv(backend, case, dtype)
     before = fastcnn.get_workspace_limit()
@@ -215,6 +218,16 @@ def test_forward_by_tiles_takes_output_channels_in_blocks_that_stay_in_cache():
     assert block(4, 32, 128, 128, 8) == 32  # float64: twice the bytes, the input alone 1.2 MB
     assert block(4, 32, 512, 512, 4) == 32  # never narrower than 32
     assert block(2, 32, 256, 256, 4) == 256  # F(2,3): 16 points, 1 MB
+
+
+def test_forward_by_channels_transforms_filters_in_blocks_of_input_channels_on_deep_layers():
+    # F(4,3) in float32, tasks of 32 output channels: 4.5 KiB of filters per input channel.
+    block = correlate._channel_task_c_block
+    assert block(4, 256, 4) == 256  # 1.2 MB: at once
+    assert block(4, 512, 4) == 256  # VGG-16's 512@28 and 512@14
+    assert block(4, 256, 8) == 128  # float64
+    assert block(2, 512, 4) == 512  # F(2,3): 16 points
+    assert block(4, 4096, 8) == 128  # halved until under 1.25 MiB
 
 
 def _blas_threads() -> list[int]:
