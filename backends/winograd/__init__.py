@@ -54,6 +54,7 @@ from .correlate import (
     _O_BLOCK,
     _SPAN,
     _by_channels,
+    _channel_task_c_block,
     _chunk_tiles,
     _correlate,
     _tile_count,
@@ -151,7 +152,8 @@ class WinogradBackend(BackendBase):
         if _by_channels(tiles, n_out // spec.groups):
             chunk = _chunk_tiles(tiles, points * n_ch * item)
             main = chunk * points * n_ch * item
-            block = points * _O_BLOCK * (n_ch // spec.groups + chunk) * item
+            c_block = _channel_task_c_block(m, n_ch // spec.groups, item)
+            block = points * _O_BLOCK * (c_block + chunk) * item
         else:
             main = points * n_out * (n_ch // spec.groups) * item
             span = _SPAN * fused.BLOCK

@@ -162,7 +162,8 @@ def _transformed_filters(w: np.ndarray, m: int, groups: int, swap: bool) -> np.n
     """``U[p, o*cin_g + c] = (G w[o, c] G^T)[p]`` (``w`` swapped with ``swap``, see
     :func:`_correlate`): the filters transformed once per call (never cached: in training
     they change every step), one row per tile point."""
-    u = scratch("winograd_u", ((m + 2) ** 2, w[0].size // 9 * w.shape[0] + fused.ROW_PAD), w.dtype)
+    filters = w.shape[0] * w.shape[1]  # swapped or not
+    u = scratch("winograd_u", ((m + 2) ** 2, filters + fused.ROW_PAD), w.dtype)
     name = f"g{m}"
     kc = constants(name, w.dtype.name)
     launch(fused.filters, IN_KERNELS.index(name), w, groups, swap, u, kc, get_num_threads())
