@@ -196,39 +196,30 @@ def _gemm_kind(a: Any, b: Any, c: Any) -> Any:
 # a @ b.T, the column-major (k x n) matrix B^T, so transposed.
 
 
-@overload(add_product)
-def _add_product(a, b, c):  # type: ignore[no-untyped-def]  # Numba wants the impl's exact parameters
-    found = _gemm_kind(a, b, c)
-    if found is None:
-        return None
-    kind, gemm = found
+def _gemm_overload(b_transposed: bool) -> Any:
+    """The compiled :func:`add_product` (or, with ``b_transposed``, :func:`add_product_nt`)."""
 
-    def impl(a, b, c):  # type: ignore[no-untyped-def]  # pragma: no cover
-        m, k = a.shape
-        n = b.shape[1]
-        if m == 0 or n == 0 or k == 0:
-            return
-        one = np.ones(1, c.dtype)  # alpha and beta
-        a_, b_, c_, one_ = _data(a), _data(b), _data(c), _data(one)
-        gemm(kind, ord("n"), ord("n"), n, m, k, one_, b_, n, a_, k, one_, c_, n)
+    def typer(a, b, c):  # type: ignore[no-untyped-def]  # Numba wants the impl's exact parameters
+        found = _gemm_kind(a, b, c)
+        if found is None:
+            return None
+        kind, gemm = found
+        trans_b = ord("t") if b_transposed else ord("n")
 
-    return impl
+        def impl(a, b, c):  # type: ignore[no-untyped-def]  # pragma: no cover
+            m, k = a.shape
+            n = b.shape[0] if b_transposed else b.shape[1]
+            if m == 0 or n == 0 or k == 0:
+                return
+            ld_b = k if b_transposed else n
+            one = np.ones(1, c.dtype)  # alpha and beta
+            a_, b_, c_, one_ = _data(a), _data(b), _data(c), _data(one)
+            gemm(kind, trans_b, ord("n"), n, m, k, one_, b_, ld_b, a_, k, one_, c_, n)
+
+        return impl
+
+    return typer
 
 
-@overload(add_product_nt)
-def _add_product_nt(a, b, c):  # type: ignore[no-untyped-def]  # Numba wants the impl's exact parameters
-    found = _gemm_kind(a, b, c)
-    if found is None:
-        return None
-    kind, gemm = found
-
-    def impl(a, b, c):  # type: ignore[no-untyped-def]  # pragma: no cover
-        m, k = a.shape
-        n = b.shape[0]
-        if m == 0 or n == 0 or k == 0:
-            return
-        one = np.ones(1, c.dtype)  # alpha and beta
-        a_, b_, c_, one_ = _data(a), _data(b), _data(c), _data(one)
-        gemm(kind, ord("t"), ord("n"), n, m, k, one_, b_, k, a_, k, one_, c_, n)
-
-    return impl
+overload(add_product)(_gemm_overload(b_transposed=False))
+overload(add_product_nt)(_gemm_overload(b_transposed=True))
