@@ -14,8 +14,8 @@ has to guard against them again:
   threads launch at once, so :func:`launch` serialises launches with a lock.
 - **BLAS inside kernels.** A kernel whose workers call BLAS (``np.dot``, or
   :func:`add_product` and :func:`add_product_nt` for a product added to what a matrix
-  holds) runs with BLAS held at one thread, set and restored under the launch lock (``launch(...,
-  calls_blas=True)``): each worker's GEMM then runs on its own core.
+  holds) runs with BLAS held at one thread, set and restored under the launch lock
+  (``launch(..., calls_blas=True)``): each worker's GEMM then runs on its own core.
 - **Fork.** GNU OpenMP kills a child forked after the parent started its threads as soon
   as the child launches a kernel, so in such a child every kernel runs its *serial twin*
   (the same function compiled without ``parallel=True``: the same arithmetic, one core).
