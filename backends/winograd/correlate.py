@@ -134,10 +134,7 @@ def _tile_task_o_block(m: int, span: int, cin_g: int, out_g: int, itemsize: int)
     while a task's transformed input and products exceed ``_TILE_TASK_BYTES`` (down to
     32)."""
     per_channel = (m + 2) ** 2 * span * itemsize
-    block = out_g
-    while block > 32 and (cin_g + block) * per_channel > _TILE_TASK_BYTES:
-        block = -(-block // 2)
-    return block
+    return _halved_within(out_g, cin_g, per_channel, _TILE_TASK_BYTES, 32)
 
 
 def _channel_task_c_block(m: int, cin_g: int, itemsize: int) -> int:
@@ -145,8 +142,13 @@ def _channel_task_c_block(m: int, cin_g: int, itemsize: int) -> int:
     group's, halved while a task's transformed filters exceed ``_CHANNEL_TASK_BYTES``
     (down to 64)."""
     per_channel = (m + 2) ** 2 * _O_BLOCK * itemsize
-    block = cin_g
-    while block > 64 and block * per_channel > _CHANNEL_TASK_BYTES:
+    return _halved_within(cin_g, 0, per_channel, _CHANNEL_TASK_BYTES, 64)
+
+
+def _halved_within(block: int, fixed: int, per_channel: int, budget: int, least: int) -> int:
+    """``block`` channels, halved (rounding up) while ``fixed + block`` channels of
+    ``per_channel`` bytes exceed ``budget``, but not below ``least``."""
+    while block > least and (fixed + block) * per_channel > budget:
         block = -(-block // 2)
     return block
 
