@@ -33,10 +33,12 @@ _O_BLOCK = 32
 _TILE_TASK_BYTES = 3 * 2**19
 #: A task's transformed filters in :func:`fused.by_channels` are kept under this many
 #: bytes by transforming them a block of input channels at a time (each block's GEMMs
-#: adding to the last's): on VGG-16's 512@28 (512 channels in, 98 tiles) blocks of 256
-#: or 128 ran 1.2-1.4x faster than all 512 at once, and blocks of 64 about as fast; on
-#: 512@14, 512@7 and 256@14 blocks were no faster (64 up to 1.1x slower).
-_CHANNEL_TASK_BYTES = 5 * 2**18
+#: adding to the last's), so that they stay in the core's cache beside the GEMM's other
+#: operands: blocks of 128 channels at F(4,3), of 256 at F(2,3). On ResNet-18's 512@7 and
+#: VGG-16's 512@14 at F(2,3), all 512 channels at once (1 MiB) took 1.4-1.5x as long as
+#: blocks of 64-256; on VGG-16's 512@28 at F(4,3), all 512 took 1.2-1.4x as long as blocks
+#: of 64-256. At F(4,3) on 512@14, 512@7 and 256@14 the block size made no difference.
+_CHANNEL_TASK_BYTES = 5 * 2**17
 
 
 def _tile_grid(out_h: int, out_w: int, m: int) -> tuple[int, int]:

@@ -223,11 +223,14 @@ def test_forward_by_tiles_takes_output_channels_in_blocks_that_stay_in_cache():
 def test_forward_by_channels_transforms_filters_in_blocks_of_input_channels_on_deep_layers():
     # F(4,3) in float32, tasks of 32 output channels: 4.5 KiB of filters per input channel.
     block = correlate._channel_task_c_block
-    assert block(4, 256, 4) == 256  # 1.2 MB: at once
-    assert block(4, 512, 4) == 256  # VGG-16's 512@28 and 512@14
-    assert block(4, 256, 8) == 128  # float64
-    assert block(2, 512, 4) == 512  # F(2,3): 16 points
-    assert block(4, 4096, 8) == 128  # halved until under 1.25 MiB
+    assert block(4, 128, 4) == 128  # 576 KiB: at once
+    assert block(4, 256, 4) == 128  # ResNet-18's 256@14; 1.1 MiB at once would not fit
+    assert block(4, 512, 4) == 128  # VGG-16's 512@28 and 512@14
+    assert block(4, 256, 8) == 64  # float64
+    assert block(2, 512, 4) == 256  # F(2,3): 16 points, 2 KiB per input channel
+    assert block(2, 256, 4) == 256
+    assert block(4, 4096, 8) == 64  # halved until under 640 KiB
+    assert block(4, 100, 4) == 100  # fewer channels than a block: all at once
 
 
 def _blas_threads() -> list[int]:
