@@ -346,6 +346,19 @@ class Explanation:
         return "\n".join(lines)
 
 
+def _shape(name: str, value: Any) -> tuple[int, ...]:
+    """``value`` as a shape: a tuple or list of non-negative ints (an array's ``.shape``),
+    or a clear error naming the parameter."""
+    if not isinstance(value, tuple | list) or not all(
+        isinstance(n, int | np.integer) and not isinstance(n, bool) for n in value
+    ):
+        got = type(value).__name__ if not isinstance(value, tuple | list) else repr(value)
+        raise TypeError(f"{name} must be a tuple of ints (an array's .shape), got {got}")
+    if any(n < 0 for n in value):
+        raise ValueError(f"{name} must have no negative sizes, got {tuple(value)}")
+    return tuple(int(n) for n in value)
+
+
 def explain(
     op: str,
     x_shape: tuple[int, ...],
@@ -376,16 +389,25 @@ def explain(
     Explanation
         ``str()`` of it is a readable account: the choice, every candidate's estimate,
         and why the others cannot run the call.
+
+    Raises
+    ------
+    TypeError
+        If a shape is not a tuple (or list) of ints, such as an array in its place.
+    ValueError
+        If a shape has a negative size, ``op`` is unknown, or the call's parameters are
+        invalid (as the call itself would say).
     """
     backend_op, mode = ops.backend_op(op)
     np_dtype = np.dtype(dtype)
-    x = np.broadcast_to(np.zeros((), np_dtype), tuple(x_shape))  # shape only, no memory
+    x_shape = _shape("x_shape", x_shape)
+    x = np.broadcast_to(np.zeros((), np_dtype), x_shape)  # shape only, no memory
     if x.ndim == 3:
         x = x[np.newaxis]
     if mode is None:
         if w_shape is None:
             raise ValueError(f"{op} needs w_shape")
-        w = np.broadcast_to(np.zeros((), np_dtype), tuple(w_shape))
+        w = np.broadcast_to(np.zeros((), np_dtype), _shape("w_shape", w_shape))
         bias = bool(params.pop("bias", True))
         spec: Spec = make_conv_spec(x, w, bias=bias, dtype=np_dtype, **params)
     else:

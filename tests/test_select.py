@@ -298,6 +298,29 @@ def test_explain_is_readable():
         select.explain("conv3d", (1, 1, 4, 4))
 
 
+@pytest.mark.parametrize(
+    ("x_shape", "w_shape", "error", "match"),
+    [
+        (np.zeros((2, 3, 8, 8)), (4, 3, 3, 3), TypeError, "x_shape must be a tuple of ints"),
+        ((2, 3, 8, 8), np.zeros((4, 3, 3, 3)), TypeError, "w_shape must be a tuple of ints"),
+        ((2, 3.5, 8, 8), (4, 3, 3, 3), TypeError, "x_shape must be a tuple of ints"),
+        ("2, 3, 8, 8", (4, 3, 3, 3), TypeError, "got str"),
+        ((2, -3, 8, 8), (4, 3, 3, 3), ValueError, "x_shape must have no negative sizes"),
+    ],
+)
+def test_explain_refuses_what_is_not_a_shape(x_shape, w_shape, error, match):
+    with pytest.raises(error, match=match):
+        select.explain("conv2d", x_shape, w_shape)
+
+
+def test_explain_takes_shapes_as_lists_and_numpy_ints():
+    shape = [np.int64(n) for n in X.shape]
+    assert (
+        select.explain("conv2d", shape, list(W.shape)).spec
+        == select.explain("conv2d", X.shape, W.shape).spec
+    )
+
+
 def test_autotuning_blocks_are_local_to_their_thread():
     seen = []
     with select.autotuning():
