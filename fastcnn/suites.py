@@ -3,7 +3,7 @@
 Each layer is an audit :class:`~fastcnn.cases.Case` without its batch size: shapes are
 ``(C, H, W)`` and the batch is chosen when the suite is built (:func:`suite`). The shapes
 are those of the published networks (ImageNet input 224x224 for ResNet-18, VGG-16 and
-MobileNet v1; 32x32 for LeNet-5).
+MobileNet v1; 32x32 for LeNet-5 and for ResNet-20 on CIFAR-10).
 """
 
 from __future__ import annotations
@@ -104,6 +104,19 @@ _LARGE_KERNEL = [
     _conv("large.31x31.32@64", 32, 64, 32, 31, padding=15),
 ]
 
+# ResNet-20 for CIFAR-10 (He et al. 2016, section 4.2): 32x32 input, three stages of
+# 16, 32 and 64 channels, identity shortcuts (option A: no 1x1 projections), a global
+# average pool. Small maps and few channels: where a call's fixed costs decide.
+_RESNET20 = [
+    _conv("resnet20.conv3x3.16@32.in3", 3, 32, 16, 3, padding=1),
+    _conv("resnet20.conv3x3.16@32", 16, 32, 16, 3, padding=1),
+    _conv("resnet20.conv3x3s2.32@32", 16, 32, 32, 3, stride=2, padding=1),
+    _conv("resnet20.conv3x3.32@16", 32, 16, 32, 3, padding=1),
+    _conv("resnet20.conv3x3s2.64@16", 32, 16, 64, 3, stride=2, padding=1),
+    _conv("resnet20.conv3x3.64@8", 64, 8, 64, 3, padding=1),
+    _pool("resnet20.meanpool8x8.64@8", "mean", 64, 8, 8),
+]
+
 _QUICK = [
     _conv("quick.conv3x3.64@28", 64, 28, 64, 3, padding=1),
     _conv("quick.dw3x3.64@28", 64, 28, 64, 3, padding=1, groups=64),
@@ -116,6 +129,7 @@ _QUICK = [
 SUITES: dict[str, list[Layer]] = {
     "quick": _QUICK,
     "lenet": _LENET,
+    "resnet20": _RESNET20,
     "resnet18": _RESNET18,
     "vgg16": _VGG16,
     "mobilenet": _MOBILENET,
@@ -127,6 +141,7 @@ SUITES: dict[str, list[Layer]] = {
 DEFAULT_BATCH: dict[str, int] = {
     "quick": 2,
     "lenet": 64,
+    "resnet20": 32,
     "resnet18": 4,
     "vgg16": 2,
     "mobilenet": 4,

@@ -79,14 +79,17 @@ def error_model(tile: int) -> ErrorModel:
 # Cost model for backend="auto": seconds = the coefficients below . the features of
 # _features (an intercept, GEMM FLOPs, bytes of transformed data, bytes of filters read,
 # GEMM calls, narrow GEMMs' FLOPs), one model for every tile size. Fitted with
-# benchmarks/fit_cost_models.py (non-negative least squares on relative error) on
-# benchmarks/runs/2026-12-01-refit-winograd.json (the 3x3 stride-1 layers of ResNet-18,
-# VGG-16, LeNet and the quick suite, winograd2 and winograd4, float32, two threads, a
-# 2-core AMD Zen 5, numpy's OpenBLAS on its own kernels): worst error 27 % forward, 28 %
-# backward.
+# benchmarks/fit_cost_models.py (non-negative least squares on relative error) on three
+# runs in benchmarks/runs/: 2026-12-01-refit-winograd.json (the 3x3 stride-1 layers of
+# ResNet-18, VGG-16 and the quick suite) and 2026-12-01-resnet20-quick-b{32,2}.json
+# (ResNet-20's CIFAR layers and the quick suite at batches 32 and 2), winograd2 and
+# winograd4, float32, two threads, a 2-core AMD Zen 5, numpy's OpenBLAS on its own
+# kernels: worst error 50 % forward, 40 % backward. The small layers fix the intercept
+# (a call's fixed cost): fitted on large layers alone it was 0, and auto picked Winograd
+# on ResNet-20's layers at 1.4-2.4x the fastest backend's time.
 _COST = {
-    CONV2D: (0.0, 3.7e-12, 7.37e-11, 1.58e-10, 4.89e-08, 1.02e-12),
-    CONV2D_BACKWARD: (0.0, 3.24e-12, 1.11e-10, 4.53e-10, 3.29e-08, 1.78e-12),
+    CONV2D: (0.000109, 3.57e-12, 8.75e-11, 1.01e-10, 2.39e-08, 2.45e-12),
+    CONV2D_BACKWARD: (0.000183, 2.61e-12, 1.39e-10, 4.09e-10, 1.96e-08, 2.99e-12),
 }
 
 # --- the backend -----------------------------------------------------------------------------
