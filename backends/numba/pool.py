@@ -15,7 +15,7 @@ from fastcnn.jit import launch, readonly
 from fastcnn.ops import POOL_MODES
 from fastcnn.spec import PoolSpec
 
-from .geometry import column_range_jit, geometry
+from .geometry import geometry
 
 #: The kernels' code of each pooling mode. Numba compiles these in as constants, and its
 #: disk cache notices edits to this file only: so the ints are fixed here, beside the
@@ -257,22 +257,25 @@ def _pool_plane_backward(
     for oh in range(out_h):
         grow = gy[n, c, oh]
         if mode == MEAN:
+            # The forward's separable passes transposed: each window's share spread over
+            # its columns into one padded row, then that row added to each of the
+            # window's input rows. (Per row and column a view of the plane cost more
+            # than its few additions on small maps: 0.42 ms on ResNet-20's 8x8 global
+            # pool at batch 32, an eighth of the time per cell of a copy.)
             _mean_divisors(oh, share, kh, kw, sh, sw, top, left, height, width, include_pad)
             for t in range(out_w):
                 share[t] = grow[t] / share[t]
+            spread = best  # the row buffer, padded columns
+            spread[:] = 0
+            for j in range(kw):
+                for t in range(out_w):
+                    spread[t * sw + j] += share[t]
             for i in range(kh):
                 r = oh * sh + i - top
-                if r < 0 or r >= height:
-                    continue
-                for j in range(kw):
-                    off = j - left
-                    lo, hi = column_range_jit(off, sw, width, out_w)
-                    if hi <= lo:
-                        continue
-                    dst = plane[r, lo * sw + off : (hi - 1) * sw + off + 1 : sw]
-                    src = share[lo:hi]
-                    for t in range(hi - lo):
-                        dst[t] += src[t]
+                if 0 <= r < height:
+                    row = plane[r]
+                    for t in range(inside):
+                        row[t] += spread[left + t]
             continue
         first_row = oh * sh - top
         best[:] = fill
