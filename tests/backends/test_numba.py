@@ -104,6 +104,30 @@ def test_non_finite_values_stay_local_like_the_reference(bad):
         )  # NaN where the reference has NaN, Inf where it has the same Inf
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize(
+    ("size", "kernel", "params"),
+    [
+        (8, 8, {}),  # a global pool: one window per plane
+        (14, 7, {}),
+        (13, 5, {"stride": 3, "padding": 2, "count_include_pad": False}),
+        (12, 3, {"stride": 1, "padding": 1}),
+        (11, 3, {"stride": 2, "padding": 1, "ceil_mode": True, "count_include_pad": False}),
+        (9, (2, 4), {"stride": (1, 3), "padding": (1, 2)}),
+    ],
+)
+def test_mean_pooling_backward_spreads_each_share_like_the_reference(size, kernel, params, dtype):
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal((3, 5, size, size)).astype(dtype)
+    y = fastcnn.mean_pool2d(x, kernel, backend="naive", **params)
+    gy = rng.standard_normal(y.shape).astype(dtype)
+    got = fastcnn.mean_pool2d_backward(gy, x, kernel, backend="numba", **params)
+    want = fastcnn.mean_pool2d_backward(gy, x, kernel, backend="naive", **params)
+    tol = 1e-5 if dtype == "float32" else 1e-13
+    np.testing.assert_allclose(got, want, rtol=tol, atol=tol)
+    assert got.dtype == np.dtype(dtype)
+
+
 def test_set_num_threads_is_honoured():
     # Numba's thread count is per calling thread and is set by each launch: after a call
     # it shows what the kernels ran with.
