@@ -86,7 +86,7 @@ def error_model(tile: int) -> ErrorModel:
 # winograd4, float32, two threads, a 2-core AMD Zen 5, numpy's OpenBLAS on its own
 # kernels: worst error 50 % forward, 40 % backward. The small layers fix the intercept
 # (a call's fixed cost): fitted on large layers alone it was 0, and auto picked Winograd
-# on ResNet-20's layers at 1.4-2.4x the fastest backend's time.
+# on ResNet-20's layers at 1.4-2.5x the fastest backend's time.
 _COST = {
     CONV2D: (0.000109, 3.57e-12, 8.75e-11, 1.01e-10, 2.39e-08, 2.45e-12),
     CONV2D_BACKWARD: (0.000183, 2.61e-12, 1.39e-10, 4.09e-10, 1.96e-08, 2.99e-12),
