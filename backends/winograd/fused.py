@@ -194,14 +194,11 @@ def _products(u, u_at, v, v_at, prod, rows, inner, cols, add=False):  # pragma: 
         a = u[p, u_at : u_at + rows * inner].reshape((rows, inner))
         b = v[p, v_at : v_at + inner * cols].reshape((inner, cols))
         c = prod[p, : rows * cols].reshape((rows, cols))
-        if inner == 1 and add:
+        if inner == 1:
             for i in range(rows):
                 for j in range(cols):
-                    c[i, j] += a[i, 0] * b[0, j]
-        elif inner == 1:
-            for i in range(rows):
-                for j in range(cols):
-                    c[i, j] = a[i, 0] * b[0, j]
+                    product = a[i, 0] * b[0, j]
+                    c[i, j] = c[i, j] + product if add else product
         elif add:
             add_product(a, b, c)
         else:
