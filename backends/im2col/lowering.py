@@ -8,7 +8,8 @@ place) and ``dcols_g = W_g.T @ dY_g``, scattered back by col2im (a compiled pass
 The input is first split into the stride phases of its padded form (one phase at
 stride 1), where every tap's windows lie at unit stride: each tap's columns are then a
 block copy, and with ``width`` the phase's width (a column or two beyond the output,
-dropped afterwards) one contiguous run per image. At stride 1 with output rows as wide as
+dropped afterwards) one contiguous run per image; both steps are one compiled pass per
+input channel (:mod:`.gather`). At stride 1 with output rows as wide as
 the input, no phases are needed: each tap's block is a run of the input plane itself
 (:func:`_flat_taps`). No Python loops over positions.
 
@@ -29,6 +30,7 @@ from fastcnn.scratch import scratch
 from fastcnn.spec import ConvSpec, PoolSpec
 
 from .col2im import col2im
+from .gather import gather
 from .place import place
 
 #: Lowered columns are built and consumed in chunks of about this size even when the
@@ -103,60 +105,6 @@ def writes_in_place(spec: ConvSpec) -> bool:
     return spec.groups == 1 and 2 * per_image > chunk_budget()
 
 
-def _phases(spec: ConvSpec, chunk: Chunk, slot: str) -> np.ndarray:
-    """A zeroed scratch grid ``(sh, sw, C, nb, hq + 1, wq)`` for the stride phases of the
-    padded input a chunk reads (one spare row: the last tap's run overhangs into it by a
-    few dropped columns)."""
-    _, height, width = slab_extent(spec, chunk)
-    (sh, sw), nb = spec.stride, chunk[1] - chunk[0]
-    grid = scratch(
-        slot,
-        (sh, sw, spec.in_channels, nb, -(-height // sh) + 1, -(-width // sw)),
-        np.dtype(spec.dtype),
-    )
-    grid.fill(0)
-    return grid
-
-
-def _phase_cells(spec: ConvSpec, chunk: Chunk, grid: np.ndarray) -> Iterator[tuple]:
-    """Per phase ``(a, b)``: the grid cells that hold real input, and those input cells
-    (padded row ``first + a + sh*q`` and column ``b + sw*p`` of the chunk)."""
-    (sh, sw), (top, _, left, _) = spec.stride, spec.padding
-    first = chunk[2] * sh
-    rows, cols = grid.shape[-2:]
-    for a in range(sh):
-        q0 = max(0, -(-(top - first - a) // sh))
-        q1 = min(rows, (spec.height - 1 + top - first - a) // sh + 1)
-        for b in range(sw):
-            p0, p1 = max(0, -(-(left - b) // sw)), min(cols, (spec.width - 1 + left - b) // sw + 1)
-            if q1 > q0 and p1 > p0:
-                y0, x0 = first + a + sh * q0 - top, b + sw * p0 - left
-                src = np.s_[
-                    :,
-                    :,
-                    y0 : y0 + sh * (q1 - q0 - 1) + 1 : sh,
-                    x0 : x0 + sw * (p1 - p0 - 1) + 1 : sw,
-                ]
-                yield grid[a, b, :, :, q0:q1, p0:p1], src
-
-
-def _tap_blocks(spec: ConvSpec, grid: np.ndarray, rows: int, width: int) -> Iterator[tuple]:
-    """Per kernel tap ``(i, j)``: the ``(C, nb, rows, width)`` block of its phase that it
-    reads, one contiguous run per image when ``width`` is the phase's."""
-    (kh, kw), (sh, sw), (dh, dw) = spec.kernel, spec.stride, spec.dilation
-    wq = grid.shape[-1]
-    flat = grid.reshape(*grid.shape[:4], -1)
-    for i in range(kh):
-        for j in range(kw):
-            (oi, a), (oj, b) = divmod(i * dh, sh), divmod(j * dw, sw)
-            if width == wq:
-                start = oi * wq + oj
-                block = flat[a, b, :, :, start : start + rows * wq]
-                yield i, j, block.reshape(*block.shape[:2], rows, wq)
-            else:
-                yield i, j, grid[a, b, :, :, oi : oi + rows, oj : oj + width]
-
-
 def _drop_columns(a: np.ndarray, spec: ConvSpec) -> None:
     """Zero the lowered columns past the output's width (``a`` ends in ``rows*width``)."""
     a.reshape(*a.shape[:-1], -1, row_width(spec))[..., spec.out_width :] = 0
@@ -207,8 +155,8 @@ def _lower(
     ``width`` columns per output row (default :func:`row_width`); with ``ones`` (one group
     only) a last row of ones, against which a bias column of the filters adds the bias.
 
-    The input is split once into the stride phases of its padded form; each tap's
-    columns are then a unit-stride block of its phase (see :func:`row_width`).
+    The input is split into the stride phases of its padded form; each tap's columns
+    are then a unit-stride block of its phase (see :func:`row_width` and :mod:`.gather`).
     """
     n0, n1, r0, r1 = chunk
     width = width or row_width(spec)
@@ -219,11 +167,10 @@ def _lower(
     if _lowers_flat(spec, width):
         _flat_taps(x, spec, chunk, cols.reshape(*shape[:4], -1))
     else:
-        grid = _phases(spec, chunk, "phases")
-        for cells, src in _phase_cells(spec, chunk, grid):
-            cells[...] = x[n0:n1][src].transpose(1, 0, 2, 3)
-        for i, j, block in _tap_blocks(spec, grid, r1 - r0, width):
-            cols[:, i, j] = block
+        _, height, in_width = slab_extent(spec, chunk)
+        (sh, sw), (top, _, left, _) = spec.stride, spec.padding
+        geometry = (n0, r0 * sh, sh, sw, *spec.dilation, top, left)
+        gather(x, cols, geometry, (-(-height // sh) + 1, -(-in_width // sw)))
     flat[rows * length :] = 1
     return flat.reshape(spec.groups, -1, length)
 

@@ -92,6 +92,63 @@ def test_rows_as_wide_as_the_input_lower_by_flat_runs(
     assert lowering.row_width(spec) == spec.width == spec.out_width and flat
 
 
+def _windows_by_slicing(x: np.ndarray, spec, chunk, width: int) -> np.ndarray:
+    """The lowered columns ``(C, kh, kw, nb, rows, width)`` of a chunk, by plain NumPy:
+    tap (i, j) of output cell (r, q) reads padded cell (r*sh + i*dh, q*sw + j*dw), and
+    the columns past the padded input's last one are zero."""
+    n0, n1, r0, r1 = chunk
+    (kh, kw), (sh, sw), (dh, dw) = spec.kernel, spec.stride, spec.dilation
+    top, bottom, left, right = spec.padding
+    reach_h = (r1 - 1) * sh + dh * (kh - 1) + 1 + sh
+    reach_w = (width - 1) * sw + dw * (kw - 1) + 1
+    padded = np.zeros(
+        (
+            n1 - n0,
+            spec.in_channels,
+            max(reach_h, top + spec.height),
+            max(reach_w, left + spec.width),
+        )
+    )
+    padded[:, :, top : top + spec.height, left : left + spec.width] = x[n0:n1]
+    cols = np.zeros((spec.in_channels, kh, kw, n1 - n0, r1 - r0, width))
+    for i in range(kh):
+        for j in range(kw):
+            rows = slice(r0 * sh + i * dh, (r1 - 1) * sh + i * dh + 1, sh)
+            columns = slice(j * dw, (width - 1) * sw + j * dw + 1, sw)
+            cols[:, i, j] = padded[:, :, rows, columns].transpose(1, 0, 2, 3)
+    return cols
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize(
+    "geometry",
+    [
+        dict(k=(3, 3), stride=2, padding=1),
+        dict(k=(7, 7), stride=2, padding=3),
+        dict(k=(3, 2), stride=(2, 3), padding=(0, 1, 2, 1), dilation=(2, 1)),
+        dict(k=(3, 3), stride=3, padding=2, dilation=2),
+        dict(k=(5, 3), stride=(1, 2), padding=(2, 0, 1, 3)),
+        dict(k=(3, 3), stride=2, padding=4),
+    ],
+    ids=case_id,
+)
+@pytest.mark.parametrize("chunk", ["images", "band"])
+def test_strided_columns_are_the_windows_of_the_padded_input(geometry, chunk, dtype):
+    # The compiled gather (stride phases, then each tap's run) against slicing.
+    case = dict(n=3, cin=4, h=11, w=9, cout=2, **geometry)
+    x, w, _, params = conv_inputs(case)
+    x = x.astype(dtype)
+    spec = make_conv_spec(x, w.astype(dtype), bias=False, dtype=np.dtype(dtype), **params)
+    part = (1, 3, 0, spec.out_height) if chunk == "images" else (2, 3, 1, spec.out_height - 1)
+    for width in {lowering.row_width(spec), spec.out_width}:
+        got = lowering._lower(x, spec, part, width).reshape(
+            spec.in_channels, *spec.kernel, part[1] - part[0], part[3] - part[2], width
+        )
+        want = _windows_by_slicing(x, spec, part, width)
+        want[..., spec.out_width :] = got[..., spec.out_width :]  # dropped columns
+        np.testing.assert_array_equal(got, want.astype(dtype))
+
+
 def test_peak_memory_stays_near_the_workspace_limit(workspace_limit):
     # 64 images of 64 channels at 64x64, 3x3: the whole lowered matrix would be
     # 64 * 576 * 4096 * 8 bytes = 1.2 GiB in float64.
