@@ -16,8 +16,9 @@ from helpers import (
 )
 
 import fastcnn
-from fastcnn.backends.im2col import lowering, pointwise
+from fastcnn.backends.im2col import lowering, pointwise, subsample
 from fastcnn.backends.im2col.lowering import _flat_taps
+from fastcnn.backends.im2col.subsample import forward as _by_images
 from fastcnn.ops import CONV2D
 from fastcnn.registry import GradNeed, get_backend
 from fastcnn.spec import make_conv_spec
@@ -98,7 +99,7 @@ def _windows_by_slicing(x: np.ndarray, spec, chunk, width: int) -> np.ndarray:
     the columns past the padded input's last one are zero."""
     n0, n1, r0, r1 = chunk
     (kh, kw), (sh, sw), (dh, dw) = spec.kernel, spec.stride, spec.dilation
-    top, bottom, left, right = spec.padding
+    top, _, left, _ = spec.padding
     reach_h = (r1 - 1) * sh + dh * (kh - 1) + 1 + sh
     reach_w = (width - 1) * sw + dw * (kw - 1) + 1
     padded = np.zeros(
@@ -243,6 +244,46 @@ def test_pointwise_backward_gives_only_the_gradients_asked_for(need):
             np.testing.assert_allclose(getattr(got, name), getattr(want, name), atol=1e-12)
         else:
             assert getattr(got, name) is None
+
+
+@pytest.fixture
+def threads():
+    """Set fastcnn's thread count for one test, restoring it afterwards."""
+    before = fastcnn.set_num_threads(None)
+    fastcnn.set_num_threads(before)
+    yield fastcnn.set_num_threads
+    fastcnn.set_num_threads(before)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize(
+    "case, by_images",
+    [
+        (dict(n=3, cin=4, h=21, w=20, cout=6, k=(1, 1), stride=2), True),
+        # padding below and right that no output reads
+        (dict(n=2, cin=5, h=21, w=31, cout=3, k=(1, 1), stride=(2, 3), padding=(0, 1, 0, 2)), True),
+        (dict(n=4, cin=3, h=10, w=21, cout=2, k=(1, 1), stride=(1, 2), bias=False), True),
+        (dict(n=1, cin=4, h=21, w=20, cout=6, k=(1, 1), stride=2), False),  # fewer images
+        (dict(n=3, cin=4, h=21, w=20, cout=6, k=(1, 1), stride=2, groups=2), False),
+        (dict(n=3, cin=4, h=21, w=20, cout=6, k=(1, 1), stride=2, padding=1), False),
+        (dict(n=3, cin=4, h=9, w=8, cout=6, k=(1, 1), stride=2), False),  # 20 outputs
+        (dict(n=3, cin=4, h=9, w=8, cout=6, k=(1, 1)), False),  # no subsampling
+    ],
+    ids=lambda v: case_id(v) if isinstance(v, dict) else ("by-images" if v else "batch"),
+)
+def test_strided_1x1_forward_by_images_matches_naive(threads, monkeypatch, case, by_images, dtype):
+    # Two threads: the batch is shared out by image where each thread gets one.
+    threads(2)
+    x, w, b, params = conv_inputs(case)
+    taken = []
+    monkeypatch.setattr(subsample, "forward", lambda *a: taken.append(_by_images(*a)) or taken[-1])
+    check_conv("im2col", case, dtype)
+    assert bool(taken) == by_images
+    if by_images:  # one image's GEMM, whichever worker runs it: the same on one thread
+        threads(1)
+        xd, wd, bd = (None if a is None else a.astype(dtype) for a in (x, w, b))
+        one = fastcnn.conv2d(xd, wd, bd, backend="im2col", **params)
+        np.testing.assert_array_equal(one, taken[0])
 
 
 @pytest.mark.parametrize(
