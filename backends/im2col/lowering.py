@@ -29,6 +29,7 @@ from fastcnn.registry import GradNeed
 from fastcnn.scratch import scratch
 from fastcnn.spec import ConvSpec, PoolSpec
 
+from . import by_image
 from .col2im import col2im
 from .gather import gather
 from .place import place
@@ -148,6 +149,12 @@ def _flat_taps(x: np.ndarray, spec: ConvSpec, chunk: Chunk, cols: np.ndarray) ->
             rows[..., max(0, width + left - j) :] = 0
 
 
+def _phase_shape(spec: ConvSpec, chunk: Chunk) -> tuple[int, int]:
+    """Rows (one spare) and columns of a stride phase of the padded input a chunk reads."""
+    _, height, width = slab_extent(spec, chunk)
+    return -(-height // spec.stride[0]) + 1, -(-width // spec.stride[1])
+
+
 def _lower(
     x: np.ndarray, spec: ConvSpec, chunk: Chunk, width: int | None = None, ones: bool = False
 ) -> np.ndarray:
@@ -167,10 +174,9 @@ def _lower(
     if _lowers_flat(spec, width):
         _flat_taps(x, spec, chunk, cols.reshape(*shape[:4], -1))
     else:
-        _, height, in_width = slab_extent(spec, chunk)
         (sh, sw), (top, _, left, _) = spec.stride, spec.padding
         geometry = (n0, r0 * sh, sh, sw, *spec.dilation, top, left)
-        gather(x, cols, geometry, (-(-height // sh) + 1, -(-in_width // sw)))
+        gather(x, cols, geometry, _phase_shape(spec, chunk))
     flat[rows * length :] = 1
     return flat.reshape(spec.groups, -1, length)
 
@@ -181,6 +187,8 @@ def forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, spec: ConvSpec) 
     itself where it writes in place (see :func:`writes_in_place`)."""
     if writes_in_place(spec):
         return _forward_in_place(x, w, b, spec)
+    if by_image.applies(spec):
+        return by_image.forward(x, w, b, spec, _phase_shape(spec, (0, 1, 0, spec.out_height)))
     y = np.empty(spec.y_shape, dtype=spec.dtype)
     w_g = w.reshape(spec.groups, spec.out_channels // spec.groups, -1)
     for chunk in chunks(spec.batch, spec.out_height, row_bytes(spec, CONV2D)):

@@ -1,7 +1,7 @@
 """1x1 convolution without lowering: ``W @ x[n]`` per group on the input as it lies.
 
 A stride costs one subsampling copy of the input (where every output reads input, a
-copy per image by the worker that then multiplies it, :mod:`.subsample`); padding only
+copy per image by the worker that then multiplies it, :mod:`.by_image`); padding only
 adds output rows and columns that read nothing but zeros. On small maps the images are
 laid side by side as one GEMM operand, since one thin GEMM per image leaves BLAS idle.
 A bias is added as the output is moved into place (by the lowering's compiled pass,
@@ -22,7 +22,7 @@ from fastcnn.registry import GradNeed
 from fastcnn.scratch import scratch
 from fastcnn.spec import ConvSpec
 
-from . import subsample
+from . import by_image
 from .lowering import chunk_budget
 from .place import place
 
@@ -124,16 +124,11 @@ def applies(spec: ConvSpec) -> bool:
     return spec.kernel == (1, 1) and image_bytes(spec) <= get_workspace_limit()
 
 
-def _thin(rows: Span, cols: Span, op: str) -> bool:
-    """Whether an image's box of outputs is too small for a GEMM of its own in ``op``."""
-    return (rows[1] - rows[0]) * (cols[1] - cols[0]) < SIDE_BY_SIDE_POSITIONS[op]
-
-
 def chunks(spec: ConvSpec, op: str) -> Iterator[tuple[int, int, bool]]:
     """Image slices within the scratch budget, and whether ``op`` lays them side by side."""
-    rows, cols, _ = box(spec)
+    (r0, r1), (c0, c1), _ = box(spec)
     step = max(1, chunk_budget() // max(image_bytes(spec), 1))
-    thin = _thin(rows, cols, op)
+    thin = (r1 - r0) * (c1 - c0) < SIDE_BY_SIDE_POSITIONS[op]
     for n0 in range(0, spec.batch, step):
         n1 = min(n0 + step, spec.batch)
         yield n0, n1, thin and n1 - n0 > 1
@@ -152,8 +147,8 @@ def forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, spec: ConvSpec) 
     """``y[n] = W @ x[n] + b`` per group, on the (subsampled) input; outputs that read
     only padding are the bias (or zero)."""
     rows, cols, whole = box(spec)
-    if whole and not _thin(rows, cols, CONV2D) and subsample.applies(spec):
-        return subsample.forward(x, w, b, spec)
+    if whole and spec.stride != (1, 1) and by_image.applies(spec):
+        return by_image.forward(x, w, b, spec)
     y = np.empty(spec.y_shape, dtype=spec.dtype)
     if not whole:
         y[...] = 0 if b is None else b[:, np.newaxis, np.newaxis]

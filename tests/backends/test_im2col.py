@@ -16,9 +16,9 @@ from helpers import (
 )
 
 import fastcnn
-from fastcnn.backends.im2col import lowering, pointwise, subsample
+from fastcnn.backends.im2col import by_image, lowering, pointwise
+from fastcnn.backends.im2col.by_image import forward as _by_images
 from fastcnn.backends.im2col.lowering import _flat_taps
-from fastcnn.backends.im2col.subsample import forward as _by_images
 from fastcnn.ops import CONV2D
 from fastcnn.registry import GradNeed, get_backend
 from fastcnn.spec import make_conv_spec
@@ -268,15 +268,24 @@ def threads():
         (dict(n=3, cin=4, h=21, w=20, cout=6, k=(1, 1), stride=2, padding=1), False),
         (dict(n=3, cin=4, h=9, w=8, cout=6, k=(1, 1), stride=2), False),  # 20 outputs
         (dict(n=3, cin=4, h=9, w=8, cout=6, k=(1, 1)), False),  # no subsampling
+        # lowered: any kernel, stride, padding and dilation, ungrouped
+        (dict(n=3, cin=4, h=21, w=20, cout=5, k=(3, 3), stride=2, padding=1), True),
+        (dict(n=2, cin=3, h=23, w=31, cout=4, k=(3, 2), stride=(2, 3), padding=(0, 2, 1, 0)), True),
+        (dict(n=2, cin=2, h=12, w=12, cout=3, k=(3, 3), dilation=2, padding=(2, 1, 0, 3)), True),
+        (dict(n=2, cin=3, h=21, w=21, cout=2, k=(7, 7), stride=2, padding=3, bias=False), True),
+        (dict(n=3, cin=4, h=21, w=20, cout=6, k=(3, 3), stride=2, groups=2), False),
+        (dict(n=1, cin=4, h=21, w=20, cout=5, k=(3, 3), stride=2, padding=1), False),
+        (dict(n=3, cin=4, h=13, w=12, cout=5, k=(3, 3), stride=2, padding=1), False),  # 42 outputs
     ],
     ids=lambda v: case_id(v) if isinstance(v, dict) else ("by-images" if v else "batch"),
 )
-def test_strided_1x1_forward_by_images_matches_naive(threads, monkeypatch, case, by_images, dtype):
-    # Two threads: the batch is shared out by image where each thread gets one.
+def test_forward_by_images_matches_naive(threads, monkeypatch, case, by_images, dtype):
+    # Two threads: the batch is shared out by image where each thread gets one (a 1x1
+    # layer only if strided, where every output reads input, on maps of 100 outputs).
     threads(2)
     x, w, b, params = conv_inputs(case)
     taken = []
-    monkeypatch.setattr(subsample, "forward", lambda *a: taken.append(_by_images(*a)) or taken[-1])
+    monkeypatch.setattr(by_image, "forward", lambda *a: taken.append(_by_images(*a)) or taken[-1])
     check_conv("im2col", case, dtype)
     assert bool(taken) == by_images
     if by_images:  # one image's GEMM, whichever worker runs it: the same on one thread
