@@ -27,7 +27,7 @@ from fastcnn.config import get_num_threads, get_workspace_limit
 from fastcnn.jit import launch, readonly
 from fastcnn.spec import ConvSpec
 
-from .gather import _gather
+from .gather import gather_columns
 
 
 @njit(cache=True)
@@ -60,7 +60,8 @@ def _by_images(
             _subsample(x, cols, n, sh, sw, out_h, out_w)
         else:
             hq, wq = phases
-            _gather(flat, cols[:rows].reshape(-1), shape, n, 0, sh, sw, dh, dw, top, left, hq, wq)
+            dst = cols[:rows].reshape(-1)
+            gather_columns(flat, dst, shape, n, 0, sh, sw, dh, dw, top, left, hq, wq)
         if ones:
             cols[rows, :] = 1
         np.dot(filters, cols, y[n].reshape(n_out, cells))

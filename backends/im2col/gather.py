@@ -25,12 +25,19 @@ from fastcnn.jit import readonly
 
 
 @njit(cache=True)
-def _gather(x, cols, shape, n0, first, sh, sw, dh, dw, top, left, hq, wq):  # pragma: no cover
-    # x: flat (N, C, H, W); cols: flat (C, kh, kw, nb, rows, width). Phase (a, b) row q,
-    # column p of image n holds padded cell (first + a + sh*q, b + sw*p); the phase rows
-    # number hq (one spare: with width == wq a tap's run overhangs into it) and are wq
-    # wide. Indices are flat and unsigned, as in col2im: a signed index costs a
-    # wrap-around check per element that keeps LLVM from vectorising.
+def gather_columns(
+    x, cols, shape, n0, first, sh, sw, dh, dw, top, left, hq, wq
+):  # pragma: no cover
+    """The compiled pass of :func:`gather` on flat arrays, callable from other kernels.
+
+    ``x`` is the flat input ``(N, C, H, W)`` and ``cols`` the flat columns ``(C, kh, kw,
+    nb, rows, width)`` of images ``n0 ..``; ``shape`` is those six sizes and ``(H, W)``.
+    Phase (a, b) row q, column p of image n holds padded cell ``(first + a + sh*q, b +
+    sw*p)``; the phase rows number ``hq`` (one spare: with ``width == wq`` a tap's run
+    overhangs into it) and are ``wq`` wide.
+    """
+    # Indices are flat and unsigned, as in col2im: a signed index costs a wrap-around
+    # check per element that keeps LLVM from vectorising.
     channels, kh, kw, nb, rows, width, height, in_width = shape
     plane, run = hq * wq, rows * width
     phases = np.empty(sh * sw * nb * plane, dtype=cols.dtype)
@@ -81,4 +88,4 @@ def gather(
     the kernel's reach.
     """
     shape = (*cols.shape, *x.shape[2:])
-    _gather(readonly(x).reshape(-1), cols.reshape(-1), shape, *geometry, *phase_shape)
+    gather_columns(readonly(x).reshape(-1), cols.reshape(-1), shape, *geometry, *phase_shape)

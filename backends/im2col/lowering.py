@@ -184,7 +184,8 @@ def _lower(
 def forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, spec: ConvSpec) -> np.ndarray:
     """``Y_g = W_g @ cols_g + b``, chunk by chunk; the bias is added as each chunk's
     output is moved into place (one pass over the output, not two), or by the GEMM
-    itself where it writes in place (see :func:`writes_in_place`)."""
+    itself where it writes in place (see :func:`writes_in_place`), or where each worker
+    lowers and multiplies images of its own (:mod:`.by_image`)."""
     if writes_in_place(spec):
         return _forward_in_place(x, w, b, spec)
     if by_image.applies(spec):
