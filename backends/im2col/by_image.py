@@ -8,12 +8,12 @@ the GEMM that reads it then run on the same core.
 
 The whole batch lowered at once and multiplied by BLAS on two threads is the GEMM
 reading what the other core has just written: a 1x1 stride-2 GEMM took 0.1 ms more
-than on a buffer copied earlier. Interleaved against that, five rounds: 0.69-0.81x the
-time on ResNet-18's stride-2 1x1 layers with 784 and 196 outputs per image, 0.78-0.81x
+than on a buffer copied earlier. Interleaved against that, five rounds: 0.49-0.81x the
+time on ResNet-18's stride-2 1x1 layers with 784 and 196 outputs per image, 0.75-0.94x
 on its stride-2 3x3 layers with as many. Where one image's GEMM is thin (see
 :data:`MIN_OUTPUTS`) the batch stays one GEMM, and where one image fills a chunk of its
-own, the GEMM already writes the output in place on both threads (the stem, VGG-16's
-first layer: the same time either way).
+own, the GEMM already writes the output in place on both threads (by image took 1.14x
+the time on the stem in a first trial).
 
 Each output image is one GEMM over the same operands, whichever worker computes it.
 """
@@ -33,7 +33,8 @@ from .gather import gather_columns
 @njit(cache=True)
 def _subsample(x, cols, n, sh, sw, out_h, out_w):  # pragma: no cover
     # A 1x1 layer where every output reads input: cell (r, q) reads (sh*r, sw*q), there
-    # being no padding at the top or the left. cols: (C + ones, OH*OW).
+    # being no padding at the top or the left. cols: (C + ones, OH*OW). Only the cells
+    # read are copied; the gather would first split every plane into its phases.
     for c in range(x.shape[1]):
         for r in range(out_h):
             src, dst = x[n, c, sh * r], cols[c, r * out_w : (r + 1) * out_w]
