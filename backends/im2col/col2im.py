@@ -21,7 +21,10 @@ from fastcnn.jit import FASTMATH
 
 
 @njit(cache=True, fastmath=FASTMATH)
-def _col2im(dcols, grad_x, shape, n0, first, sh, sw, dh, dw, top, left, out_w):  # pragma: no cover
+def scatter_columns(
+    dcols, grad_x, shape, n0, first, sh, sw, dh, dw, top, left, out_w
+):  # pragma: no cover
+    """The compiled pass of :func:`col2im` on flat arrays, callable from other kernels."""
     # dcols: flat (C, kh, kw, nb, rows, width), columns out_w: dropped; grad_x: flat
     # (N, C, H, W). Padded row `first` of the input is the chunk's first. Indices are
     # flat and unsigned: a view per row costs reference counting, and a signed index a
@@ -82,4 +85,4 @@ def col2im(dcols: np.ndarray, grad_x: np.ndarray, geometry: tuple[int, ...], out
     """
     height, width = grad_x.shape[2:]
     shape = (*dcols.shape, height, width)
-    _col2im(dcols.reshape(-1), grad_x.reshape(-1), shape, *geometry, out_w)
+    scatter_columns(dcols.reshape(-1), grad_x.reshape(-1), shape, *geometry, out_w)

@@ -227,8 +227,12 @@ def _forward_in_place(
 def backward(
     grad_y: np.ndarray, x: np.ndarray, w: np.ndarray, spec: ConvSpec, need: GradNeed
 ) -> tuple[np.ndarray | None, np.ndarray]:
-    """``dW = dY @ cols.T`` and ``dX = col2im(W.T @ dY)``, chunk by chunk; ``dW`` is
-    ``(G, Og, Kg)`` (zero unless ``need.w``)."""
+    """``dW = dY @ cols.T`` and ``dX = col2im(W.T @ dY)``, chunk by chunk, or where
+    dW is wanted an image per worker (:mod:`.by_image`); ``dW`` is ``(G, Og, Kg)`` (zero
+    unless ``need.w``)."""
+    if by_image.applies(spec, need):
+        phases = _phase_shape(spec, (0, 1, 0, spec.out_height))
+        return by_image.backward(grad_y, x, w, spec, need, phases)
     groups, cout = spec.groups, spec.out_channels
     w_g = w.reshape(groups, cout // groups, -1)
     grad_w = np.zeros((groups, cout // groups, w_g.shape[2]), dtype=spec.dtype)

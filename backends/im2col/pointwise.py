@@ -183,9 +183,12 @@ def forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, spec: ConvSpec) 
 def backward(
     grad_y: np.ndarray, x: np.ndarray, w: np.ndarray, spec: ConvSpec, need: GradNeed
 ) -> tuple[np.ndarray | None, np.ndarray]:
-    """``dW = sum_n dY[n] @ X[n].T`` and ``dX = W.T @ dY`` scattered to the cells read;
-    ``dW`` is ``(G, Og, Kg)`` (zero unless ``need.w``)."""
+    """``dW = sum_n dY[n] @ X[n].T`` and ``dX = W.T @ dY`` scattered to the cells read
+    (strided, where dW is wanted, an image per worker: :mod:`.by_image`); ``dW`` is
+    ``(G, Og, Kg)`` (zero unless ``need.w``)."""
     rows, cols, whole = box(spec)
+    if whole and spec.stride != (1, 1) and by_image.applies(spec, need):
+        return by_image.backward(grad_y, x, w, spec, need)
     groups = spec.groups
     w_t = w.reshape(groups, spec.out_channels // groups, -1).transpose(0, 2, 1)
     grad_w = np.zeros((groups, *w_t.shape[1:][::-1]), dtype=spec.dtype)

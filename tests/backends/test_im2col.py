@@ -255,30 +255,36 @@ def threads():
     fastcnn.set_num_threads(before)
 
 
+#: Cases of the by-image paths, and whether two threads take them: an ungrouped layer with
+#: an image per thread and 100 outputs per image (a 1x1 layer only if strided, where every
+#: output reads input).
+BY_IMAGES = [
+    (dict(n=3, cin=4, h=21, w=20, cout=6, k=(1, 1), stride=2), True),
+    # padding below and right that no output reads
+    (dict(n=2, cin=5, h=21, w=31, cout=3, k=(1, 1), stride=(2, 3), padding=(0, 1, 0, 2)), True),
+    (dict(n=4, cin=3, h=10, w=21, cout=2, k=(1, 1), stride=(1, 2), bias=False), True),
+    (dict(n=1, cin=4, h=21, w=20, cout=6, k=(1, 1), stride=2), False),  # fewer images
+    (dict(n=3, cin=4, h=21, w=20, cout=6, k=(1, 1), stride=2, groups=2), False),
+    (dict(n=3, cin=4, h=21, w=20, cout=6, k=(1, 1), stride=2, padding=1), False),
+    (dict(n=3, cin=4, h=9, w=8, cout=6, k=(1, 1), stride=2), False),  # 20 outputs
+    (dict(n=3, cin=4, h=9, w=8, cout=6, k=(1, 1)), False),  # no subsampling
+    # lowered: any kernel, stride, padding and dilation, ungrouped
+    (dict(n=3, cin=4, h=21, w=20, cout=5, k=(3, 3), stride=2, padding=1), True),
+    (dict(n=2, cin=3, h=23, w=31, cout=4, k=(3, 2), stride=(2, 3), padding=(0, 2, 1, 0)), True),
+    (dict(n=2, cin=2, h=12, w=12, cout=3, k=(3, 3), dilation=2, padding=(2, 1, 0, 3)), True),
+    (dict(n=2, cin=3, h=21, w=21, cout=2, k=(7, 7), stride=2, padding=3, bias=False), True),
+    (dict(n=3, cin=4, h=21, w=20, cout=6, k=(3, 3), stride=2, groups=2), False),
+    (dict(n=1, cin=4, h=21, w=20, cout=5, k=(3, 3), stride=2, padding=1), False),
+    (dict(n=3, cin=4, h=13, w=12, cout=5, k=(3, 3), stride=2, padding=1), False),  # 42 outputs
+]
+
+
+def _by_images_id(value: object) -> str:
+    return case_id(value) if isinstance(value, dict) else ("by-images" if value else "batch")
+
+
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-@pytest.mark.parametrize(
-    "case, by_images",
-    [
-        (dict(n=3, cin=4, h=21, w=20, cout=6, k=(1, 1), stride=2), True),
-        # padding below and right that no output reads
-        (dict(n=2, cin=5, h=21, w=31, cout=3, k=(1, 1), stride=(2, 3), padding=(0, 1, 0, 2)), True),
-        (dict(n=4, cin=3, h=10, w=21, cout=2, k=(1, 1), stride=(1, 2), bias=False), True),
-        (dict(n=1, cin=4, h=21, w=20, cout=6, k=(1, 1), stride=2), False),  # fewer images
-        (dict(n=3, cin=4, h=21, w=20, cout=6, k=(1, 1), stride=2, groups=2), False),
-        (dict(n=3, cin=4, h=21, w=20, cout=6, k=(1, 1), stride=2, padding=1), False),
-        (dict(n=3, cin=4, h=9, w=8, cout=6, k=(1, 1), stride=2), False),  # 20 outputs
-        (dict(n=3, cin=4, h=9, w=8, cout=6, k=(1, 1)), False),  # no subsampling
-        # lowered: any kernel, stride, padding and dilation, ungrouped
-        (dict(n=3, cin=4, h=21, w=20, cout=5, k=(3, 3), stride=2, padding=1), True),
-        (dict(n=2, cin=3, h=23, w=31, cout=4, k=(3, 2), stride=(2, 3), padding=(0, 2, 1, 0)), True),
-        (dict(n=2, cin=2, h=12, w=12, cout=3, k=(3, 3), dilation=2, padding=(2, 1, 0, 3)), True),
-        (dict(n=2, cin=3, h=21, w=21, cout=2, k=(7, 7), stride=2, padding=3, bias=False), True),
-        (dict(n=3, cin=4, h=21, w=20, cout=6, k=(3, 3), stride=2, groups=2), False),
-        (dict(n=1, cin=4, h=21, w=20, cout=5, k=(3, 3), stride=2, padding=1), False),
-        (dict(n=3, cin=4, h=13, w=12, cout=5, k=(3, 3), stride=2, padding=1), False),  # 42 outputs
-    ],
-    ids=lambda v: case_id(v) if isinstance(v, dict) else ("by-images" if v else "batch"),
-)
+@pytest.mark.parametrize("case, by_images", BY_IMAGES, ids=_by_images_id)
 def test_forward_by_images_matches_naive(threads, monkeypatch, case, by_images, dtype):
     # Two threads: the batch is shared out by image where each thread gets one (a 1x1
     # layer only if strided, where every output reads input, on maps of 100 outputs).
@@ -293,6 +299,44 @@ def test_forward_by_images_matches_naive(threads, monkeypatch, case, by_images, 
         xd, wd, bd = (None if a is None else a.astype(dtype) for a in (x, w, b))
         one = fastcnn.conv2d(xd, wd, bd, backend="im2col", **params)
         np.testing.assert_array_equal(one, taken[0])
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("case, by_images", BY_IMAGES, ids=_by_images_id)
+def test_backward_by_images_matches_naive(threads, monkeypatch, case, by_images, dtype):
+    # The same cases as the forward's; the backward goes by image only where dW is wanted.
+    threads(2)
+    taken = []
+    backward = by_image.backward
+
+    def record(*args: object) -> object:
+        taken.append(backward(*args))
+        return taken[-1]
+
+    monkeypatch.setattr(by_image, "backward", record)
+    check_conv("im2col", case, dtype)  # dX, dW and db against naive's
+    assert bool(taken) == by_images
+    x, w, _, params = conv_inputs(case)
+    xd, wd = x.astype(dtype), w.astype(dtype)
+    y = fastcnn.conv2d(xd, wd, backend="im2col", **params)
+    gy = np.random.default_rng(3).standard_normal(y.shape).astype(dtype)
+    both = fastcnn.conv2d_backward(gy, xd, wd, bias=False, backend="im2col", **params)
+    taken.clear()
+    only_w = fastcnn.conv2d_backward(
+        gy, xd, wd, bias=False, need=("w",), backend="im2col", **params
+    )
+    assert bool(taken) == by_images
+    np.testing.assert_array_equal(only_w.w, both.w)  # dW is summed the same way
+    taken.clear()
+    only_x = fastcnn.conv2d_backward(
+        gy, xd, wd, bias=False, need=("x",), backend="im2col", **params
+    )
+    assert not taken  # dX alone keeps the batch's path
+    rtol = 1e-5 if dtype == "float32" else 1e-12
+    np.testing.assert_allclose(only_x.x, both.x, rtol=rtol, atol=rtol * np.abs(both.x).max())
+    again = fastcnn.conv2d_backward(gy, xd, wd, bias=False, backend="im2col", **params)
+    for got, first in zip(again[:2], both[:2], strict=True):
+        np.testing.assert_array_equal(got, first)  # deterministic at a thread count
 
 
 @pytest.mark.parametrize(
