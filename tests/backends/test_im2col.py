@@ -367,3 +367,25 @@ def test_pointwise_chunks_of_images_give_the_same_result(workspace_limit, case):
         np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
     workspace_limit(1)  # not even one image: the lowering path
     np.testing.assert_allclose(fastcnn.conv2d(x, w, b, backend="im2col", **params), whole)
+
+
+@pytest.mark.filterwarnings("ignore:invalid value:RuntimeWarning")  # naive's Inf - Inf
+@pytest.mark.parametrize("poisoned", ["x", "grad_y"])
+@pytest.mark.parametrize("case", [case for case, by_images in BY_IMAGES if by_images], ids=case_id)
+def test_backward_by_images_keeps_nan_and_inf_where_the_reference_has_them(threads, case, poisoned):
+    # One NaN and one +Inf: each gradient's non-finite cells are the reference's.
+    threads(2)
+    x, w, _, params = conv_inputs(case)
+    y = fastcnn.conv2d(x, w, backend="naive", **params)
+    arrays = {"x": x, "grad_y": np.random.default_rng(2).standard_normal(y.shape)}
+    flat = arrays[poisoned].reshape(-1)
+    flat[flat.size // 3], flat[(2 * flat.size) // 3] = np.nan, np.inf
+    args = (arrays["grad_y"], arrays["x"], w)
+    got = fastcnn.conv2d_backward(*args, bias=False, backend="im2col", **params)
+    want = fastcnn.conv2d_backward(*args, bias=False, backend="naive", **params)
+    for name in ("x", "w"):
+        g, r = getattr(got, name), getattr(want, name)
+        for test in (np.isnan, np.isposinf, np.isneginf):
+            np.testing.assert_array_equal(test(g), test(r), err_msg=f"grad {name}: {test}")
+        reads_poison = not (name == "x" and poisoned == "x")  # dX does not read x
+        assert np.isfinite(g).all() != reads_poison
