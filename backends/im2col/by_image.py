@@ -103,6 +103,7 @@ def _backward_by_images(x, grad_y, w_t, grad_x, grad_ws, geometry, need_x):  # p
     n_out, cells = grad_y.shape[1], grad_y.shape[2] * grad_y.shape[3]
     oh, ow, kh, kw, sh, sw, dh, dw, top, left, hq, wq = geometry
     shape = (channels, kh, kw, 1, oh, ow, height, width)
+    flat_grad_x = grad_x.reshape(-1)
     workers = grad_ws.shape[0]
     for k in prange(workers):
         cols = np.empty((w_t.shape[0], cells), dtype=x.dtype)
@@ -116,8 +117,8 @@ def _backward_by_images(x, grad_y, w_t, grad_x, grad_ws, geometry, need_x):  # p
             if hq == 0:
                 _spread(cols, grad_x, n, sh, sw, oh, ow)
             else:
-                flat = grad_x.reshape(-1)
-                scatter_columns(cols.reshape(-1), flat, shape, n, 0, sh, sw, dh, dw, top, left, ow)
+                dcols = cols.reshape(-1)
+                scatter_columns(dcols, flat_grad_x, shape, n, 0, sh, sw, dh, dw, top, left, ow)
 
 
 #: Fewer outputs per image than this make one image's GEMM on one thread too thin: the

@@ -155,6 +155,11 @@ def _phase_shape(spec: ConvSpec, chunk: Chunk) -> tuple[int, int]:
     return -(-height // spec.stride[0]) + 1, -(-width // spec.stride[1])
 
 
+def _image_phase_shape(spec: ConvSpec) -> tuple[int, int]:
+    """:func:`_phase_shape` of a chunk of one whole image, as :mod:`.by_image` lowers."""
+    return _phase_shape(spec, (0, 1, 0, spec.out_height))
+
+
 def _lower(
     x: np.ndarray, spec: ConvSpec, chunk: Chunk, width: int | None = None, ones: bool = False
 ) -> np.ndarray:
@@ -189,7 +194,7 @@ def forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, spec: ConvSpec) 
     if writes_in_place(spec):
         return _forward_in_place(x, w, b, spec)
     if by_image.applies(spec):
-        return by_image.forward(x, w, b, spec, _phase_shape(spec, (0, 1, 0, spec.out_height)))
+        return by_image.forward(x, w, b, spec, _image_phase_shape(spec))
     y = np.empty(spec.y_shape, dtype=spec.dtype)
     w_g = w.reshape(spec.groups, spec.out_channels // spec.groups, -1)
     for chunk in chunks(spec.batch, spec.out_height, row_bytes(spec, CONV2D)):
@@ -231,8 +236,7 @@ def backward(
     dW is wanted an image per worker (:mod:`.by_image`); ``dW`` is ``(G, Og, Kg)`` (zero
     unless ``need.w``)."""
     if by_image.applies(spec, need):
-        phases = _phase_shape(spec, (0, 1, 0, spec.out_height))
-        return by_image.backward(grad_y, x, w, spec, need, phases)
+        return by_image.backward(grad_y, x, w, spec, need, _image_phase_shape(spec))
     groups, cout = spec.groups, spec.out_channels
     w_g = w.reshape(groups, cout // groups, -1)
     grad_w = np.zeros((groups, cout // groups, w_g.shape[2]), dtype=spec.dtype)

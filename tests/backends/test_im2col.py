@@ -17,7 +17,6 @@ from helpers import (
 
 import fastcnn
 from fastcnn.backends.im2col import by_image, lowering, pointwise
-from fastcnn.backends.im2col.by_image import forward as _by_images
 from fastcnn.backends.im2col.lowering import _flat_taps
 from fastcnn.ops import CONV2D
 from fastcnn.registry import GradNeed, get_backend
@@ -283,6 +282,19 @@ def _by_images_id(value: object) -> str:
     return case_id(value) if isinstance(value, dict) else ("by-images" if value else "batch")
 
 
+def _record_calls(monkeypatch: pytest.MonkeyPatch, name: str) -> list:
+    """The results of every call of ``by_image.<name>`` from now on, in a list."""
+    taken = []
+    original = getattr(by_image, name)
+
+    def record(*args: object) -> object:
+        taken.append(original(*args))
+        return taken[-1]
+
+    monkeypatch.setattr(by_image, name, record)
+    return taken
+
+
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("case, by_images", BY_IMAGES, ids=_by_images_id)
 def test_forward_by_images_matches_naive(threads, monkeypatch, case, by_images, dtype):
@@ -290,8 +302,7 @@ def test_forward_by_images_matches_naive(threads, monkeypatch, case, by_images, 
     # layer only if strided, where every output reads input, on maps of 100 outputs).
     threads(2)
     x, w, b, params = conv_inputs(case)
-    taken = []
-    monkeypatch.setattr(by_image, "forward", lambda *a: taken.append(_by_images(*a)) or taken[-1])
+    taken = _record_calls(monkeypatch, "forward")
     check_conv("im2col", case, dtype)
     assert bool(taken) == by_images
     if by_images:  # one image's GEMM, whichever worker runs it: the same on one thread
@@ -306,14 +317,7 @@ def test_forward_by_images_matches_naive(threads, monkeypatch, case, by_images, 
 def test_backward_by_images_matches_naive(threads, monkeypatch, case, by_images, dtype):
     # The same cases as the forward's; the backward goes by image only where dW is wanted.
     threads(2)
-    taken = []
-    backward = by_image.backward
-
-    def record(*args: object) -> object:
-        taken.append(backward(*args))
-        return taken[-1]
-
-    monkeypatch.setattr(by_image, "backward", record)
+    taken = _record_calls(monkeypatch, "backward")
     check_conv("im2col", case, dtype)  # dX, dW and db against naive's
     assert bool(taken) == by_images
     x, w, _, params = conv_inputs(case)
