@@ -343,6 +343,53 @@ def test_backward_by_images_matches_naive(threads, monkeypatch, case, by_images,
         np.testing.assert_array_equal(got, first)  # deterministic at a thread count
 
 
+#: 1x1 stride-1 cases, and whether two threads take them an image per worker: ungrouped,
+#: unpadded, an image per thread, output images within 1 MiB, and a bias or a thin map.
+POINTWISE_BY_IMAGES = [
+    (dict(n=3, cin=4, h=9, w=8, cout=6, k=(1, 1)), True),
+    (dict(n=2, cin=3, h=21, w=20, cout=5, k=(1, 1)), True),  # 420 outputs per image
+    (dict(n=3, cin=4, h=9, w=8, cout=6, k=(1, 1), bias=False), True),  # thin: 72 outputs
+    (dict(n=4, cin=5, h=1, w=1, cout=3, k=(1, 1)), True),  # one cell per image
+    (dict(n=2, cin=3, h=21, w=20, cout=5, k=(1, 1), bias=False), False),  # not thin
+    (dict(n=1, cin=4, h=9, w=8, cout=6, k=(1, 1)), False),  # fewer images than threads
+    (dict(n=3, cin=4, h=9, w=8, cout=6, k=(1, 1), groups=2), False),
+    (dict(n=3, cin=4, h=9, w=8, cout=6, k=(1, 1), padding=1), False),  # a border of bias
+    (dict(n=3, cin=4, h=9, w=8, cout=6, k=(1, 1), padding=(0, 1, 0, 0)), False),
+    (dict(n=2, cin=2, h=64, w=64, cout=80, k=(1, 1)), False),  # 1.3 MB an output image
+]
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("case, by_images", POINTWISE_BY_IMAGES, ids=_by_images_id)
+def test_pointwise_forward_by_images_matches_naive(threads, monkeypatch, case, by_images, dtype):
+    threads(2)
+    taken = _record_calls(monkeypatch, "pointwise_forward")
+    check_conv("im2col", case, dtype)
+    assert bool(taken) == by_images
+    if by_images:  # one image's GEMM, whichever worker runs it: the same on one thread
+        x, w, b, params = conv_inputs(case)
+        args = [None if a is None else a.astype(dtype) for a in (x, w, b)]
+        threads(1)
+        np.testing.assert_array_equal(fastcnn.conv2d(*args, backend="im2col", **params), taken[0])
+
+
+@pytest.mark.filterwarnings("ignore:invalid value:RuntimeWarning")  # naive's Inf - Inf
+@pytest.mark.parametrize("bias", [True, False])
+def test_pointwise_forward_by_images_keeps_nan_and_inf_where_the_reference_has_them(
+    threads, monkeypatch, bias
+):
+    threads(2)
+    x, w, b, _ = conv_inputs(dict(n=3, cin=4, h=9, w=8, cout=6, k=(1, 1), bias=bias))
+    x[1, 2, 3, 4], x[2, 0, 0, 7] = np.nan, np.inf
+    taken = _record_calls(monkeypatch, "pointwise_forward")
+    got = fastcnn.conv2d(x, w, b, backend="im2col")
+    assert taken
+    want = fastcnn.conv2d(x, w, b, backend="naive")
+    for test in (np.isnan, np.isposinf, np.isneginf):
+        np.testing.assert_array_equal(test(got), test(want), err_msg=str(test))
+    assert np.isnan(got[1, :, 3, 4]).all() and np.isfinite(got[0]).all()
+
+
 @pytest.mark.parametrize(
     "case",
     [
