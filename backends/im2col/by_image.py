@@ -170,12 +170,13 @@ def applies(spec: ConvSpec, need: GradNeed | None = None) -> bool:
 
 
 def pointwise_applies(spec: ConvSpec) -> bool:
-    """Whether :func:`pointwise_forward` runs a 1x1 stride-1 layer with a bias whose every
-    output reads input (the caller checks that): an ungrouped layer with an image per
-    thread, each output image within :data:`MAX_POINTWISE_IMAGE_BYTES`. Thin images do
-    not hold it back as they do :func:`applies`: what it saves is the batch's path's
-    copies of the input and the output (7x7 maps of 1024 channels took as long either
-    way; 32 images of 64 channels on 8x8 maps, 0.48x the time; 1x1 maps, 0.75-1.02x)."""
+    """Whether :func:`pointwise_forward` may run a 1x1 stride-1 layer whose every output
+    reads input (the caller checks that, and that a bias or thin maps make it pay): an
+    ungrouped layer with an image per thread, each output image within
+    :data:`MAX_POINTWISE_IMAGE_BYTES`. Thin images do not hold it back as they do
+    :func:`applies`: what it saves is the batch's path's copies of the input and the
+    output (with a bias, 7x7 maps of 1024 channels took as long either way; 32 images of
+    64 channels on 8x8 maps, 0.48x the time; 1x1 maps, 0.75-1.02x)."""
     cells = spec.out_height * spec.out_width
     image = spec.out_channels * cells * np.dtype(spec.dtype).itemsize
     fits = image <= MAX_POINTWISE_IMAGE_BYTES
