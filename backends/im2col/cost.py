@@ -43,7 +43,9 @@ def _pointwise_copies(op: str, spec: ConvSpec) -> tuple[float, int]:
     """What the 1x1 path copies, in the cost model's terms: the bytes of its operands
     (the input subsampled, with a bias's row of ones, or side by side with the output)
     and its number of chunks. A stride-1 forward without bias or padding on large maps
-    copies nothing."""
+    copies nothing, nor one by image (whose every image's GEMM is a chunk)."""
+    if op == CONV2D and pointwise.forward_by_images(spec):
+        return 0.0, spec.batch
     (r0, r1), (c0, c1), whole = pointwise.box(spec)
     item = np.dtype(spec.dtype).itemsize
     positions = spec.batch * (r1 - r0) * (c1 - c0) * item

@@ -373,6 +373,25 @@ def test_pointwise_forward_by_images_matches_naive(threads, monkeypatch, case, b
         np.testing.assert_array_equal(fastcnn.conv2d(*args, backend="im2col", **params), taken[0])
 
 
+def test_the_cost_model_counts_no_copy_for_a_pointwise_forward_by_images(threads):
+    threads(2)
+    backend = get_backend("im2col")
+
+    def features(x_shape, w_shape):
+        x, w = np.zeros(x_shape, np.float32), np.zeros(w_shape, np.float32)
+        spec = make_conv_spec(x, w, bias=True, dtype=np.dtype("float32"))
+        return spec, backend.cost_features(CONV2D, spec)
+
+    # features: 1, dense FLOPs, depthwise FLOPs, bytes copied (stride 1), ... filter
+    # bytes times chunks (here one GEMM per image)
+    spec, by_images = features((4, 256, 14, 14), (512, 256, 1, 1))
+    assert pointwise.forward_by_images(spec)
+    assert by_images[3] == 0 and by_images[6] == 4 * 512 * 256 * 4
+    spec, batch = features((4, 32, 112, 112), (64, 32, 1, 1))  # 3.2 MB an output image
+    assert not pointwise.forward_by_images(spec)
+    assert batch[3] == 4 * 32 * 112 * 112 * 4  # the input, copied with a row of ones
+
+
 @pytest.mark.filterwarnings("ignore:invalid value:RuntimeWarning")  # naive's Inf - Inf
 @pytest.mark.parametrize("bias", [True, False])
 def test_pointwise_forward_by_images_keeps_nan_and_inf_where_the_reference_has_them(
