@@ -3,7 +3,8 @@
 A stride costs one subsampling copy of the input (where every output reads input, a
 copy per image by the worker that then multiplies it, :mod:`.by_image`); padding only
 adds output rows and columns that read nothing but zeros. On small maps the images are
-laid side by side as one GEMM operand, since one thin GEMM per image leaves BLAS idle.
+laid side by side as one GEMM operand, since one thin GEMM per image leaves BLAS idle
+(a strided layer's by a compiled loop, NumPy's copy of a subsampled view being slow).
 A bias is added as the output is moved into place (by the lowering's compiled pass,
 :mod:`.place`, where each image's plane is one run: NumPy's add with a broadcast bias ran
 at half a copy's speed), or, where the GEMM writes the output in place, by the GEMM
@@ -105,11 +106,11 @@ def _operand(cells: np.ndarray, groups: int, slot: str, *, side: bool, ones: boo
     k = c // groups
     if not (side or ones) and cells.flags.c_contiguous:
         return cells.reshape(nb, groups, k, h * w)
-    source = cells.reshape(nb, groups, k, h, w)
     if side and not ones and cells.strides[3] != cells.itemsize:  # a subsampled view
         buf = scratch(slot, (groups, k, nb * h * w), cells.dtype)
         _subsampled_side_by_side(cells, buf)
         return buf
+    source = cells.reshape(nb, groups, k, h, w)
     if side:
         buf = scratch(slot, (groups, k + ones, nb, h * w), cells.dtype)
         np.copyto(buf[:, :k].reshape(groups, k, nb, h, w), source.transpose(1, 2, 0, 3, 4))

@@ -392,6 +392,22 @@ def test_the_cost_model_counts_no_copy_for_a_pointwise_forward_by_images(threads
     assert batch[3] == 4 * 32 * 112 * 112 * 4  # the input, copied with a row of ones
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_a_thin_strided_1x1_layer_goes_side_by_side_through_the_compiled_copy(monkeypatch, dtype):
+    # 20 outputs per image and two groups: the images side by side, the input's
+    # subsampled cells copied by the compiled loop, forward and for dW.
+    copied = []
+    original = pointwise._subsampled_side_by_side
+
+    def record(src: np.ndarray, dst: np.ndarray) -> None:
+        copied.append(src.shape)
+        original(src, dst)
+
+    monkeypatch.setattr(pointwise, "_subsampled_side_by_side", record)
+    check_conv("im2col", dict(n=3, cin=6, h=9, w=8, cout=4, k=(1, 1), stride=2, groups=2), dtype)
+    assert copied == [(3, 6, 5, 4)] * 2
+
+
 @pytest.mark.filterwarnings("ignore:invalid value:RuntimeWarning")  # naive's Inf - Inf
 @pytest.mark.parametrize("bias", [True, False])
 def test_pointwise_forward_by_images_keeps_nan_and_inf_where_the_reference_has_them(
