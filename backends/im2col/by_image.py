@@ -240,8 +240,7 @@ def backward(
     per worker (see :func:`applies`; ``phases`` as in :func:`forward`). ``dW`` is ``(1, O,
     C*kh*kw)``, as the lowering's backward gives it."""
     w_t = np.ascontiguousarray(w.reshape(spec.out_channels, -1).T)
-    workers = min(get_num_threads(), spec.batch)
-    grad_ws = np.zeros((workers, *w_t.shape[::-1]), dtype=spec.dtype)
+    grad_ws = np.zeros((get_num_threads(), *w_t.shape[::-1]), dtype=spec.dtype)
     grad_x = np.zeros(spec.x_shape if need.x else (0, 0, 0, 0), dtype=spec.dtype)
     geometry = _geometry(spec, phases)
     args = (readonly(x), readonly(grad_y), readonly(w_t), grad_x, grad_ws, geometry, need.x)

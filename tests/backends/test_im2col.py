@@ -278,7 +278,30 @@ BY_IMAGES = [
 ]
 
 
+#: 1x1 stride-1 cases, and whether two threads take them an image per worker: ungrouped,
+#: unpadded, an image per thread, output images within 1 MiB, and a bias or a thin map.
+POINTWISE_BY_IMAGES = [
+    (dict(n=3, cin=4, h=9, w=8, cout=6, k=(1, 1)), True),
+    (dict(n=2, cin=3, h=21, w=20, cout=5, k=(1, 1)), True),  # 420 outputs per image
+    (dict(n=3, cin=4, h=9, w=8, cout=6, k=(1, 1), bias=False), True),  # thin: 72 outputs
+    (dict(n=4, cin=5, h=1, w=1, cout=3, k=(1, 1)), True),  # one cell per image
+    (dict(n=2, cin=3, h=21, w=20, cout=5, k=(1, 1), bias=False), False),  # not thin
+    (dict(n=1, cin=4, h=9, w=8, cout=6, k=(1, 1)), False),  # fewer images than threads
+    (dict(n=3, cin=4, h=9, w=8, cout=6, k=(1, 1), groups=2), False),
+    (dict(n=3, cin=4, h=9, w=8, cout=6, k=(1, 1), padding=1), False),  # a border of bias
+    (dict(n=3, cin=4, h=9, w=8, cout=6, k=(1, 1), padding=(0, 1, 0, 0)), False),
+    (dict(n=2, cin=2, h=64, w=64, cout=80, k=(1, 1)), False),  # 1.3 MB an output image
+]
+
+#: The forward's two by-image functions, each with its cases.
+FORWARDS_BY_IMAGES = [("forward", *case) for case in BY_IMAGES] + [
+    ("pointwise_forward", *case) for case in POINTWISE_BY_IMAGES
+]
+
+
 def _by_images_id(value: object) -> str:
+    if isinstance(value, str):
+        return value
     return case_id(value) if isinstance(value, dict) else ("by-images" if value else "batch")
 
 
@@ -296,13 +319,13 @@ def _record_calls(monkeypatch: pytest.MonkeyPatch, name: str) -> list:
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-@pytest.mark.parametrize("case, by_images", BY_IMAGES, ids=_by_images_id)
-def test_forward_by_images_matches_naive(threads, monkeypatch, case, by_images, dtype):
-    # Two threads: the batch is shared out by image where each thread gets one (a 1x1
-    # layer only if strided, where every output reads input, on maps of 100 outputs).
+@pytest.mark.parametrize("path, case, by_images", FORWARDS_BY_IMAGES, ids=_by_images_id)
+def test_forward_by_images_matches_naive(threads, monkeypatch, path, case, by_images, dtype):
+    # Two threads: the batch is shared out by image where each thread gets one (see the
+    # case lists for which layers ``path`` takes).
     threads(2)
     x, w, b, params = conv_inputs(case)
-    taken = _record_calls(monkeypatch, "forward")
+    taken = _record_calls(monkeypatch, path)
     check_conv("im2col", case, dtype)
     assert bool(taken) == by_images
     if by_images:  # one image's GEMM, whichever worker runs it: the same on one thread
@@ -341,36 +364,6 @@ def test_backward_by_images_matches_naive(threads, monkeypatch, case, by_images,
     again = fastcnn.conv2d_backward(gy, xd, wd, bias=False, backend="im2col", **params)
     for got, first in zip(again[:2], both[:2], strict=True):
         np.testing.assert_array_equal(got, first)  # deterministic at a thread count
-
-
-#: 1x1 stride-1 cases, and whether two threads take them an image per worker: ungrouped,
-#: unpadded, an image per thread, output images within 1 MiB, and a bias or a thin map.
-POINTWISE_BY_IMAGES = [
-    (dict(n=3, cin=4, h=9, w=8, cout=6, k=(1, 1)), True),
-    (dict(n=2, cin=3, h=21, w=20, cout=5, k=(1, 1)), True),  # 420 outputs per image
-    (dict(n=3, cin=4, h=9, w=8, cout=6, k=(1, 1), bias=False), True),  # thin: 72 outputs
-    (dict(n=4, cin=5, h=1, w=1, cout=3, k=(1, 1)), True),  # one cell per image
-    (dict(n=2, cin=3, h=21, w=20, cout=5, k=(1, 1), bias=False), False),  # not thin
-    (dict(n=1, cin=4, h=9, w=8, cout=6, k=(1, 1)), False),  # fewer images than threads
-    (dict(n=3, cin=4, h=9, w=8, cout=6, k=(1, 1), groups=2), False),
-    (dict(n=3, cin=4, h=9, w=8, cout=6, k=(1, 1), padding=1), False),  # a border of bias
-    (dict(n=3, cin=4, h=9, w=8, cout=6, k=(1, 1), padding=(0, 1, 0, 0)), False),
-    (dict(n=2, cin=2, h=64, w=64, cout=80, k=(1, 1)), False),  # 1.3 MB an output image
-]
-
-
-@pytest.mark.parametrize("dtype", ["float32", "float64"])
-@pytest.mark.parametrize("case, by_images", POINTWISE_BY_IMAGES, ids=_by_images_id)
-def test_pointwise_forward_by_images_matches_naive(threads, monkeypatch, case, by_images, dtype):
-    threads(2)
-    taken = _record_calls(monkeypatch, "pointwise_forward")
-    check_conv("im2col", case, dtype)
-    assert bool(taken) == by_images
-    if by_images:  # one image's GEMM, whichever worker runs it: the same on one thread
-        x, w, b, params = conv_inputs(case)
-        args = [None if a is None else a.astype(dtype) for a in (x, w, b)]
-        threads(1)
-        np.testing.assert_array_equal(fastcnn.conv2d(*args, backend="im2col", **params), taken[0])
 
 
 def test_the_cost_model_counts_no_copy_for_a_pointwise_forward_by_images(threads):
