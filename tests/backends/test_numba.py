@@ -214,7 +214,7 @@ def test_3x3_stride_2_pooling_backward_routes_like_the_general_kernel(dtype, mod
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("mode", ["max", "min"])
 @pytest.mark.parametrize("padding", [0, 1, (1, 0), (0, 1)])
-@pytest.mark.parametrize("size", [(7, 7), (8, 11), (3, 3), (5, 6)])
+@pytest.mark.parametrize("size", [(7, 7), (8, 11), (3, 3), (5, 6), (6, 69)])
 def test_3x3_stride_2_pooling_forward_keeps_each_nan_and_the_general_kernels_values(
     dtype, mode, padding, size
 ):
