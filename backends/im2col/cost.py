@@ -13,22 +13,24 @@ from . import lowering, pointwise, pool
 # FLOPs, depthwise FLOPs, lowered bytes at stride 1 and at other strides, output bytes,
 # and filter bytes times the number of chunks (each chunk's GEMM repacks them; for a 1x1
 # convolution, which is not lowered, the "lowered" bytes are those it copies). Pooling: an
-# intercept and window-tap bytes of max/min and of mean. 1.86e-12 s/FLOP is 538 GFLOP/s
-# of GEMM (its other terms carry the rest of the time). float64 doubles the FLOP terms
-# (half the SIMD lanes); byte terms already scale with the itemsize.
+# intercept and window-tap bytes of max/min and of mean. 5.6e-12 s/FLOP is 179 GFLOP/s of
+# GEMM. float64 doubles the FLOP terms (half the SIMD lanes); byte terms already scale
+# with the itemsize.
 #
 # Fitted by benchmarks/fit_cost_models.py (non-negative least squares on relative error)
-# to `fastcnn bench --json` float32 timings from a 2-core AVX-512 machine (Zen 5, numpy's
-# OpenBLAS on its own choice of kernels). Convolution, on 2026-12-01: the runs in
-# benchmarks/runs/ named 2026-12-01-suites-session6-final-{1,2} (the suites resnet18,
-# vgg16 and mobilenet), 2026-11-30-quick-lenet-large and 2026-12-01-refit-winograd
-# (worst error 46 % forward, 66 % backward). Pooling, on 2026-11-30: the same runs as the
-# numba backend's model (see its cost.py); the mean pooling coefficients (no rows) are an
+# to `fastcnn bench --json` float32 timings. Convolution, on 2026-12-07, on a 2-core Zen 4
+# (AVX-512, numpy's OpenBLAS 0.3.31): the six runs of the suites resnet18, vgg16 and
+# mobilenet in benchmarks/runs/ named 2026-12-07-suites-side-{1,2,3} and
+# 2026-12-07-suites-pw-{1,2,3} (worst error 22 % forward, 41 % backward), refitted with
+# the numba backend's convolution terms; tested on 2026-12-07-refit-other-suites (the
+# quick, lenet, large-kernel and resnet20 layers) and 2026-12-07-suites-bwd-{1,2,3}.
+# Pooling, on 2026-11-30, on a 2-core Zen 5: the same runs as the numba backend's
+# pooling model (see its cost.py); the mean pooling coefficients (no rows) are an
 # earlier fit's. Refit when the code, the features or the machine change, and update
 # this note.
 _COST = {
-    "conv2d": (3.8e-05, 1.86e-12, 0.0, 5.7e-11, 9.73e-11, 1.01e-11, 9.2e-11),
-    "conv2d_backward": (1.39e-05, 3.66e-12, 4.08e-10, 1.71e-10, 2.1e-10, 1.33e-10, 2.4e-10),
+    "conv2d": (1.86e-06, 5.6e-12, 6.2e-11, 3.32e-11, 9.35e-11, 5.47e-11, 1.15e-11),
+    "conv2d_backward": (0.0, 9.57e-12, 7.38e-10, 1.09e-10, 1.92e-10, 2.26e-10, 3.84e-10),
     "pool2d": (6.74e-05, 1.35e-10, 2.04e-10),
     "pool2d_backward": (2.43e-04, 2.09e-09, 3.8e-10),
 }

@@ -25,27 +25,30 @@ from .pool_s2 import applies as three_by_two
 # input bytes of the 2x2 kernel for max/min and for mean, of the 3x3 stride-2 forward.
 # FLOP and byte features scale with the itemsize (float64 has half the SIMD lanes).
 #
-# Fitted on 2026-11-30 by benchmarks/fit_cost_models.py (non-negative least squares on
-# relative error) to `fastcnn bench --json` float32 timings from a 2-core AVX-512 machine
-# (Zen 5, numpy's OpenBLAS on its own kernels): the runs in benchmarks/runs/ named
-# 2026-11-30-suites-evening (the suites resnet18, vgg16 and mobilenet) and
-# 2026-11-30-quick-lenet-large (quick, lenet, large-kernel), every backend, convolution
-# and max pooling; the 2x2 mean pooling coefficients (no rows) are an earlier fit's.
-# Refit when the kernels, the features or the machine change, and update this note.
+# Fitted by benchmarks/fit_cost_models.py (non-negative least squares on relative error)
+# to `fastcnn bench --json` float32 timings. Convolution, on 2026-12-07, on a 2-core Zen 4
+# (AVX-512, numpy's OpenBLAS 0.3.31), with the im2col backend's convolution terms: the
+# runs named in its cost.py (worst error 16 % forward, 24 % backward). Pooling, on
+# 2026-11-30, on a 2-core Zen 5 (numpy's OpenBLAS on its own kernels): the runs in
+# benchmarks/runs/ named 2026-11-30-suites-evening (the suites resnet18, vgg16 and
+# mobilenet) and 2026-11-30-quick-lenet-large (quick, lenet, large-kernel), every
+# backend, max pooling; the 2x2 mean pooling coefficients (no rows) are an earlier
+# fit's. Refit when the kernels, the features or the machine change, and update this
+# note.
 _COST = {
-    "conv2d": (3.13e-05, 4.52e-12, 0.0, 7.95e-09, 7.36e-09, 2.42e-11, 1.81e-11, 1.59e-11, 3.3e-08),
+    "conv2d": (1.09e-04, 5.29e-12, 0.0, 9.11e-09, 7.57e-09, 3.85e-11, 1.19e-11, 1.85e-11, 0.0),
     "conv2d_backward": (
-        2.16e-05,
-        7.13e-12,
-        1.12e-11,
         0.0,
-        2.29e-08,
-        4.63e-13,
-        2.09e-08,
-        1.15e-10,
-        3.8e-11,
-        2.6e-11,
-        7.93e-08,
+        1.08e-11,
+        1.36e-11,
+        0.0,
+        5.44e-08,
+        0.0,
+        2.22e-08,
+        1.14e-10,
+        3.19e-11,
+        4.59e-11,
+        5.57e-08,
     ),
     "pool2d": (3.02e-05, 0.0, 0.0, 8.77e-12, 9.34e-12, 2.42e-11),
     "pool2d_backward": (0.0, 1.79e-10, 0.0, 2.59e-10, 4.53e-11, 0.0),
