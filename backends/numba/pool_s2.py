@@ -74,10 +74,11 @@ def _block3x3_plain(
     reduces the pair's five input rows down the columns into ``padded[0]`` and
     ``padded[1]`` (padded column p at index p, the padding as ``fill``), and output
     column t then reduces ``padded[i, 2t : 2t + 3]`` in order (3-4 % faster than a row
-    at a time, interleaved and in the suites runs). A sum of every value read tells
-    whether one was NaN (or both infinities: then the block is redone too). Not inlined:
-    Numba 0.68 dropped a store of a helper inlined twice into a parallel loop (see
-    :mod:`.depthwise_flat`), and one call per block costs nothing.
+    at a time, interleaved and in the suites runs), through ``even`` and ``odd`` (see
+    :func:`_windows_row`; rows of ``split`` cells, ``padded``'s of twice that). A sum of
+    every value read tells whether one was NaN (or both infinities: then the block is
+    redone too). Not inlined: Numba 0.68 dropped a store of a helper inlined twice into a
+    parallel loop (see :mod:`.depthwise_flat`), and one call per block costs nothing.
     """
     if mode == MAX:
         return _rows3x3_plain(x, y, n, c, oh0, nr, padded, even, odd, split, fill, top, left, MAX)
@@ -139,10 +140,11 @@ def _windows_row(padded, even, odd, split, out, mode):  # pragma: no cover
 
     The row's even and odd columns are first copied apart, ``split`` of each (the
     ``out_w + 1`` needed rounded up to whole vectors, so that the copy's loop has no
-    scalar remainder), and the reduction then reads them at unit stride. Against
-    reading the row at stride 2 (gathers), float32, interleaved: 0.73-0.87x the time
-    with 28-56 outputs a row and 0.9x with 80 (4 x 64 planes), 1.03x with 20. Without
-    the rounding, 1.02-1.18x with 20-32 outputs.
+    scalar remainder; the columns copied past the windows' are never read), and the
+    reduction then reads them at unit stride. Against reading the row at stride 2
+    (gathers), float32, 4 x 64 planes, interleaved: 0.73-0.83x the time with 32-56
+    outputs a row, 0.87-0.96x with 28, 0.91x with 80 (memory-bound), 1.03x with 20.
+    Without the rounding, 1.02-1.18x with 20-32 outputs.
     """
     out_w = out.shape[0]
     for m in range(split):
