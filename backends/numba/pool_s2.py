@@ -43,6 +43,8 @@ def _pool3x3s2_forward(x, y, mode, fill, top, left, rows, plain, split):  # prag
     items = n_img * n_ch * blocks
     tasks = min(items, MAX_TASKS)
     for task in prange(tasks):
+        # Row buffers both kernels use: the plain one's padded rows and their even and
+        # odd columns (``pair`` as ``odd``), the fallback's pairs and even columns.
         pair = np.empty(split, dtype=x.dtype)
         even = np.empty(split, dtype=x.dtype)
         padded = np.empty((2, 2 * split), dtype=x.dtype)
