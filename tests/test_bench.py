@@ -167,6 +167,10 @@ def test_the_peer_backward_is_its_autograd_time_minus_its_forward():
         peer = row.timings["torch"]
         if row.op == "min_pool2d":
             assert peer.seconds is None and peer.note == "no torch equivalent"
+        elif peer.seconds is None:
+            # On a loaded machine a tiny layer's autograd time can fall within the noise
+            # of its forward's; the row then says so (both branches are tested below).
+            assert peer.note.startswith("not measured: autograd took")
         else:
             assert peer.seconds > 0 and peer.note == "autograd time minus its forward"
 
