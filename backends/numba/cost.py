@@ -8,10 +8,11 @@ from fastcnn.ops import CONV2D, POOL2D
 from fastcnn.spec import ConvSpec, PoolSpec
 
 # The features count the work of the kernels as they split it: tiles of TILE_CELLS cells,
-# blocks of OUT_BLOCK output channels, three taps per pass, dX's stride phases. Change
-# those in conv.py or conv_grad.py and these features change with them; refit.
-from .conv import OUT_BLOCK, TILE_CELLS, grid_shape
-from .conv_grad import _phase_rows, _phase_taps
+# blocks of OUT_BLOCK output channels, TAPS_PER_PASS taps per pass, dX's stride phases,
+# dW's passes. Change those in conv.py or conv_grad.py and these features change with
+# them; refit.
+from .conv import OUT_BLOCK, TAPS_PER_PASS, TILE_CELLS, grid_shape
+from .conv_grad import DW_BLOCK, DW_TAPS, _phase_rows, _phase_taps
 from .depthwise import applies as depthwise_applies
 from .pool import MEAN, POOL_MODE, plain_2x2
 from .pool_s2 import applies as three_by_two
@@ -68,7 +69,7 @@ def _grid_features(
 ) -> tuple[float, float, float, float]:
     """Cost features of one ``conv._conv_forward_grid`` run (forward, or a phase of dX).
 
-    FLOPs computed on the wide grid (discarded cells included) by the fused path (three
+    FLOPs computed on the wide grid (discarded cells included) by the fused path (four
     taps, four output channels per pass) and by the one-tap path, then the number of
     inner-loop passes and of rows ``conv._phase_grid`` copies, whose fixed costs dominate
     on small planes.
@@ -82,7 +83,9 @@ def _grid_features(
     work = 2.0 * kh * kw * grid_h * wp * groups * out_per_group * in_per_group * item / 4
     taps = in_per_group * kh * kw
     fused = out_per_group >= OUT_BLOCK
-    per_block = taps // 3 + taps % 3 * OUT_BLOCK if fused else taps * out_per_group
+    per_block = (
+        taps // TAPS_PER_PASS + taps % TAPS_PER_PASS * OUT_BLOCK if fused else taps * out_per_group
+    )
     passes = float(groups * tiles * blocks * per_block)
     copied_rows = float(grid_h * groups * in_per_group * stride[0] * stride[1])
     if fused:
@@ -110,13 +113,13 @@ def _dx_features(spec: ConvSpec, item: int) -> tuple[float, ...]:
 
 
 def _dw_features(spec: ConvSpec, item: int) -> tuple[float, float]:
-    """dW's FLOPs on the stacked phase grid and its number of 3-tap passes."""
+    """dW's FLOPs on the stacked phase grid and its number of passes."""
     wp, prows = grid_shape(spec.out_height, spec.out_width, spec.kernel, spec.stride, spec.dilation)
     cin_g, out_g = spec.in_channels // spec.groups, spec.out_channels // spec.groups
     taps = spec.kernel[0] * spec.kernel[1]
     cells = spec.batch * prows * wp
     work = 2.0 * taps * cells * spec.out_channels * cin_g * item / 4
-    passes = float(spec.groups * -(-out_g // 2) * cin_g * -(-taps // 3))
+    passes = float(spec.groups * -(-out_g // DW_BLOCK) * cin_g * -(-taps // DW_TAPS))
     return work, passes
 
 

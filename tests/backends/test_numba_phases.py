@@ -13,7 +13,9 @@ from fastcnn.registry import get_backend
 
 #: General (not depthwise) convolutions whose dX runs by stride phase and whose dW runs on
 #: the stacked phase grid: strides 1-3, asymmetric padding, uneven sizes, batch 1,
-#: dilation, groups, fewer output channels than a block, phases no tap reaches.
+#: dilation, groups, fewer output channels than a block, a last block part full (dW's
+#: blocks of 8, the forward's of 4 with a tap count not a multiple of its 4 per pass),
+#: phases no tap reaches.
 PHASE_CASES = [
     dict(n=2, cin=4, h=9, w=11, cout=6, k=(3, 3), stride=2, padding=1),
     dict(n=1, cin=3, h=20, w=17, cout=5, k=(7, 7), stride=2, padding=3),
@@ -25,6 +27,7 @@ PHASE_CASES = [
     dict(n=1, cin=2, h=6, w=7, cout=3, k=(2, 3), padding=(3, 1, 0, 4)),
     dict(n=3, cin=6, h=7, w=6, cout=9, k=(3, 3), groups=3, padding=(0, 1, 1, 0), bias=False),
     dict(n=1, cin=5, h=3, w=4, cout=4, k=(3, 3), stride=2, padding=1),
+    dict(n=2, cin=5, h=10, w=9, cout=19, k=(3, 3), stride=2, padding=1),
 ]
 
 
@@ -52,7 +55,7 @@ def test_dw_has_nan_exactly_where_the_reference_has(stride, bad):
     x = rng.standard_normal((2, 3, 9, 10))
     x[0, 1, 4, 9] = bad  # last column: read by the wide grid's extra columns
     x[1, 2, 8, 0] = bad
-    w = rng.standard_normal((4, 3, 3, 3))
+    w = rng.standard_normal((10, 3, 3, 3))  # dW's second block of 8 output channels too
     params = dict(stride=stride, padding=(1, 0, 0, 1))
     gy = rng.standard_normal(fastcnn.conv2d(x, w, backend="naive", **params).shape)
     ref = fastcnn.conv2d_backward(gy, x, w, backend="naive", **params)
