@@ -34,8 +34,12 @@ from .pool_s2 import applies as three_by_two
 # benchmarks/runs/ named 2026-11-30-suites-evening (the suites resnet18, vgg16 and
 # mobilenet) and 2026-11-30-quick-lenet-large (quick, lenet, large-kernel), every
 # backend, max pooling; the 2x2 mean pooling coefficients (no rows) are an earlier
-# fit's. Refit when the kernels, the features or the machine change, and update this
-# note.
+# fit's. The convolution kernels then took four taps a pass (three before) and dW eight
+# output channels (two), and the pass features followed; the coefficients were kept:
+# on the three suites runs of those kernels (2026-12-07-suites-kernels-{1,2,3}) they
+# predict numba's time within 0.64-1.34x and pick no backend over 1.15x the fastest,
+# where a refit on any two of the runs picked one or two such on the third. Refit when
+# the kernels, the features or the machine change, and update this note.
 _COST = {
     "conv2d": (1.09e-04, 5.29e-12, 0.0, 9.11e-09, 7.57e-09, 3.85e-11, 1.19e-11, 1.85e-11, 0.0),
     "conv2d_backward": (
