@@ -37,9 +37,9 @@ from .conv import (
 )
 
 #: dW's blocking: each pass sums DW_BLOCK output channels x DW_TAPS taps, 24 running
-#: sums that share their loads. On Zen 4 (32 AVX-512 registers) 8 x 3 took 0.69-0.81x the
+#: sums that share their loads. On Zen 4 (32 AVX-512 registers) 8 x 3 took 0.66-0.84x the
 #: time of the 2 x 3 before it on ResNet-18's 3x3 layers and its stem; 4 x 3 and 6 x 3
-#: 0.70-0.81x; 12 x 3, 16 x 2 and 16 x 3 were slower than 8 x 3.
+#: 0.70-0.83x; 12 x 3, 16 x 2 and 16 x 3 were slower than 8 x 3.
 DW_BLOCK = 8
 DW_TAPS = 3
 
