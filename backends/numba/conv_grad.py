@@ -5,8 +5,8 @@ row ``sh*u + a`` only receives from kernel rows ``i`` with ``i*dh % sh == a``, a
 row ``u - (i*dh - a)//sh``. Those rows are every ``m = sh/gcd(sh, dh)``-th one, so each
 phase is a stride-1 correlation of dY with a sub-kernel (dilated by ``dh/gcd(sh, dh)``),
 turned 180 degrees with its channel axes swapped: a forward convolution on the wide grid
-(:func:`.conv._grid_forward`), whose result is interleaved back into dX. At stride 1 that
-is the single phase, written into dX in place.
+(:func:`.conv._grid_forward`) that writes its result straight into the phase's strided
+view of dX. At stride 1 that is the single phase, all of dX.
 
 dW is, per tap, one long dot product of dY laid on the forward's stacked phase grid with
 the input's phase layout shifted by the tap's flat offset. The wide grid's extra columns
@@ -39,7 +39,8 @@ from .conv import (
 #: dW's blocking: each pass sums DW_BLOCK output channels x DW_TAPS taps, 24 running
 #: sums that share their loads. On Zen 4 (32 AVX-512 registers) 8 x 3 took 0.66-0.84x the
 #: time of the 2 x 3 before it on ResNet-18's 3x3 layers and its stem; 4 x 3 and 6 x 3
-#: 0.70-0.83x; 12 x 3, 16 x 2 and 16 x 3 were slower than 8 x 3.
+#: 0.70-0.83x; 12 x 3, 16 x 2 and 16 x 3 were slower than 8 x 3. The kernel's body spells
+#: out these 8 x 3 sums: change it with them.
 DW_BLOCK = 8
 DW_TAPS = 3
 
