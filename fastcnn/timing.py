@@ -36,7 +36,7 @@ import math
 import random
 import statistics
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -76,6 +76,7 @@ def time_interleaved(
     block_seconds: float = BLOCK_SECONDS,
     settle_seconds: float = SETTLE_SECONDS,
     keep_within: float = math.inf,
+    keep: Collection[str] = (),
 ) -> dict[str, Samples]:
     """Time each call in interleaved rounds of blocks.
 
@@ -102,6 +103,9 @@ def time_interleaved(
         The longest pause before each turn; it ends as soon as the process is idle.
     keep_within : float
         After ``rounds`` rounds, only calls within this factor of the fastest go on.
+    keep : collection of str
+        Calls that take every turn whatever their time (a yardstick whose rate the
+        others are judged by: it is timed in the same rounds as they are).
 
     Returns
     -------
@@ -138,7 +142,7 @@ def time_interleaved(
         if done >= rounds and len(live) > 1 and keep_within < math.inf:
             typical = typical_seconds({name: samples[name] for name in live})
             fastest = min(typical.values())
-            live = [name for name in live if typical[name] <= keep_within * fastest]
+            live = [n for n in live if n in keep or typical[n] <= keep_within * fastest]
     return samples
 
 

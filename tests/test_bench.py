@@ -19,8 +19,9 @@ from fastcnn.timing import MIN_ROUNDS
 
 @pytest.fixture(autouse=True)
 def small_gemm(monkeypatch):
-    """A small yardstick GEMM: these tests check the tables, not the machine."""
+    """Small yardstick GEMMs: these tests check the tables, not the machine."""
     monkeypatch.setattr(bench_run, "GEMM_SIZE", 128)
+    monkeypatch.setattr(bench_run, "ROW_GEMM_SIZES", (64, 128))
 
 
 @pytest.mark.parametrize("name", list(SUITES))
@@ -82,18 +83,23 @@ def test_bench_json_holds_the_numbers_of_the_table(tmp_path, capsys, monkeypatch
         for name, timing in row["timings"].items():
             if timing["seconds"] is not None:
                 assert timing["repeats"] >= MIN_ROUNDS
-                assert timing["ratio"] >= 1.0 - 1e-12 or name in ("auto", "torch", "copy")
-                assert timing["gflops"] == pytest.approx(row["flops"] / timing["seconds"] / 1e9)
+                yardstick = name in ("copy", "gemm")
+                assert timing["ratio"] >= 1.0 - 1e-12 or yardstick or name in ("auto", "torch")
+                flops = row["gemm_flops"] if name == "gemm" else row["flops"]  # its own
+                assert timing["gflops"] == pytest.approx(flops / timing["seconds"] / 1e9)
                 # The table shows the file's numbers: time, rate (GB/s and the share of
-                # the copy's on memory-bound rows) and ratio.
+                # the copy's on memory-bound rows, else GF/s and the share of the GEMM's)
+                # and ratio.
                 shown = [f"{timing['seconds'] * 1e3:.2f}"]
                 if row["bytes_moved"]:
                     shown.append(f"{timing['gbps']:.1f} GB/s")
-                    if name != "copy":
+                    if not yardstick:
                         shown.append(f"{timing['copy_share']:.2f} copy")
                 else:
                     shown.append(f"{timing['gflops']:.1f} GF/s")
-                if name != "copy":
+                    if not yardstick:
+                        shown.append(f"{timing['gemm_share']:.2f} GEMM")
+                if not yardstick:
                     shown.append(f"{timing['ratio']:.2f}x")
                 for text in shown:
                     assert text in out, f"{row['layer']} {name}: {text} not in the table"
@@ -128,13 +134,15 @@ def test_combined_rows_add_forward_and_backward():
         fwd = next(r for r in rows if r.layer == row.layer and r.op == "conv2d")
         bwd = next(r for r in rows if r.layer == row.layer and r.op == "conv2d_backward")
         assert row.flops == fwd.flops + bwd.flops
-        memory_bound = {"copy"} if row.layer_class.startswith("depthwise") else set()
-        assert set(row.timings) == {"im2col", "auto"} | memory_bound
+        roof = {"copy"} if row.layer_class.startswith("depthwise") else {"gemm"}
+        assert set(row.timings) == {"im2col", "auto"} | roof
+        assert row.gemm_flops == fwd.gemm_flops + bwd.gemm_flops
         for column, timing in row.timings.items():
             assert timing.seconds == pytest.approx(
                 fwd.timings[column].seconds + bwd.timings[column].seconds
             )
-            assert timing.gflops == pytest.approx(row.flops / timing.seconds / 1e9)
+            flops = row.gemm_flops if column == bench.GEMM else row.flops
+            assert timing.gflops == pytest.approx(flops / timing.seconds / 1e9)
         assert row.timings["im2col"].ratio == 1.0  # the only backend is the fastest
 
 
@@ -162,8 +170,8 @@ def test_the_peer_backward_is_its_autograd_time_minus_its_forward():
         peer="torch",
     )
     for row in result.rows:
-        copy = {"copy"} if row.bytes_moved else set()
-        assert set(row.timings) == {"im2col", "auto", "torch"} | copy  # no helper column left
+        roof = {"copy"} if row.bytes_moved else {"gemm"}
+        assert set(row.timings) == {"im2col", "auto", "torch"} | roof  # no helper column left
         peer = row.timings["torch"]
         if row.op == "min_pool2d":
             assert peer.seconds is None and peer.note == "no torch equivalent"
@@ -225,6 +233,43 @@ def test_memory_bound_rows_are_judged_against_a_copy_of_their_bytes():
     dense = rows["quick.conv3x3.64@28", "conv2d"]
     assert dense.bytes_moved == 0 and bench.COPY not in dense.timings
     assert dense.timings["numba"].gbps is None
+    assert bench.GEMM not in dw.timings and dw.gemm_flops == 0
+
+
+def test_compute_bound_rows_are_judged_against_a_gemm_timed_beside_them():
+    result = bench.run_bench(["quick"], batch=1, budget=0, backends=["numba"], ops=["conv2d"])
+    dense = next(r for r in result.rows if r.layer == "quick.conv3x3.64@28")
+    side = bench.gemm_size(dense.flops)
+    assert side in (64, 128) and dense.gemm_flops == 2 * side**3
+    gemm, numba = dense.timings[bench.GEMM], dense.timings["numba"]
+    assert gemm.gflops == pytest.approx(dense.gemm_flops / gemm.seconds / 1e9)  # its own
+    assert numba.gemm_share == pytest.approx(numba.gflops / gemm.gflops)
+    assert dense.fastest == "numba"  # the GEMM is a yardstick, not a backend
+
+
+def test_a_rows_gemm_matches_its_flops_within_the_sizes_that_run_alike(monkeypatch):
+    monkeypatch.setattr(bench_run, "ROW_GEMM_SIZES", (1024, 2048))
+    assert bench.gemm_size(2 * 1536**3) == 1536
+    assert bench.gemm_size(2 * 1530**3) == 1536  # rounded to a multiple of 64
+    assert bench.gemm_size(10**6) == 1024 and bench.gemm_size(10**12) == 2048
+
+
+def test_gemm_shares_of_a_combined_row_add_flops_and_times():
+    rows = []
+    for op, seconds, gemm_seconds in (("conv2d", 2.0, 1.0), ("conv2d_backward", 6.0, 1.0)):
+        row = bench.BenchRow("s", "a", op, "float32", 100, 1, "3x3 s1", 0, 50)
+        row.timings = {"numba": bench.Timing(seconds), bench.GEMM: bench.Timing(gemm_seconds)}
+        bench.add_rates(row)
+        rows.append(row)
+    fwd, bwd = rows
+    assert fwd.timings["numba"].gemm_share == pytest.approx((100 / 2.0) / (50 / 1.0))
+    assert bwd.timings["numba"].gemm_share == pytest.approx((100 / 6.0) / (50 / 1.0))
+    both = next(
+        r for r in bench.with_combined(bench.BenchResult({}, rows)) if r.op.endswith("+backward")
+    )
+    assert both.gemm_flops == 100
+    assert both.timings["numba"].gemm_share == pytest.approx((200 / 8.0) / (100 / 2.0))
+    assert both.fastest == "numba"
 
 
 def _row(layer, op, klass, auto, peer, suite_name="s"):

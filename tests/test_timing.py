@@ -141,6 +141,23 @@ def test_after_the_least_rounds_only_close_contenders_go_on(keep_within, slow_tu
     assert typical["slow"] / typical["fast"] > 3  # still compared over the shared rounds
 
 
+def test_a_kept_yardstick_takes_every_round_however_slow():
+    slow = lambda: time.sleep(0.008)  # noqa: E731
+    calls = {"slow": slow, "yardstick": slow, "fast": lambda: time.sleep(0.001)}
+    samples = time_interleaved(
+        calls,
+        rounds=2,
+        seconds=10.0,
+        max_rounds=6,
+        block_seconds=0.0,
+        settle_seconds=0.0,
+        keep_within=2.0,
+        keep={"yardstick"},
+    )
+    assert len(samples["fast"].turns) == len(samples["yardstick"].turns) == 6
+    assert len(samples["slow"].turns) == 2
+
+
 @pytest.mark.parametrize(("fail_at", "timed"), [(1, 0), (3, 0), (6, 2)])
 def test_a_failing_call_keeps_its_error_and_the_others_go_on(fail_at, timed):
     count = {"n": 0}

@@ -10,6 +10,7 @@ from fastcnn.bench.peers import NOT_INSTALLED
 from fastcnn.bench.rows import (
     AUTOTUNED,
     COPY,
+    GEMM,
     PEER,
     BenchResult,
     BenchRow,
@@ -20,8 +21,8 @@ from fastcnn.bench.rows import (
 )
 
 TITLE = (
-    "fastcnn bench: median time, GFLOP/s (memory-bound rows: GB/s and its share of a "
-    "same-size copy's), time / fastest backend"
+    "fastcnn bench: median time, GFLOP/s and its share of a GEMM's timed beside it "
+    "(memory-bound rows: GB/s and its share of a same-size copy's), time / fastest backend"
 )
 #: Layer-op groups per panel of ``--plot``'s chart.
 PLOT_ROWS_PER_PANEL = 16
@@ -45,14 +46,17 @@ def _cell(row: BenchRow, name: str, timing: Timing | None) -> str:
     """One column's cell: time, GFLOP/s, ratio (and auto's pick), or why there is none."""
     if timing is None or timing.seconds is None:
         return "[dim]-[/]" if timing is None or not timing.note else "[dim]n/a[/]"
+    yardstick = name in (COPY, GEMM)
     text = f"{timing.seconds * 1e3:.2f} ms "
     if timing.gbps is None:
         text += f"{timing.gflops:.1f} GF/s"
+        if timing.gemm_share is not None and not yardstick:
+            text += f" {timing.gemm_share:.2f} GEMM"
     else:  # a memory-bound row: its roof is the copy's bytes per second
         text += f"{timing.gbps:.1f} GB/s"
-        if timing.copy_share is not None and name != COPY:
+        if timing.copy_share is not None and not yardstick:
             text += f" {timing.copy_share:.2f} copy"
-    if timing.ratio is not None and name != COPY:
+    if timing.ratio is not None and not yardstick:
         text += f" {timing.ratio:.2f}x"
     if timing.picked:
         text += f" ({timing.picked})"

@@ -21,8 +21,11 @@ PEER = "torch"
 #: The memory yardstick's column on memory-bound rows: ``numpy.copyto`` of a buffer as
 #: large as the bytes the row must move (half read, half written).
 COPY = "copy"
+#: The compute yardstick's column on the other rows: numpy's GEMM of about the row's
+#: FLOPs in the row's dtype, timed in the same rounds as the row's columns.
+GEMM = "gemm"
 #: Columns that are not fastcnn backends: never a row's fastest.
-NOT_BACKENDS = (AUTO, AUTOTUNED, PEER, COPY)
+NOT_BACKENDS = (AUTO, AUTOTUNED, PEER, COPY, GEMM)
 #: The op of a row that adds a layer's forward and backward times.
 COMBINED_SUFFIX = "+backward"
 
@@ -38,6 +41,7 @@ class Timing:
     gflops: float | None = None
     gbps: float | None = None
     copy_share: float | None = None
+    gemm_share: float | None = None
     ratio: float | None = None
     picked: str | None = None
     note: str = ""
@@ -57,6 +61,8 @@ class BenchRow:
     #: Bytes a memory-bound row must move at least (0 on compute-bound rows): the input
     #: read and the output written, for a backward the incoming gradient read too.
     bytes_moved: int = 0
+    #: FLOPs of the row's GEMM column (0 where there is none: memory-bound rows).
+    gemm_flops: int = 0
     timings: dict[str, Timing] = field(default_factory=dict)
 
     @property
@@ -90,20 +96,29 @@ class BenchResult:
         Path(path).write_text(json.dumps(self.to_dict(), indent=1))
 
 
+def _seconds(row: BenchRow, column: str) -> float | None:
+    timing = row.timings.get(column)
+    return timing.seconds if timing is not None else None
+
+
 def add_rates(row: BenchRow) -> None:
     """Each timing's GFLOP/s and ratio to the row's fastest backend; on memory-bound rows
-    also its GB/s and that as a share of the copy's (the copy moved the same bytes)."""
+    also its GB/s and that as a share of the copy's (the copy moved the same bytes), on
+    the others its GFLOP/s as a share of the GEMM column's."""
     fastest = row.fastest
     best = row.timings[fastest].seconds if fastest else None
-    copy = row.timings.get(COPY)
-    copy_seconds = copy.seconds if copy is not None else None
-    for timing in row.timings.values():
+    copy_seconds, gemm_seconds = _seconds(row, COPY), _seconds(row, GEMM)
+    gemm_gflops = row.gemm_flops / gemm_seconds / 1e9 if gemm_seconds else None
+    for name, timing in row.timings.items():
         if timing.seconds is not None:
-            timing.gflops = row.flops / timing.seconds / 1e9
+            flops = row.gemm_flops if name == GEMM else row.flops  # the GEMM's own rate
+            timing.gflops = flops / timing.seconds / 1e9
             timing.ratio = timing.seconds / best if best else None
             if row.bytes_moved:
                 timing.gbps = row.bytes_moved / timing.seconds / 1e9
                 timing.copy_share = copy_seconds / timing.seconds if copy_seconds else None
+            if gemm_gflops:
+                timing.gemm_share = timing.gflops / gemm_gflops
 
 
 def _combined(fwd: BenchRow, bwd: BenchRow) -> BenchRow:
@@ -118,6 +133,7 @@ def _combined(fwd: BenchRow, bwd: BenchRow) -> BenchRow:
         bwd.batch,
         bwd.layer_class,
         fwd.bytes_moved + bwd.bytes_moved,
+        fwd.gemm_flops + bwd.gemm_flops,
     )
     for column in bwd.timings:
         a, b = fwd.timings.get(column), bwd.timings.get(column)

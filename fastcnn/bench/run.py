@@ -11,13 +11,16 @@ machine a memory-bound kernel's minimum is a rare quiet moment, while the median
 one backend timed in two columns agree. Times are shown beside the fastest backend of
 the row (a ratio) and as GFLOP/s, with numpy's own GEMM throughput measured in the same
 run as the machine's yardstick: these machines are shared and noisy, so only numbers
-from one run are compared.
+from one run are compared. Each row also times its roof in the same rounds as its
+columns: a copy of the bytes a memory-bound row moves, or on the other rows a GEMM of
+about the row's FLOPs (:func:`gemm_size`), so that a column's share of its roof is
+taken in the same phase of the machine as its time.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -29,6 +32,7 @@ from fastcnn.bench.rows import (
     AUTO,
     AUTOTUNED,
     COPY,
+    GEMM,
     PEER,
     BenchResult,
     BenchRow,
@@ -61,13 +65,22 @@ KEEP_WITHIN = 3.0
 DEFAULT_BUDGET = 0.3
 #: Square float32 GEMM used as the machine's yardstick (2 * n^3 FLOPs).
 GEMM_SIZE = 2048
+#: The sizes a row's GEMM column may take (:func:`gemm_size`). Timed side by side on the
+#: 2-core Zen 4 of 2026-12-07, square float32 GEMMs of 512 to 2048 ran at 198-207
+#: GFLOP/s, 1024 within 3 % of 2048 in four runs; below 1024 a slow phase of the
+#: machine cost the small GEMM more (512 ran at 136 GFLOP/s beside a 1x1 row), so
+#: the floor is 1024: the yardstick must not sink below the machine's roof.
+ROW_GEMM_SIZES = (1024, 2048)
 #: Backends left out unless named: the reference loops would take minutes per layer.
 SLOW_BY_DEFAULT = ("naive",)
 
 
-def measure(calls: dict[str, Callable[[], Any]], budget: float) -> dict[str, Timing]:
+def measure(
+    calls: dict[str, Callable[[], Any]], budget: float, keep: Collection[str] = ()
+) -> dict[str, Timing]:
     """Time the calls against each other (see the module docstring), about ``budget``
-    seconds of timed runs each; a call that raises gets a note instead of a time.
+    seconds of timed runs each; a call that raises gets a note instead of a time. The
+    calls named in ``keep`` (a row's yardstick) take every round, however slow.
 
     A budget of 0 is a smoke test: one timed run per round and no pauses.
     """
@@ -79,6 +92,7 @@ def measure(calls: dict[str, Callable[[], Any]], budget: float) -> dict[str, Tim
         block_seconds=min(BLOCK_SECONDS, budget / MIN_ROUNDS),
         settle_seconds=min(SETTLE_SECONDS, budget),
         keep_within=KEEP_WITHIN,
+        keep=keep,
     )
     typical = typical_seconds(samples)
     return {name: _timing(s, typical.get(name)) for name, s in samples.items()}
@@ -202,6 +216,22 @@ def _copy_call(nbytes: int) -> Callable[[], Any]:
     return lambda: np.copyto(target, source)
 
 
+def gemm_size(flops: int) -> int:
+    """The side of a row's GEMM column: a square GEMM of about ``flops`` (a multiple of
+    64, within :data:`ROW_GEMM_SIZES`), so that on large rows its calls take about as
+    long as a column running at GEMM speed."""
+    side = round((flops / 2) ** (1 / 3) / 64) * 64
+    return min(max(side, ROW_GEMM_SIZES[0]), ROW_GEMM_SIZES[1])
+
+
+def _gemm_call(size: int, dtype: str) -> Callable[[], Any]:
+    """numpy's ``a @ b`` of two ``size x size`` matrices into a buffer made once."""
+    rng = np.random.default_rng(0)
+    a, b = (rng.standard_normal((size, size)).astype(dtype) for _ in range(2))
+    out = np.empty_like(a)
+    return lambda: np.matmul(a, b, out=out)
+
+
 def _autotuned(call: Callable[[], Any]) -> Callable[[], Any]:
     def tuned() -> Any:
         with select.autotuning(True):
@@ -240,7 +270,11 @@ def _bench_row(
         calls.update(peer_calls(layer.case, op, layer.arrays, layer.grad_y))
     if row.bytes_moved:
         calls[COPY] = _copy_call(row.bytes_moved)
-    row.timings = measure(calls, budget)
+    else:
+        size = gemm_size(row.flops)
+        row.gemm_flops = 2 * size**3
+        calls[GEMM] = _gemm_call(size, row.dtype)
+    row.timings = measure(calls, budget, keep=(COPY, GEMM))
     if peer == PEER:
         finish_peer(row)
     add_rates(row)
