@@ -22,6 +22,7 @@ from . import depthwise
 # OUT_BLOCK, TAPS_PER_PASS and TILE_CELLS shape the work of _conv_forward_grid; the cost model
 # (cost.py) imports them to count that kernel's tiles, blocks and passes.
 #: Output channels computed together, so each input value loaded is used this many times.
+#: _pack_weights spells out four channels: change it with this.
 OUT_BLOCK = 4
 #: Taps per pass over a tile: 4 taps x 4 channels took 0.84-0.95x the time of 3 x 4 on
 #: ResNet-18's 3x3 layers and its stem (Zen 4, AVX-512); 5, 6 or 8 taps, or 8 channels
@@ -175,20 +176,30 @@ def _conv_forward_grid(xf, wpk, offs, b, y, groups, wp, prows, accumulate):  # p
 
 @njit(parallel=True, cache=True)
 def _pack_weights(w, wpk, groups, c0, kh, kw):  # pragma: no cover
-    """``wpk[g, block, tap, k]`` of a forward convolution: see :func:`_packed_weights`."""
+    """``wpk[g, block, tap, k]`` of a forward convolution: see :func:`_packed_weights`.
+
+    A block interleaves its channels' runs of ``w`` (taps of channels ``c0 ..`` in
+    order, contiguous in ``w``), four flat reads and stores per tap: 0.36-0.37x the time
+    of a loop over (channel, row, column, k) on ResNet-18's 512-channel layers.
+    """
     out_g = w.shape[0] // groups
-    blocks, size = wpk.shape[1], wpk.shape[2] // (kh * kw)
+    blocks = wpk.shape[1]
+    n = wpk.shape[2]  # taps of the chunk's channels, per output channel
+    start = c0 * kh * kw
     for gb in prange(groups * blocks):
         g, blk = gb // blocks, gb % blocks
         o0 = g * out_g + blk * OUT_BLOCK
         last = min(OUT_BLOCK, (g + 1) * out_g - o0) - 1
-        dst = wpk[g, blk]
-        for ci in range(size):
-            for i in range(kh):
-                for j in range(kw):
-                    row = dst[(ci * kh + i) * kw + j]
-                    for k in range(OUT_BLOCK):
-                        row[k] = w[o0 + min(k, last), c0 + ci, i, j]
+        dst = wpk[g, blk].reshape(-1)
+        s0 = w[o0].reshape(-1)[start : start + n]
+        s1 = w[o0 + min(1, last)].reshape(-1)[start : start + n]
+        s2 = w[o0 + min(2, last)].reshape(-1)[start : start + n]
+        s3 = w[o0 + min(3, last)].reshape(-1)[start : start + n]
+        for t in range(n):
+            dst[4 * t] = s0[t]
+            dst[4 * t + 1] = s1[t]
+            dst[4 * t + 2] = s2[t]
+            dst[4 * t + 3] = s3[t]
 
 
 @njit(parallel=True, cache=True)
