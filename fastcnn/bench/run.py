@@ -67,9 +67,9 @@ DEFAULT_BUDGET = 0.3
 GEMM_SIZE = 2048
 #: The sizes a row's GEMM column may take (:func:`gemm_size`). Timed side by side on the
 #: 2-core Zen 4 of 2026-12-07, square float32 GEMMs of 512 to 2048 ran at 198-207
-#: GFLOP/s, 1024 within 3 % of 2048 in four runs; below 1024 a slow phase of the
-#: machine cost the small GEMM more (512 ran at 136 GFLOP/s beside a 1x1 row), so
-#: the floor is 1024: the yardstick must not sink below the machine's roof.
+#: GFLOP/s, 1024 within 3 % of 2048 in four runs; but in a bench run a 512 GEMM beside
+#: ResNet-18's 1x1 rows ran at 136 GFLOP/s where the run's 2048 had run at 188. The
+#: floor is 1024, so that a row's roof does not sink below the machine's.
 ROW_GEMM_SIZES = (1024, 2048)
 #: Backends left out unless named: the reference loops would take minutes per layer.
 SLOW_BY_DEFAULT = ("naive",)
