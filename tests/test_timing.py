@@ -123,8 +123,15 @@ def test_rounds_continue_until_each_call_has_spent_the_time_and_stop_at_the_most
     assert len(capped["a"].times) == 5
 
 
-@pytest.mark.parametrize(("keep_within", "slow_turns"), [(2.0, 2), (math.inf, 6)])
-def test_after_the_least_rounds_only_close_contenders_go_on(keep_within, slow_turns):
+@pytest.mark.parametrize(
+    ("keep_within", "keep", "slow_turns"),
+    [
+        (2.0, (), 2),
+        (math.inf, (), 6),
+        (2.0, {"slow"}, 6),  # a yardstick takes every round however slow
+    ],
+)
+def test_after_the_least_rounds_only_close_contenders_go_on(keep_within, keep, slow_turns):
     calls = {"slow": lambda: time.sleep(0.008), "fast": lambda: time.sleep(0.001)}
     samples = time_interleaved(
         calls,
@@ -134,28 +141,12 @@ def test_after_the_least_rounds_only_close_contenders_go_on(keep_within, slow_tu
         block_seconds=0.0,
         settle_seconds=0.0,
         keep_within=keep_within,
+        keep=keep,
     )
     assert len(samples["fast"].turns) == 6
     assert len(samples["slow"].turns) == slow_turns
     typical = typical_seconds(samples)
     assert typical["slow"] / typical["fast"] > 3  # still compared over the shared rounds
-
-
-def test_a_kept_yardstick_takes_every_round_however_slow():
-    slow = lambda: time.sleep(0.008)  # noqa: E731
-    calls = {"slow": slow, "yardstick": slow, "fast": lambda: time.sleep(0.001)}
-    samples = time_interleaved(
-        calls,
-        rounds=2,
-        seconds=10.0,
-        max_rounds=6,
-        block_seconds=0.0,
-        settle_seconds=0.0,
-        keep_within=2.0,
-        keep={"yardstick"},
-    )
-    assert len(samples["fast"].turns) == len(samples["yardstick"].turns) == 6
-    assert len(samples["slow"].turns) == 2
 
 
 @pytest.mark.parametrize(("fail_at", "timed"), [(1, 0), (3, 0), (6, 2)])
