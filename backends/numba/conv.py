@@ -22,7 +22,7 @@ from . import depthwise
 # OUT_BLOCK, TAPS_PER_PASS and TILE_CELLS shape the work of _conv_forward_grid; the cost model
 # (cost.py) imports them to count that kernel's tiles, blocks and passes.
 #: Output channels computed together, so each input value loaded is used this many times.
-#: _conv_forward_grid and _pack_weights spell out four channels: change them with this.
+#: _pack_weights spells out four channels: change it with this.
 OUT_BLOCK = 4
 #: Taps per pass over a tile: 4 taps x 4 channels took 0.84-0.95x the time of 3 x 4 on
 #: ResNet-18's 3x3 layers and its stem (Zen 4, AVX-512); 5, 6 or 8 taps, or 8 channels
@@ -87,7 +87,7 @@ def _phase_grid(x, xt, sh, sw, top, left, groups, c0, wp, prows, plane):  # prag
 
 
 @njit(parallel=True, cache=True, fastmath=FASTMATH)
-def _conv_forward_grid(xf, wf, wmap, offs, b, y, groups, wp, prows, accumulate):  # pragma: no cover
+def _conv_forward_grid(xf, wpk, offs, b, y, groups, wp, prows, accumulate):  # pragma: no cover
     """Convolution on the "wide grid" of :func:`_phase_grid`: every tap is a flat offset.
 
     With the input split into stride phases on rows of ``wp = OW + dw*(kw-1)//sw`` cells,
@@ -96,13 +96,11 @@ def _conv_forward_grid(xf, wf, wmap, offs, b, y, groups, wp, prows, accumulate):
     of a tile, so each tap is one long contiguous run that LLVM vectorises. The extra
     ``wp - OW`` columns, and the ``prows - OH`` rows between stacked images, are computed
     and discarded. ``offs[t]`` is tap t's offset in the flattened layout ``xf`` of one
-    group (taps in (channel, row, column) order); its weights for the block's four output
-    channels (the group's last one repeated past its end) are read from the flat kernel
-    ``wf`` where :func:`_weights` says (``wmap``: the taps' offsets, then the group, chunk,
-    block and output-channel strides). The taps are taken four at a time with four output
-    channels per pass (16 FMAs per 4 stores), whatever the kernel's width: a one-tap pass
-    is bound by its stores. With ``accumulate`` the sums are added to what ``y`` holds
-    instead of to the bias.
+    group (taps in (channel, row, column) order) and ``wpk[g, block, t]`` its weights for
+    the block's four output channels (the group's last one repeated past its end). The
+    taps are taken four at a time with four output channels per pass (16 FMAs per 4
+    stores), whatever the kernel's width: a one-tap pass is bound by its stores. With
+    ``accumulate`` the sums are added to what ``y`` holds instead of to the bias.
     """
     n_out = y.shape[1]
     taps = offs.shape[0]
@@ -110,9 +108,7 @@ def _conv_forward_grid(xf, wf, wmap, offs, b, y, groups, wp, prows, accumulate):
     out_h, out_w = y.shape[2], y.shape[3]
     grid_h = y.shape[0] * prows - (prows - out_h)  # stacked rows, the last image's tail cut
     out_g = n_out // groups
-    blocks = (out_g + OUT_BLOCK - 1) // OUT_BLOCK
-    wo = wmap[:taps]
-    g_step, chunk_at, blk_step, k_step = wmap[taps], wmap[taps + 1], wmap[taps + 2], wmap[taps + 3]
+    blocks = wpk.shape[1]
     rows = max(1, min(grid_h, TILE_CELLS // wp))
     tiles = (grid_h + rows - 1) // rows
     padded_len = (rows * wp + _VECTOR_PAD - 1) // _VECTOR_PAD * _VECTOR_PAD
@@ -141,10 +137,7 @@ def _conv_forward_grid(xf, wf, wmap, offs, b, y, groups, wp, prows, accumulate):
         for k in range(nb, OUT_BLOCK):
             acc[k, :] = 0  # rows the fused pass computes and discards: no stale NaN
         base = g * group_len + r_lo * wp
-        # Where each of the block's four output channels' weights start in ``wf``.
-        wk = g * g_step + chunk_at + blk * blk_step
-        b0, b1 = wk, wk + min(1, nb - 1) * k_step
-        b2, b3 = wk + min(2, nb - 1) * k_step, wk + min(3, nb - 1) * k_step
+        wb = wpk[g, blk]
         a0, a1, a2, a3 = acc[0], acc[1], acc[2], acc[3]
         full = taps // TAPS_PER_PASS * TAPS_PER_PASS
         for t in range(0, full, TAPS_PER_PASS):
@@ -156,11 +149,10 @@ def _conv_forward_grid(xf, wf, wmap, offs, b, y, groups, wp, prows, accumulate):
             )
             x0, x1 = xf[s0 : s0 + length], xf[s1 : s1 + length]
             x2, x3 = xf[s2 : s2 + length], xf[s3 : s3 + length]
-            at0, at1, at2, at3 = wo[t], wo[t + 1], wo[t + 2], wo[t + 3]
-            w00, w01, w02, w03 = wf[b0 + at0], wf[b0 + at1], wf[b0 + at2], wf[b0 + at3]
-            w10, w11, w12, w13 = wf[b1 + at0], wf[b1 + at1], wf[b1 + at2], wf[b1 + at3]
-            w20, w21, w22, w23 = wf[b2 + at0], wf[b2 + at1], wf[b2 + at2], wf[b2 + at3]
-            w30, w31, w32, w33 = wf[b3 + at0], wf[b3 + at1], wf[b3 + at2], wf[b3 + at3]
+            w00, w01, w02, w03 = wb[t, 0], wb[t + 1, 0], wb[t + 2, 0], wb[t + 3, 0]
+            w10, w11, w12, w13 = wb[t, 1], wb[t + 1, 1], wb[t + 2, 1], wb[t + 3, 1]
+            w20, w21, w22, w23 = wb[t, 2], wb[t + 1, 2], wb[t + 2, 2], wb[t + 3, 2]
+            w30, w31, w32, w33 = wb[t, 3], wb[t + 1, 3], wb[t + 2, 3], wb[t + 3, 3]
             for q in range(length):
                 p0, p1, p2, p3 = x0[q], x1[q], x2[q], x3[q]
                 a0[q] += w00 * p0 + w01 * p1 + w02 * p2 + w03 * p3
@@ -172,7 +164,7 @@ def _conv_forward_grid(xf, wf, wmap, offs, b, y, groups, wp, prows, accumulate):
             xs = xf[s0 : s0 + length]
             for k in range(nb):
                 a = acc[k]
-                wv = wf[wk + k * k_step + wo[t]]
+                wv = wb[t, k]
                 for q in range(length):
                     a[q] += wv * xs[q]
         for rr in range(nr):
@@ -184,9 +176,7 @@ def _conv_forward_grid(xf, wf, wmap, offs, b, y, groups, wp, prows, accumulate):
 
 @njit(parallel=True, cache=True)
 def _pack_weights(w, wpk, groups, c0, kh, kw):  # pragma: no cover
-    """``wpk[g, block, tap, k]``: the forward's weights of in-group input channels ``c0
-    ..``, output channel ``k`` of a block of OUT_BLOCK (past the group's end its last
-    channel repeated).
+    """``wpk[g, block, tap, k]`` of a forward convolution: see :func:`_packed_weights`.
 
     A block interleaves its channels' runs of ``w`` (taps of channels ``c0 ..`` in
     order, contiguous in ``w``), four flat reads and stores per tap: 0.36-0.37x the time
@@ -214,11 +204,10 @@ def _pack_weights(w, wpk, groups, c0, kh, kw):  # pragma: no cover
 
 @njit(parallel=True, cache=True)
 def _pack_turned(w, wpk, groups, c0, kh, kw, i0, mi, j0, mj):  # pragma: no cover
-    """``wpk[g, block, tap, k]`` of one stride phase of dX: see :func:`_weights`.
+    """``wpk[g, block, tap, k]`` of one stride phase of dX: see :func:`_packed_weights`.
 
     Apart from the forward's kernel: with one kernel for both (a flag tested per value)
-    packing the phases of ResNet-18's stride-2 512@14 dX (read in place since) took
-    1.26-1.35x the time.
+    packing the phases of ResNet-18's 512@14 dX took 1.26-1.35x the time.
     """
     out_g = w.shape[1]
     in_g = w.shape[0] // groups
@@ -239,55 +228,25 @@ def _pack_turned(w, wpk, groups, c0, kh, kw, i0, mi, j0, mj):  # pragma: no cove
                         ]
 
 
-def _weights(
-    w: np.ndarray,
-    groups: int,
-    c0: int,
-    size: int,
-    kernel: tuple[int, int],
-    turn: tuple,
-    in_place: bool,
-) -> tuple[np.ndarray, np.ndarray]:
-    """The weights :func:`_conv_forward_grid` reads, flat, and where it reads them.
+def _packed_weights(
+    w: np.ndarray, groups: int, c0: int, size: int, kernel: tuple[int, int], turn: tuple
+) -> np.ndarray:
+    """In-group input channels ``c0 .. c0+size`` of the kernel as ``[group, block, tap, k]``.
 
-    Weight (group g, output channel k of block blk, tap t) of in-group input channels
-    ``c0 .. c0+size`` is ``wf[g*g_step + chunk_at + blk*blk_step + k*k_step +
-    offset[t]]``, taps in (channel, row, column) order; ``wmap`` is ``offset`` followed
-    by ``g_step, chunk_at, blk_step, k_step``. With ``turn = (True, i0, mi, j0, mj)`` the
-    kernel is ``w``'s taps ``i0 + a*mi, j0 + b*mj`` turned 180 degrees with its channel
-    axes swapped (dX of one stride phase).
-
-    The weights are packed (``wpk[g, block, tap, k]``: each pass's 16 lie together, read
-    again for every tile), unless ``in_place``: then dX's are read from ``w`` as it lies.
-    Its four output channels' weights lie apart in ``w`` (no runs to interleave, as
-    :func:`_pack_weights` does), and packing them took a fifth of dX's time on
-    ResNet-18's stride-2 512@14, where a phase is one tile; on the stem's, of many tiles,
-    reading in place took 1.05-1.08x the time. Reading packed weights through the map
-    costs the kernel an address register: 1.00-1.03x the time of its packed-only form.
+    Output channel ``k`` of a block of OUT_BLOCK; past the group's end the group's last
+    channel is repeated (its sums are computed and discarded, never stored). With
+    ``turn = (True, i0, mi, j0, mj)`` the kernel is ``w``'s taps ``i0 + a*mi, j0 + b*mj``
+    turned 180 degrees with its channel axes swapped (dX of one stride phase).
     """
-    kh, kw = kernel
-    n_out, cin_g, big_h, big_w = w.shape
-    ci, i, j = np.meshgrid(np.arange(size), np.arange(kh), np.arange(kw), indexing="ij")
-    if turn[0] and in_place:
-        _, i0, mi, j0, mj = turn
-        taps = big_h * big_w
-        in_g = n_out // groups  # dX's input channels are w's output channels
-        offset = ci * cin_g * taps + (i0 + (kh - 1 - i) * mi) * big_w + j0 + (kw - 1 - j) * mj
-        wf = np.ascontiguousarray(w).reshape(-1)
-        steps = (in_g * cin_g * taps, c0 * cin_g * taps, OUT_BLOCK * taps, taps)
+    out_g = w.shape[1] if turn[0] else w.shape[0] // groups
+    blocks = -(-out_g // OUT_BLOCK)
+    shape = (groups, blocks, size * kernel[0] * kernel[1], OUT_BLOCK)
+    wpk = scratch("numba.packed", shape, w.dtype)
+    if turn[0]:
+        launch(_pack_turned, w, wpk, groups, c0, *kernel, *turn[1:])
     else:
-        blocks = -(-(cin_g if turn[0] else n_out // groups) // OUT_BLOCK)
-        tap_count = size * kh * kw
-        wpk = scratch("numba.packed", (groups, blocks, tap_count, OUT_BLOCK), w.dtype)
-        if turn[0]:
-            launch(_pack_turned, w, wpk, groups, c0, kh, kw, *turn[1:])
-        else:
-            launch(_pack_weights, w, wpk, groups, c0, kh, kw)
-        offset = OUT_BLOCK * np.arange(tap_count)
-        wf = wpk.reshape(-1)
-        steps = (blocks * tap_count * OUT_BLOCK, 0, tap_count * OUT_BLOCK, 1)
-    wmap = np.concatenate([offset.reshape(-1), steps]).astype(np.int64)
-    return readonly(wf), readonly(wmap)
+        launch(_pack_weights, w, wpk, groups, c0, *kernel)
+    return wpk
 
 
 def _tap_offsets(
@@ -333,7 +292,7 @@ def _grid_forward(
 ) -> None:
     """Convolve through :func:`_phase_grid` and :func:`_conv_forward_grid`.
 
-    ``turn``: see :func:`_weights` (then ``w`` is the convolution's kernel whose
+    ``turn``: see :func:`_packed_weights` (then ``w`` is the convolution's kernel whose
     dX phase this computes, the sub-kernel ``ki x kj`` given as ``turn[5:]``).
 
     The phase layout is a padded copy of the input; it is built in chunks of images and of
@@ -356,17 +315,14 @@ def _grid_forward(
     for n0 in range(0, n_img, images):
         n1 = min(n_img, n0 + images)
         plane = (n1 - n0) * prows * wp + wp + _VECTOR_PAD
-        # One tile of _conv_forward_grid (its rows as it stacks them): each weight is then
-        # read once, and dX's are read in place (see _weights).
-        one_tile = (n1 - n0) * prows - (prows - out_h) <= max(1, TILE_CELLS // wp)
         for c0 in range(0, cin_g, chunk):
             size = min(chunk, cin_g - c0)
             xt = scratch("numba.phases", (groups * size, sh * sw * plane), y.dtype)
             launch(_phase_grid, x[n0:n1], xt, sh, sw, top, left, groups, c0, wp, prows, plane)
-            wf, wmap = _weights(w, groups, c0, size, (kh, kw), turn[:5], one_tile)
+            wpk = _packed_weights(w, groups, c0, size, (kh, kw), turn[:5])
             offs = _tap_offsets(size, (kh, kw), stride, dilation, xt.shape[1], plane, wp)
             xf = xt.reshape(-1)
-            args = (readonly(xf), wf, wmap, readonly(offs), b, y[n0:n1], groups, wp, prows)
+            args = (readonly(xf), readonly(wpk), readonly(offs), b, y[n0:n1], groups, wp, prows)
             launch(_conv_forward_grid, *args, c0 > 0)
 
 

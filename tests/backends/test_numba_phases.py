@@ -28,8 +28,7 @@ PHASE_CASES = [
     dict(n=3, cin=6, h=7, w=6, cout=9, k=(3, 3), groups=3, padding=(0, 1, 1, 0), bias=False),
     dict(n=1, cin=5, h=3, w=4, cout=4, k=(3, 3), stride=2, padding=1),
     dict(n=2, cin=5, h=10, w=9, cout=19, k=(3, 3), stride=2, padding=1),
-    # dX's phases over one tile of the forward kernel (their weights read in place) and
-    # over several (packed first).
+    # dX's phases over several tiles of the forward kernel (groups too), 3x2 at stride 1.
     dict(n=1, cin=4, h=70, w=66, cout=6, k=(3, 3), stride=2, padding=1, groups=2),
     dict(n=1, cin=2, h=40, w=36, cout=3, k=(3, 2), padding=(1, 1, 0, 1)),
 ]
@@ -48,23 +47,6 @@ def test_strided_dx_runs_one_stride_1_forward_per_phase(monkeypatch):
     monkeypatch.setattr(module, "_grid_forward", lambda *a: (calls.append(a[4]), real(*a)))
     check_conv("numba", PHASE_CASES[0], "float64")
     assert calls == [(1, 1)] * 4
-
-
-def test_dx_reads_a_one_tile_phases_weights_in_place_and_packs_larger_ones(monkeypatch):
-    module = importlib.import_module(f"{type(get_backend('numba')).__module__}.conv")
-    kernels = []
-    real = module.launch
-    monkeypatch.setattr(
-        module,
-        "launch",
-        lambda k, *a, **kw: (kernels.append(k.py_func.__name__), real(k, *a, **kw)),
-    )
-    check_conv("numba", PHASE_CASES[0], "float64")
-    assert "_pack_weights" in kernels and "_pack_turned" not in kernels
-    for case in PHASE_CASES[-2:]:
-        kernels.clear()
-        check_conv("numba", case, "float64")
-        assert "_pack_turned" in kernels
 
 
 @pytest.mark.parametrize("stride", [1, 2])
