@@ -109,13 +109,18 @@ def _timing(samples: Samples, typical: float | None) -> Timing:
     return Timing(typical, min(times), len(times), samples.first)
 
 
+def _gemm_call(size: int, dtype: str) -> Callable[[], Any]:
+    """numpy's ``a @ b`` of two ``size x size`` matrices into a buffer made once."""
+    rng = np.random.default_rng(0)
+    a, b = (rng.standard_normal((size, size), dtype=np.dtype(dtype)) for _ in range(2))
+    out = np.empty_like(a)
+    return lambda: np.matmul(a, b, out=out)
+
+
 def gemm_gflops(size: int | None = None) -> float:
     """numpy.matmul float32 throughput on a square GEMM (default :data:`GEMM_SIZE`)."""
     size = GEMM_SIZE if size is None else size
-    rng = np.random.default_rng(0)
-    a = rng.standard_normal((size, size), dtype=np.float32)
-    b = rng.standard_normal((size, size), dtype=np.float32)
-    timing = measure({"gemm": lambda: a @ b}, budget=0.3)["gemm"]
+    timing = measure({"gemm": _gemm_call(size, "float32")}, budget=0.3)["gemm"]
     if timing.seconds is None:
         raise RuntimeError(f"numpy's GEMM failed: {timing.note}")
     return 2 * size**3 / timing.seconds / 1e9
@@ -222,14 +227,6 @@ def gemm_size(flops: int) -> int:
     long as a column running at GEMM speed."""
     side = round((flops / 2) ** (1 / 3) / 64) * 64
     return min(max(side, ROW_GEMM_SIZES[0]), ROW_GEMM_SIZES[1])
-
-
-def _gemm_call(size: int, dtype: str) -> Callable[[], Any]:
-    """numpy's ``a @ b`` of two ``size x size`` matrices into a buffer made once."""
-    rng = np.random.default_rng(0)
-    a, b = (rng.standard_normal((size, size)).astype(dtype) for _ in range(2))
-    out = np.empty_like(a)
-    return lambda: np.matmul(a, b, out=out)
 
 
 def _autotuned(call: Callable[[], Any]) -> Callable[[], Any]:
