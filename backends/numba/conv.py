@@ -62,24 +62,29 @@ def _phase_grid(x, xt, sh, sw, top, left, groups, c0, wp, prows, plane):  # prag
             for bb in range(sw):
                 base = (a * sw + bb) * plane
                 off = bb - left
+                # At unit column stride a row is a contiguous run between the padding:
+                # columns lo .. hi of the phase row, the same for every row.
+                lo = min(wp, max(0, -off))
+                hi = max(lo, min(wp, width - off))
                 for s in range(n_img * prows):
                     n = s // prows
                     r = (s % prows) * sh + a - top
-                    dst = out[base + s * wp : base + (s + 1) * wp]
+                    at = base + s * wp
                     if r < 0 or r >= height:
-                        dst[:] = 0
+                        for t in range(wp):
+                            out[at + t] = 0
                         continue
-                    src = x[n, c, r]
                     if sw == 1:
-                        # A contiguous run between the padding: a vectorised copy.
-                        lo, hi = min(wp, max(0, -off)), max(0, min(wp, width - off))
-                        hi = max(lo, hi)
-                        dst[:lo] = 0
-                        dst[hi:] = 0
-                        run, part = dst[lo:hi], src[lo + off : hi + off]
+                        for t in range(lo):
+                            out[at + t] = 0
+                        run, part = out[at + lo : at + hi], x[n, c, r, lo + off : hi + off]
                         for t in range(hi - lo):
                             run[t] = part[t]
+                        for t in range(hi, wp):
+                            out[at + t] = 0
                         continue
+                    src = x[n, c, r]
+                    dst = out[at : at + wp]
                     for t in range(wp):
                         col = t * sw + off
                         dst[t] = src[col] if 0 <= col < width else 0
