@@ -118,6 +118,8 @@ def _grad_w_grid(gyw, gy, xt, offs, dwt, groups, wp, prows, length):  # pragma: 
                 a6, b6, c6 = a6 + u * p0, b6 + u * p1, c6 + u * p2
                 u = g7[q]
                 a7, b7, c7 = a7 + u * p0, b7 + u * p1, c7 + u * p2
+            # Any NaN or Inf among the sums makes their total NaN or Inf, in any order of
+            # addition; a total that merely overflows sends a finite pass the slow way.
             check = a0 + a1 + a2 + a3 + a4 + a5 + a6 + a7
             check += b0 + b1 + b2 + b3 + b4 + b5 + b6 + b7
             check += c0 + c1 + c2 + c3 + c4 + c5 + c6 + c7
