@@ -75,6 +75,22 @@ def test_dw_has_nan_exactly_where_the_reference_has(stride, bad):
     assert np.isinf(ref.w).any() if np.isinf(bad) else np.isnan(ref.w).any()
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_dw_keeps_finite_sums_whose_total_overflows(dtype):
+    # dW tests a pass's 24 sums (8 output channels x 3 taps) by their total: sums near the
+    # top of the range overflow it and must still come out as the reference has them.
+    big = np.finfo(dtype).max / 4
+    x = np.zeros((1, 2, 5, 5), dtype)
+    x[0, :, 1:4, 1:4] = big * np.array([1, 0.5])[:, None, None]
+    w = np.ones((8, 2, 3, 3), dtype)
+    gy = np.zeros((1, 8, 5, 5), dtype)
+    gy[0, :, 2, 2] = 1  # dW[o, c, i, j] = x[0, c, 1 + i, 1 + j]
+    ref = fastcnn.conv2d_backward(gy, x, w, padding=1, backend="naive")
+    got = fastcnn.conv2d_backward(gy, x, w, padding=1, backend="numba")
+    assert np.isfinite(ref.w).all() and ref.w.max() == big
+    np.testing.assert_array_equal(got.w, ref.w)
+
+
 def _all_ops(x, w, gy):
     params = dict(stride=2, padding=(1, 0, 2, 1))
     return (
