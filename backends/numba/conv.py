@@ -11,7 +11,8 @@ at batch 1, and every output cell is written by one task in a fixed order.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import njit, prange, types
+from numba.extending import overload
 
 from fastcnn.jit import FASTMATH, launch, readonly
 from fastcnn.scratch import scratch
@@ -91,6 +92,60 @@ def _phase_grid(x, xt, sh, sw, top, left, groups, c0, wp, prows, plane):  # prag
                 out[base + n_img * prows * wp : base + plane] = 0
 
 
+# The kernel's weights come in two forms, and Numba compiles it once for each: an array
+# packed ``[group, block, tap, k]`` (:func:`_packed_weights`), or for a dX phase that is one
+# tile of the kernel, a map into the convolution's own ``w`` (:func:`_turned_in_place`),
+# whose values each task then reads once, unpacked. These three functions are all the
+# kernel asks of its weights; the packed form compiles to the code the kernel had when
+# it indexed the array itself (the same loops, register for register).
+
+
+def _block_count(wsrc):  # pragma: no cover
+    """Blocks of OUT_BLOCK output channels per group."""
+
+
+def _task_weights(wsrc, g, blk):  # pragma: no cover
+    """Block ``blk`` of group ``g``: what :func:`_weight` reads."""
+
+
+def _weight(wb, t, k):  # pragma: no cover
+    """Weight of tap ``t`` for output channel ``k`` of a block (the group's last channel
+    repeated past its end)."""
+
+
+@overload(_block_count)
+def _block_count_impl(wsrc):  # pragma: no cover
+    if isinstance(wsrc, types.Array):
+        return lambda wsrc: wsrc.shape[1]
+    return lambda wsrc: (wsrc[4] + OUT_BLOCK - 1) // OUT_BLOCK
+
+
+@overload(_task_weights)
+def _task_weights_impl(wsrc, g, blk):  # pragma: no cover
+    if isinstance(wsrc, types.Array):
+        return lambda wsrc, g, blk: wsrc[g, blk]
+
+    def in_place(wsrc, g, blk):
+        w, starts, group_step, channel_step, out_g = wsrc
+        o0 = blk * OUT_BLOCK
+        last = min(OUT_BLOCK, out_g - o0) - 1
+        return w, starts, g * group_step + o0 * channel_step, channel_step, last
+
+    return in_place
+
+
+@overload(_weight)
+def _weight_impl(wb, t, k):  # pragma: no cover
+    if isinstance(wb, types.Array):
+        return lambda wb, t, k: wb[t, k]
+
+    def in_place(wb, t, k):
+        w, starts, offset, channel_step, last = wb
+        return w[starts[t] + offset + min(k, last) * channel_step]
+
+    return in_place
+
+
 @njit(parallel=True, cache=True, fastmath=FASTMATH)
 def _conv_forward_grid(xf, wpk, offs, b, y, groups, wp, prows, accumulate):  # pragma: no cover
     """Convolution on the "wide grid" of :func:`_phase_grid`: every tap is a flat offset.
@@ -101,8 +156,8 @@ def _conv_forward_grid(xf, wpk, offs, b, y, groups, wp, prows, accumulate):  # p
     of a tile, so each tap is one long contiguous run that LLVM vectorises. The extra
     ``wp - OW`` columns, and the ``prows - OH`` rows between stacked images, are computed
     and discarded. ``offs[t]`` is tap t's offset in the flattened layout ``xf`` of one
-    group (taps in (channel, row, column) order) and ``wpk[g, block, t]`` its weights for
-    the block's four output channels (the group's last one repeated past its end). The
+    group (taps in (channel, row, column) order) and ``wpk`` its weights (see
+    :func:`_weight`) for each block of four output channels. The
     taps are taken four at a time with four output channels per pass (16 FMAs per 4
     stores), whatever the kernel's width: a one-tap pass is bound by its stores. With
     ``accumulate`` the sums are added to what ``y`` holds instead of to the bias.
@@ -113,7 +168,7 @@ def _conv_forward_grid(xf, wpk, offs, b, y, groups, wp, prows, accumulate):  # p
     out_h, out_w = y.shape[2], y.shape[3]
     grid_h = y.shape[0] * prows - (prows - out_h)  # stacked rows, the last image's tail cut
     out_g = n_out // groups
-    blocks = wpk.shape[1]
+    blocks = _block_count(wpk)
     rows = max(1, min(grid_h, TILE_CELLS // wp))
     tiles = (grid_h + rows - 1) // rows
     padded_len = (rows * wp + _VECTOR_PAD - 1) // _VECTOR_PAD * _VECTOR_PAD
@@ -142,7 +197,7 @@ def _conv_forward_grid(xf, wpk, offs, b, y, groups, wp, prows, accumulate):  # p
         for k in range(nb, OUT_BLOCK):
             acc[k, :] = 0  # rows the fused pass computes and discards: no stale NaN
         base = g * group_len + r_lo * wp
-        wb = wpk[g, blk]
+        wb = _task_weights(wpk, g, blk)
         a0, a1, a2, a3 = acc[0], acc[1], acc[2], acc[3]
         full = taps // TAPS_PER_PASS * TAPS_PER_PASS
         for t in range(0, full, TAPS_PER_PASS):
@@ -154,10 +209,14 @@ def _conv_forward_grid(xf, wpk, offs, b, y, groups, wp, prows, accumulate):  # p
             )
             x0, x1 = xf[s0 : s0 + length], xf[s1 : s1 + length]
             x2, x3 = xf[s2 : s2 + length], xf[s3 : s3 + length]
-            w00, w01, w02, w03 = wb[t, 0], wb[t + 1, 0], wb[t + 2, 0], wb[t + 3, 0]
-            w10, w11, w12, w13 = wb[t, 1], wb[t + 1, 1], wb[t + 2, 1], wb[t + 3, 1]
-            w20, w21, w22, w23 = wb[t, 2], wb[t + 1, 2], wb[t + 2, 2], wb[t + 3, 2]
-            w30, w31, w32, w33 = wb[t, 3], wb[t + 1, 3], wb[t + 2, 3], wb[t + 3, 3]
+            w00, w01 = _weight(wb, t, 0), _weight(wb, t + 1, 0)
+            w02, w03 = _weight(wb, t + 2, 0), _weight(wb, t + 3, 0)
+            w10, w11 = _weight(wb, t, 1), _weight(wb, t + 1, 1)
+            w12, w13 = _weight(wb, t + 2, 1), _weight(wb, t + 3, 1)
+            w20, w21 = _weight(wb, t, 2), _weight(wb, t + 1, 2)
+            w22, w23 = _weight(wb, t + 2, 2), _weight(wb, t + 3, 2)
+            w30, w31 = _weight(wb, t, 3), _weight(wb, t + 1, 3)
+            w32, w33 = _weight(wb, t + 2, 3), _weight(wb, t + 3, 3)
             for q in range(length):
                 p0, p1, p2, p3 = x0[q], x1[q], x2[q], x3[q]
                 a0[q] += w00 * p0 + w01 * p1 + w02 * p2 + w03 * p3
@@ -169,7 +228,7 @@ def _conv_forward_grid(xf, wpk, offs, b, y, groups, wp, prows, accumulate):  # p
             xs = xf[s0 : s0 + length]
             for k in range(nb):
                 a = acc[k]
-                wv = wb[t, k]
+                wv = _weight(wb, t, k)
                 for q in range(length):
                     a[q] += wv * xs[q]
         for rr in range(nr):
@@ -251,7 +310,27 @@ def _packed_weights(
         launch(_pack_turned, w, wpk, groups, c0, *kernel, *turn[1:])
     else:
         launch(_pack_weights, w, wpk, groups, c0, *kernel)
-    return wpk
+    return readonly(wpk)
+
+
+def _turned_in_place(
+    w: np.ndarray, groups: int, c0: int, size: int, kernel: tuple[int, int], turn: tuple
+) -> tuple:
+    """What :func:`_packed_weights` packs for a dX phase (``turn``), as a map into ``w``
+    itself: ``(w flat, each tap's start, group step, channel step, channels per group)``.
+
+    dX's input channel ``c0 + c`` is ``w``'s output channel (in its group), its output
+    channel ``o`` is ``w``'s input channel, and sub-kernel tap (i, j) is ``w``'s tap
+    ``(i0 + (kh-1-i)*mi, j0 + (kw-1-j)*mj)`` (turned 180 degrees).
+    """
+    _, i0, mi, j0, mj = turn
+    n_out, out_g, big_h, big_w = w.shape
+    kh, kw = kernel
+    c, i, j = np.meshgrid(np.arange(size), np.arange(kh), np.arange(kw), indexing="ij")
+    tap = (i0 + (kh - 1 - i) * mi) * big_w + j0 + (kw - 1 - j) * mj
+    starts = ((c0 + c) * out_g * big_h * big_w + tap).reshape(-1).astype(np.int64)
+    group_step = n_out // groups * out_g * big_h * big_w
+    return readonly(w.reshape(-1)), readonly(starts), group_step, big_h * big_w, out_g
 
 
 def _tap_offsets(
@@ -324,10 +403,16 @@ def _grid_forward(
             size = min(chunk, cin_g - c0)
             xt = scratch("numba.phases", (groups * size, sh * sw * plane), y.dtype)
             launch(_phase_grid, x[n0:n1], xt, sh, sw, top, left, groups, c0, wp, prows, plane)
-            wpk = _packed_weights(w, groups, c0, size, (kh, kw), turn[:5])
+            # A dX phase that is one tile of the kernel reads each weight once: packing
+            # it would cost more than it saves (dX 0.84x the time on ResNet-18's stride-2
+            # 512@14 without). Over several tiles each task rereads its weights, and
+            # reading them unpacked was slower (1.05-1.08x on the stem's dX).
+            one_tile = ((n1 - n0) * prows - (prows - out_h)) * wp <= TILE_CELLS
+            weights = _turned_in_place if turn[0] and one_tile else _packed_weights
+            wpk = weights(w, groups, c0, size, (kh, kw), turn[:5])
             offs = _tap_offsets(size, (kh, kw), stride, dilation, xt.shape[1], plane, wp)
             xf = xt.reshape(-1)
-            args = (readonly(xf), readonly(wpk), readonly(offs), b, y[n0:n1], groups, wp, prows)
+            args = (readonly(xf), wpk, readonly(offs), b, y[n0:n1], groups, wp, prows)
             launch(_conv_forward_grid, *args, c0 > 0)
 
 

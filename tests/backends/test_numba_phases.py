@@ -49,6 +49,28 @@ def test_strided_dx_runs_one_stride_1_forward_per_phase(monkeypatch):
     assert calls == [(1, 1)] * 4
 
 
+@pytest.mark.parametrize(
+    ("case", "in_place"),
+    [
+        # One tile per phase, dY in chunks of channels (and groups): read in place.
+        (dict(n=2, cin=4, h=9, w=8, cout=12, k=(3, 3), stride=2, padding=1, groups=2), True),
+        # Several tiles per phase: packed.
+        (PHASE_CASES[-2], False),
+    ],
+    ids=["one-tile-chunked", "many-tiles"],
+)
+def test_dx_reads_one_tile_phases_weights_in_place(monkeypatch, case, in_place):
+    module = importlib.import_module(f"{type(get_backend('numba')).__module__}.conv")
+    monkeypatch.setattr(module, "LAYOUT_FLOOR", 0)  # chunks of dY's channels
+    starts = []
+    real = module._turned_in_place
+    monkeypatch.setattr(module, "_turned_in_place", lambda *a: (starts.append(a[2]), real(*a))[1])
+    check_conv("numba", case, "float64")
+    assert (len(starts) > 0) == in_place
+    if in_place:
+        assert max(starts) > 0  # a later chunk of dY's channels
+
+
 @pytest.mark.parametrize("stride", [1, 2])
 @pytest.mark.parametrize("bad", [np.inf, -np.inf, np.nan])
 def test_dw_has_nan_exactly_where_the_reference_has(stride, bad):
