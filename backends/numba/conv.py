@@ -97,7 +97,8 @@ def _phase_grid(x, xt, sh, sw, top, left, groups, c0, wp, prows, plane):  # prag
 # tile of the kernel, a map into the convolution's own ``w`` (:func:`_turned_in_place`),
 # whose values each task then reads once, unpacked. These three functions are all the
 # kernel asks of its weights; the packed form compiles to the code the kernel had when
-# it indexed the array itself (the same loops, register for register).
+# it indexed the array itself (its hot loops the same instructions, with registers and
+# stack slots named differently).
 
 
 def _block_count(wsrc):  # pragma: no cover
