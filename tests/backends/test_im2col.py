@@ -129,13 +129,18 @@ def _windows_by_slicing(x: np.ndarray, spec, chunk, width: int) -> np.ndarray:
         dict(k=(3, 3), stride=3, padding=2, dilation=2),
         dict(k=(5, 3), stride=(1, 2), padding=(2, 0, 1, 3)),
         dict(k=(3, 3), stride=2, padding=4),
+        # Output rows of 9 and 10: copied row by row from the phases, not through the
+        # map that narrower rows take (see gather.MAP_BELOW_WIDTH).
+        dict(k=(3, 3), stride=2, padding=1, w=17),
+        dict(k=(3, 3), stride=1, padding=0, w=12),
     ],
     ids=case_id,
 )
 @pytest.mark.parametrize("chunk", ["images", "band"])
 def test_strided_columns_are_the_windows_of_the_padded_input(geometry, chunk, dtype):
-    # The compiled gather (stride phases, then each tap's run) against slicing.
-    case = dict(n=3, cin=4, h=11, w=9, cout=2, **geometry)
+    # The compiled gather (stride phases, then each tap's run; or narrow rows through a
+    # map of offsets) against slicing.
+    case = dict(n=3, cin=4, h=11, w=9, cout=2) | geometry
     x, w, _, params = conv_inputs(case)
     x = x.astype(dtype)
     spec = make_conv_spec(x, w.astype(dtype), bias=False, dtype=np.dtype(dtype), **params)
