@@ -241,6 +241,7 @@ def backward(
         grad_x = (np.empty if dense else np.zeros)(spec.x_shape, dtype=spec.dtype)
     if _reads_nothing(rows, cols):
         return grad_x, grad_w
+    first = True
     for n0, n1, side in chunks(spec, CONV2D_BACKWARD):
         nb = n1 - n0
         gy_box = grad_y[n0:n1, :, rows[0] : rows[1], cols[0] : cols[1]]
@@ -248,10 +249,16 @@ def backward(
         if need.w:
             cells = _input_cells(x[n0:n1], spec, rows, cols)
             xs = _operand(cells, groups, "pw_x", side=side, ones=False)
+            # The first chunk's sum is written into dW itself, not into an array as large
+            # beside it (all fresh pages: see fastcnn.scratch).
+            into = grad_w if first else None
             if side:
-                grad_w += np.matmul(gy, xs.transpose(0, 2, 1))
+                product = np.matmul(gy, xs.transpose(0, 2, 1), out=into)
             else:
-                grad_w += np.matmul(gy, xs.transpose(0, 1, 3, 2)).sum(axis=0)
+                product = np.matmul(gy, xs.transpose(0, 1, 3, 2)).sum(axis=0, out=into)
+            if not first:
+                grad_w += product
+            first = False
         if not need.x:
             continue
         dx = np.matmul(

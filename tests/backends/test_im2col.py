@@ -180,24 +180,28 @@ def test_peak_memory_stays_near_the_workspace_limit(workspace_limit):
     np.testing.assert_allclose(y[[0, 63]], ref, rtol=1e-10, atol=1e-10)
 
 
-def test_the_backward_allocates_no_product_beside_dw():
-    # 512 filters of 256 channels: dW is 9.4 MB in float64. The GEMM writes dW itself; a
-    # product array beside it (fresh pages, each faulted in) would double the peak. The
-    # first call compiles its kernels and sizes the scratch buffers that later calls
-    # reuse, so the second is the one measured.
+@pytest.mark.parametrize(
+    "x_shape, w_shape, padding",
+    [((2, 256, 7, 7), (512, 256, 3, 3), 1), ((2, 1024, 7, 7), (1024, 1024, 1, 1), 0)],
+    ids=["lowered", "pointwise"],
+)
+def test_the_backward_allocates_no_product_beside_dw(x_shape, w_shape, padding):
+    # dW is 9.4 MB and 8.4 MB in float64. The GEMM writes dW itself; a product array
+    # beside it (fresh pages, each faulted in) would double the peak. The first call
+    # compiles its kernels and sizes the scratch buffers that later calls reuse, so the
+    # second is the one measured.
     rng = np.random.default_rng(0)
-    x = rng.standard_normal((2, 256, 7, 7))
-    w = rng.standard_normal((512, 256, 3, 3))
-    grad_y = rng.standard_normal((2, 512, 7, 7))
-    fastcnn.conv2d_backward(grad_y, x, w, padding=1, backend="im2col")
+    x, w = rng.standard_normal(x_shape), rng.standard_normal(w_shape)
+    grad_y = rng.standard_normal((x_shape[0], w_shape[0], *x_shape[2:]))
+    fastcnn.conv2d_backward(grad_y, x, w, padding=padding, backend="im2col")
     tracemalloc.start()
     try:
-        grads = fastcnn.conv2d_backward(grad_y, x, w, padding=1, backend="im2col")
+        grads = fastcnn.conv2d_backward(grad_y, x, w, padding=padding, backend="im2col")
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
     assert peak < 1.5 * grads.w.nbytes, f"peak {peak / 2**20:.1f} MiB"
-    want = fastcnn.conv2d_backward(grad_y, x, w, padding=1, backend="naive")
+    want = fastcnn.conv2d_backward(grad_y, x, w, padding=padding, backend="naive")
     np.testing.assert_allclose(grads.w, want.w, rtol=1e-10, atol=1e-9)
     np.testing.assert_allclose(grads.x, want.x, rtol=1e-10, atol=1e-9)
 
