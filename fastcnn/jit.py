@@ -30,7 +30,8 @@ from __future__ import annotations
 import os
 import threading
 import types
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numba
@@ -106,26 +107,39 @@ def serial_twin(kernel: Any) -> Callable[..., Any]:
     return twin
 
 
-_blas_controller: Any = None
+_blas_libraries: list[Any] | None = None
 
 
-def _one_blas_thread() -> Any:
+@contextmanager
+def _one_blas_thread() -> Iterator[None]:
     """A context in which BLAS runs on one thread, for kernels whose workers each call it.
 
     Numba's ``np.dot`` calls the BLAS SciPy links; called at once from every worker of a
     parallel kernel, a multithreaded BLAS would start its own threads inside each worker
-    (OpenBLAS warns that it may hang). SciPy's BLAS is loaded before the controller looks
-    for libraries, or the controller would not see it. Every BLAS is held at one thread,
-    numpy's included, until the context exits (a GEMM another Python thread runs
-    meanwhile runs on one thread too).
+    (OpenBLAS warns that it may hang). SciPy's BLAS is loaded before threadpoolctl looks
+    for libraries, or it would not see it. Every BLAS is held at one thread, numpy's
+    included, until the context exits (a GEMM another Python thread runs meanwhile runs
+    on one thread too).
+
+    The libraries are found once; each entry then only reads and sets their counts.
+    threadpoolctl's own ``limit`` context looks them up again on every entry: 11 us a
+    launch against 5 us this way.
     """
-    global _blas_controller
-    if _blas_controller is None:
+    global _blas_libraries
+    if _blas_libraries is None:
         import scipy.linalg.cython_blas  # noqa: F401  (loads the library Numba calls)
         from threadpoolctl import ThreadpoolController
 
-        _blas_controller = ThreadpoolController()
-    return _blas_controller.limit(limits=1, user_api="blas")
+        _blas_libraries = ThreadpoolController().select(user_api="blas").lib_controllers
+    saved = [library.get_num_threads() for library in _blas_libraries]
+    for library in _blas_libraries:
+        library.set_num_threads(1)
+    try:
+        yield
+    finally:
+        for library, threads in zip(_blas_libraries, saved, strict=True):
+            if threads is not None:
+                library.set_num_threads(threads)
 
 
 def readonly(array: np.ndarray) -> np.ndarray:

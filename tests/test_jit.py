@@ -56,6 +56,33 @@ def test_set_num_threads_returns_the_previous_setting_to_restore():
         fastcnn.set_num_threads(0)
 
 
+def _blas_threads() -> list[int]:
+    from threadpoolctl import threadpool_info
+
+    return [info["num_threads"] for info in threadpool_info() if info["user_api"] == "blas"]
+
+
+def test_a_launch_calling_blas_holds_every_blas_at_one_thread_and_restores_it():
+    import scipy.linalg.cython_blas  # noqa: F401  (the BLAS that compiled np.dot calls)
+
+    before = _blas_threads()
+    seen: list[list[int]] = []
+
+    def kernel(fail: bool) -> None:
+        seen.append(_blas_threads())
+        if fail:
+            raise RuntimeError("the kernel failed")
+
+    jit.launch(kernel, False, calls_blas=True)
+    with pytest.raises(RuntimeError, match="kernel failed"):
+        jit.launch(kernel, True, calls_blas=True)
+    jit.launch(kernel, False)
+    assert len(before) >= 2  # numpy's and SciPy's
+    assert seen[:2] == [[1] * len(before)] * 2
+    assert seen[2] == before
+    assert _blas_threads() == before
+
+
 @njit
 def _add_products(a, b, c):  # type: ignore[no-untyped-def]
     jit.add_product_nt(a, b, c)
