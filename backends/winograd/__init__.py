@@ -80,16 +80,20 @@ def error_model(tile: int) -> ErrorModel:
 # _features (an intercept, GEMM FLOPs, bytes of transformed data, bytes of filters read,
 # GEMM calls, narrow GEMMs' FLOPs), one model for every tile size. Fitted with
 # benchmarks/fit_cost_models.py (non-negative least squares on relative error) on three
-# runs in benchmarks/runs/: 2026-12-01-refit-winograd.json (the 3x3 stride-1 layers of
-# ResNet-18, VGG-16 and the quick suite) and 2026-12-01-resnet20-quick-b{32,2}.json
+# runs in benchmarks/runs/: 2026-12-08-refit-winograd.json (the 3x3 stride-1 layers of
+# ResNet-18, VGG-16 and the quick suite) and 2026-12-08-resnet20-quick-b{32,2}.json
 # (ResNet-20's CIFAR layers and the quick suite at batches 32 and 2), winograd2 and
-# winograd4, float32, two threads, a 2-core AMD Zen 5, numpy's OpenBLAS on its own
-# kernels: worst error 50 % forward, 40 % backward. The small layers fix the intercept
-# (a call's fixed cost): fitted on large layers alone it was 0, and auto picked Winograd
-# on ResNet-20's layers at 1.4-2.5x the fastest backend's time.
+# winograd4, float32, two threads, a 2-core AMD Zen 4 (the machine im2col's and numba's
+# convolution models were fitted on): worst error 29 % forward and backward. The model
+# fitted on the Zen 5 of 2026-12-01 (GEMMs 2.4x as fast) put these rows at a median 38 %
+# (forward) and 32 % (backward) under their times here, so auto took Winograd where
+# im2col was faster: F(2,3)'s backward of ResNet-18's 512@7, 1.10-1.17x im2col's time.
+# The small layers fix the intercept (a call's fixed cost): fitted on large layers alone
+# it was 0, and auto picked Winograd on ResNet-20's layers at 1.4-2.5x the fastest
+# backend's time.
 _COST = {
-    CONV2D: (0.000109, 3.57e-12, 8.75e-11, 1.01e-10, 2.39e-08, 2.45e-12),
-    CONV2D_BACKWARD: (0.000183, 2.61e-12, 1.39e-10, 4.09e-10, 1.96e-08, 2.99e-12),
+    CONV2D: (0.000124, 6.04e-12, 1.45e-10, 2.14e-10, 3.01e-08, 9.31e-12),
+    CONV2D_BACKWARD: (0.000241, 6.58e-12, 1.62e-10, 5.25e-10, 5.11e-08, 5.55e-12),
 }
 
 # --- the backend -----------------------------------------------------------------------------
