@@ -131,15 +131,16 @@ def _one_blas_thread() -> Iterator[None]:
         from threadpoolctl import ThreadpoolController
 
         _blas_libraries = ThreadpoolController().select(user_api="blas").lib_controllers
-    saved = [library.get_num_threads() for library in _blas_libraries]
-    for library in _blas_libraries:
+    # A library whose count cannot be read (None) is left alone: it could not be restored.
+    saved = [(library, library.get_num_threads()) for library in _blas_libraries]
+    saved = [(library, threads) for library, threads in saved if threads is not None]
+    for library, _ in saved:
         library.set_num_threads(1)
     try:
         yield
     finally:
-        for library, threads in zip(_blas_libraries, saved, strict=True):
-            if threads is not None:
-                library.set_num_threads(threads)
+        for library, threads in saved:
+            library.set_num_threads(threads)
 
 
 def readonly(array: np.ndarray) -> np.ndarray:
