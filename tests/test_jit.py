@@ -77,7 +77,7 @@ def test_a_launch_calling_blas_holds_every_blas_at_one_thread_and_restores_it():
     with pytest.raises(RuntimeError, match="kernel failed"):
         jit.launch(kernel, True, calls_blas=True)
     jit.launch(kernel, False)
-    assert len(before) >= 2  # numpy's and SciPy's
+    assert before  # numpy's and SciPy's (one library where they share it)
     assert seen[:2] == [[1] * len(before)] * 2
     assert seen[2] == before
     assert _blas_threads() == before

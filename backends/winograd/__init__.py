@@ -87,7 +87,7 @@ def error_model(tile: int) -> ErrorModel:
 # convolution models were fitted on): worst error 29 % forward and backward. The model
 # fitted on the Zen 5 of 2026-12-01 (GEMMs 2.4x as fast) put these rows at a median 38 %
 # (forward) and 32 % (backward) under their times here, so auto took Winograd where
-# im2col was faster: F(2,3)'s backward of ResNet-18's 512@7, 1.10-1.17x im2col's time.
+# im2col was faster: F(2,3)'s backward of ResNet-18's 512@7, 1.17-1.23x im2col's time.
 # The small layers fix the intercept (a call's fixed cost): fitted on large layers alone
 # it was 0, and auto picked Winograd on ResNet-20's layers at 1.4-2.5x the fastest
 # backend's time.
