@@ -87,10 +87,21 @@ def _lower_image(x, cols, n, geometry):  # pragma: no cover
     gather_columns(x.reshape(-1), dst, shape, n, 0, sh, sw, dh, dw, top, left, hq, wq)
 
 
+@njit(cache=True)
+def _product_into(filters, operand, bias, out, has_bias):  # pragma: no cover
+    # out = filters @ operand (+ bias per row). With a bias, out starts as the bias and
+    # the GEMM adds its product to it (beta = 1), in the worker's cache.
+    if not has_bias:
+        np.dot(filters, operand, out)
+        return
+    for o in range(out.shape[0]):
+        out[o, :] = bias[o]
+    add_product(filters, operand, out)
+
+
 @njit(parallel=True, cache=True)
 def _by_images(x, filters, bias, y, geometry, has_bias):  # pragma: no cover
-    # x: (N, C, H, W); filters: (O, C*kh*kw); y: (N, O, OH, OW). With a bias, each output
-    # image starts as the bias, which the GEMM then adds its product to (beta = 1).
+    # x: (N, C, H, W); filters: (O, C*kh*kw); y: (N, O, OH, OW).
     n_out, out_h, out_w = y.shape[1:]
     rows, cells = filters.shape[1], out_h * out_w
     # Numba passes no tuple into a parallel loop's body: the geometry goes in as numbers.
@@ -98,29 +109,17 @@ def _by_images(x, filters, bias, y, geometry, has_bias):  # pragma: no cover
     for n in prange(x.shape[0]):
         cols = np.empty((rows, cells), dtype=x.dtype)
         _lower_image(x, cols, n, (oh, ow, kh, kw, sh, sw, dh, dw, top, left, hq, wq))
-        out = y[n].reshape(n_out, cells)
-        if not has_bias:
-            np.dot(filters, cols, out)
-            continue
-        for o in range(n_out):
-            out[o, :] = bias[o]
-        add_product(filters, cols, out)
+        _product_into(filters, cols, bias, y[n].reshape(n_out, cells), has_bias)
 
 
 @njit(parallel=True, cache=True)
 def _pointwise_by_images(x, filters, bias, y, has_bias):  # pragma: no cover
     # A 1x1 stride-1 layer whose every output reads input (no padding): image n's input
-    # is the GEMM's operand as it lies. With a bias, each output image starts as the
-    # bias, which the GEMM then adds its product to (beta = 1), in the worker's cache.
+    # is the GEMM's operand as it lies.
     n_ch, n_out, cells = x.shape[1], y.shape[1], y.shape[2] * y.shape[3]
     for n in prange(x.shape[0]):
-        out, operand = y[n].reshape(n_out, cells), x[n].reshape(n_ch, cells)
-        if not has_bias:
-            np.dot(filters, operand, out)
-            continue
-        for o in range(n_out):
-            out[o, :] = bias[o]
-        add_product(filters, operand, out)
+        operand = x[n].reshape(n_ch, cells)
+        _product_into(filters, operand, bias, y[n].reshape(n_out, cells), has_bias)
 
 
 @njit(parallel=True, cache=True)
